@@ -1,0 +1,255 @@
+"""Asynchronous nodes: ``AsyncNode`` and the three async batch strategies.
+
+- ``AsyncBatchNode`` runs items one after another.
+- ``AsyncParallelBatchNode`` starts every item at once.
+- ``WorkerPoolBatchNode`` runs at most ``max_parallel`` items at once, pulling items lazily, so a
+  million-item generator never becomes a million pending tasks.
+
+Every strategy returns results in item order. When an item finally fails, the items still running
+are cancelled and awaited before the error is raised (PocketFlow's ``asyncio.gather`` leaves them
+running in the background); cancelling the node's task cancels all of its items the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import AsyncIterable, Awaitable, Iterable, Iterator, Sequence
+from typing import Any
+
+from .context import RUN_CONTEXT, RunContext
+from .errors import NodeTimeout
+from .naming import node_name
+from .nodes import BatchNode, Node, _ItemStats, check_cancelled, sized_total
+from .runs import run_root_async
+
+
+class AsyncNode(Node):
+    """A node whose steps are coroutines: ``prep_async``, ``exec_async``, ``post_async``.
+
+    ``timeout`` (seconds) bounds each exec attempt: an attempt that runs longer fails with
+    :class:`~flowlib.NodeTimeout` and is retried like any other failure.
+    """
+
+    def __init__(
+        self,
+        max_retries: int = 1,
+        wait: float = 0,
+        *,
+        timeout: float | None = None,
+        backoff: str = "fixed",
+        max_wait: float | None = None,
+        jitter: float = 0.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(max_retries, wait, backoff=backoff, max_wait=max_wait, jitter=jitter, name=name)
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self.timeout = timeout
+
+    async def prep_async(self, shared: Any) -> Any:
+        pass
+
+    async def exec_async(self, prep_res: Any) -> Any:
+        pass
+
+    async def exec_fallback_async(self, prep_res: Any, exc: Exception) -> Any:
+        raise exc
+
+    async def post_async(self, shared: Any, prep_res: Any, exec_res: Any) -> Any:
+        pass
+
+    async def _attempt(self, prep_res: Any) -> Any:
+        timeout = getattr(self, "timeout", None)
+        if timeout is None:
+            return await self.exec_async(prep_res)
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                return await self.exec_async(prep_res)
+        except TimeoutError as e:
+            if deadline.expired():
+                raise NodeTimeout(node_name(self), timeout) from e
+            raise  # the user's own TimeoutError, not our deadline
+
+    async def _exec(self, prep_res: Any) -> Any:
+        return await self._exec_item_async(prep_res, None, None)
+
+    async def _exec_item_async(self, prep_res: Any, index: int | None, stats: _ItemStats | None) -> Any:
+        for attempt in range(self.max_retries):
+            self.cur_retry = attempt
+            try:
+                result = await self._attempt(prep_res)
+            except Exception as e:
+                if attempt == self.max_retries - 1:
+                    if stats is not None:
+                        stats.failed += 1
+                        stats.report()
+                    return await self.exec_fallback_async(prep_res, e)
+                delay = self._before_retry(attempt + 1, e, index)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            else:
+                if stats is not None:
+                    stats.done += 1
+                    stats.report()
+                return result
+        return None
+
+    async def run_async(self, shared: Any, *, observer: Any = None, cancel: Any = None) -> Any:
+        """Run this node (or flow) alone and return its action; see :meth:`BaseNode.run`."""
+        if self.successors:
+            warnings.warn("Node won't run successors. Use AsyncFlow.", stacklevel=2)
+        return await run_root_async(self, shared, observer, cancel, self._run_async)
+
+    async def _run_async(self, shared: Any) -> Any:
+        p = await self.prep_async(shared)
+        e = await self._exec(p)
+        return await self.post_async(shared, p, e)
+
+    def _run(self, shared: Any) -> Any:
+        raise RuntimeError("Use run_async.")
+
+
+def _batch_stats(items: Any) -> tuple[RunContext | None, _ItemStats | None]:
+    ctx = RUN_CONTEXT.get()
+    if ctx is None or ctx.observer is None:
+        return ctx, None
+    stats = _ItemStats(ctx, sized_total(items))
+    stats.report()
+    return ctx, stats
+
+
+class AsyncBatchNode(AsyncNode, BatchNode):
+    """Runs ``exec_async`` once per item, one item after another."""
+
+    async def _exec(self, items: Iterable[Any]) -> list[Any]:  # type: ignore[override]
+        ctx, stats = _batch_stats(items)
+        check = ctx is not None and ctx.cancel is not None
+        results = []
+        for index, item in enumerate(items):
+            if check:
+                check_cancelled(ctx)
+            results.append(await self._exec_item_async(item, index, stats))
+        return results
+
+
+class AsyncParallelBatchNode(AsyncNode, BatchNode):
+    """Runs ``exec_async`` for every item at once and returns the results in item order."""
+
+    async def _exec(self, items: Iterable[Any]) -> list[Any]:  # type: ignore[override]
+        ctx, stats = _batch_stats(items)
+        check_cancelled(ctx)
+        run_item = self._exec_item_async
+        return await gather_or_cancel([run_item(item, index, stats) for index, item in enumerate(items)])
+
+
+class WorkerPoolBatchNode(AsyncNode, BatchNode):
+    """Runs ``exec_async`` over the items with at most ``max_parallel`` of them in flight.
+
+    Items are pulled one at a time from any iterable or async iterable returned by ``prep_async``,
+    only when a worker is free, so memory stays flat however many items there are. Results come
+    back as a list in item order.
+    """
+
+    def __init__(
+        self,
+        max_retries: int = 1,
+        wait: float = 0,
+        *,
+        max_parallel: int = 8,
+        timeout: float | None = None,
+        backoff: str = "fixed",
+        max_wait: float | None = None,
+        jitter: float = 0.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            max_retries, wait, timeout=timeout, backoff=backoff, max_wait=max_wait, jitter=jitter, name=name
+        )
+        if not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1:
+            raise ValueError(f"max_parallel must be a whole number >= 1, not {max_parallel!r}")
+        self.max_parallel = max_parallel
+
+    async def _exec(self, items: Iterable[Any] | AsyncIterable[Any]) -> list[Any]:  # type: ignore[override]
+        ctx, stats = _batch_stats(items)
+        check_cancelled(ctx)
+        check = ctx is not None and ctx.cancel is not None
+        results: list[Any] = []
+        run_item = self._exec_item_async
+        workers = self.max_parallel
+        total = sized_total(items)
+        if total is not None:
+            workers = min(workers, total)
+
+        if isinstance(items, AsyncIterable):
+            source = aiter(items)
+            lock = asyncio.Lock()
+
+            async def async_worker() -> None:
+                while True:
+                    if check:
+                        check_cancelled(ctx)
+                    async with lock:
+                        try:
+                            item = await anext(source)
+                        except StopAsyncIteration:
+                            return
+                        index = len(results)
+                        results.append(None)
+                    results[index] = await run_item(item, index, stats)
+
+            await gather_or_cancel([async_worker() for _ in range(workers)])
+            return results
+
+        iterator: Iterator[Any] = iter(items)
+
+        async def worker() -> None:
+            # No await between next() and append(): workers share one event loop thread, so
+            # claiming an index is atomic without a lock.
+            for item in iterator:
+                if check:
+                    check_cancelled(ctx)
+                index = len(results)
+                results.append(None)
+                results[index] = await run_item(item, index, stats)
+
+        await gather_or_cancel([worker() for _ in range(workers)])
+        return results
+
+
+async def gather_or_cancel(aws: list[Awaitable[Any]]) -> list[Any]:
+    """``asyncio.gather`` that cancels the rest on the first failure and waits for them to end.
+
+    Whether the failure is an item's exception or the cancellation of the awaiting task, no task
+    outlives this call, and the first error is raised as is (never wrapped in a group).
+    """
+    if not aws:
+        return []
+    tasks = [asyncio.ensure_future(aw) for aw in aws]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        await _cancel_all(tasks)
+        raise
+
+
+async def _cancel_all(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    pending = [task for task in tasks if not task.done()]
+    interrupted: asyncio.CancelledError | None = None
+    while pending:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError as e:
+            # Cancelled again while cleaning up: finish the cleanup, then honour it.
+            interrupted = e
+            for task in pending:
+                task.cancel()
+        pending = [task for task in pending if not task.done()]
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # mark retrieved: the first error is already being raised
+    if interrupted is not None:
+        raise interrupted

@@ -1,0 +1,113 @@
+"""Starting a run: set up its context, report it to the observer, clean up after it.
+
+A run is what ``run``/``run_async`` starts on any node or flow. Runs started from inside another
+run's node without an observer or token of their own join the enclosing run, so a sub-flow that
+user code runs by hand is still observed and still cancellable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .cancel import CancelToken
+from .context import NODE_PATH, RUN_CONTEXT, RunContext
+from .errors import Cancelled
+from .events import FlowCancelled, FlowFailed, FlowFinished, FlowStarted, Observer
+
+
+def _fresh_context(observer: Observer | None, cancel: CancelToken | None) -> RunContext | None:
+    """The context for a new run, or None to keep the enclosing run's context."""
+    if observer is None and cancel is None and RUN_CONTEXT.get() is not None:
+        return None
+    if observer is not None and not callable(getattr(observer, "on_event", None)):
+        raise TypeError(f"observer must have an on_event(event) method, got {type(observer).__name__}")
+    if cancel is not None and not isinstance(cancel, CancelToken):
+        raise TypeError(f"cancel must be a flowlib.CancelToken, got {type(cancel).__name__}")
+    return RunContext(observer, cancel)
+
+
+def run_root(node: Any, shared: Any, observer: Observer | None, cancel: CancelToken | None) -> Any:
+    """Run ``node._run(shared)`` as a run of its own (sync)."""
+    ctx = _fresh_context(observer, cancel)
+    if ctx is None:
+        return node._run(shared)
+    ctx_token = RUN_CONTEXT.set(ctx)
+    path_token = NODE_PATH.set(())
+    try:
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled(cancel.reason or "run cancelled")
+        ctx.emit(FlowStarted(()))
+        try:
+            action = node._run(shared)
+        except asyncio.CancelledError as e:
+            ctx.emit(FlowCancelled((), _reason(e, cancel)))
+            raise
+        except BaseException as e:
+            ctx.emit(FlowFailed((), e))
+            raise
+        ctx.emit(FlowFinished((), action))
+        return action
+    finally:
+        NODE_PATH.reset(path_token)
+        RUN_CONTEXT.reset(ctx_token)
+
+
+async def run_root_async(
+    node: Any,
+    shared: Any,
+    observer: Observer | None,
+    cancel: CancelToken | None,
+    body: Callable[[Any], Awaitable[Any]],
+) -> Any:
+    """Await ``body(shared)`` as a run of its own; a cancelled token cancels the running task."""
+    ctx = _fresh_context(observer, cancel)
+    if ctx is None:
+        return await body(shared)
+    ctx_token = RUN_CONTEXT.set(ctx)
+    path_token = NODE_PATH.set(())
+    unregister = None
+    try:
+        if cancel is not None:
+            if cancel.cancelled:
+                raise Cancelled(cancel.reason or "run cancelled")
+            unregister = _cancel_task_on(cancel)
+        ctx.emit(FlowStarted(()))
+        try:
+            action = await body(shared)
+        except asyncio.CancelledError as e:
+            ctx.emit(FlowCancelled((), _reason(e, cancel)))
+            if cancel is not None and cancel.cancelled and not isinstance(e, Cancelled):
+                # The token cancelled our task: say so with flowlib's own exception type.
+                raise Cancelled(cancel.reason or "run cancelled") from e
+            raise
+        except BaseException as e:
+            ctx.emit(FlowFailed((), e))
+            raise
+        ctx.emit(FlowFinished((), action))
+        return action
+    finally:
+        if unregister is not None:
+            unregister()
+        NODE_PATH.reset(path_token)
+        RUN_CONTEXT.reset(ctx_token)
+
+
+def _cancel_task_on(token: CancelToken) -> Callable[[], None]:
+    """Cancel the current task when ``token`` flips, from whichever thread flips it."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is None:  # pragma: no cover - run_async always runs inside a task
+        return lambda: None
+
+    def cancel_task() -> None:
+        loop.call_soon_threadsafe(task.cancel, token.reason)
+
+    return token.add_callback(cancel_task)
+
+
+def _reason(error: BaseException, cancel: CancelToken | None) -> str | None:
+    if cancel is not None and cancel.reason:
+        return cancel.reason
+    return str(error) or None
