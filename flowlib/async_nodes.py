@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import AsyncIterable, Awaitable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, Iterable, Iterator
 from typing import Any
 
 from .context import RUN_CONTEXT, RunContext
 from .errors import NodeTimeout
+from .gathering import gather_or_cancel
 from .naming import node_name
 from .nodes import BatchNode, Node, _ItemStats, check_cancelled, sized_total
 from .runs import run_root_async
@@ -141,7 +142,7 @@ class AsyncParallelBatchNode(AsyncNode, BatchNode):
         ctx, stats = _batch_stats(items)
         check_cancelled(ctx)
         run_item = self._exec_item_async
-        return await gather_or_cancel([run_item(item, index, stats) for index, item in enumerate(items)])
+        return await gather_or_cancel(run_item(item, index, stats) for index, item in enumerate(items))
 
 
 class WorkerPoolBatchNode(AsyncNode, BatchNode):
@@ -216,40 +217,3 @@ class WorkerPoolBatchNode(AsyncNode, BatchNode):
 
         await gather_or_cancel([worker() for _ in range(workers)])
         return results
-
-
-async def gather_or_cancel(aws: list[Awaitable[Any]]) -> list[Any]:
-    """``asyncio.gather`` that cancels the rest on the first failure and waits for them to end.
-
-    Whether the failure is an item's exception or the cancellation of the awaiting task, no task
-    outlives this call, and the first error is raised as is (never wrapped in a group).
-    """
-    if not aws:
-        return []
-    tasks = [asyncio.ensure_future(aw) for aw in aws]
-    try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        await _cancel_all(tasks)
-        raise
-
-
-async def _cancel_all(tasks: Sequence[asyncio.Future[Any]]) -> None:
-    for task in tasks:
-        task.cancel()
-    pending = [task for task in tasks if not task.done()]
-    interrupted: asyncio.CancelledError | None = None
-    while pending:
-        try:
-            await asyncio.wait(pending)
-        except asyncio.CancelledError as e:
-            # Cancelled again while cleaning up: finish the cleanup, then honour it.
-            interrupted = e
-            for task in pending:
-                task.cancel()
-        pending = [task for task in pending if not task.done()]
-    for task in tasks:
-        if not task.cancelled():
-            task.exception()  # mark retrieved: the first error is already being raised
-    if interrupted is not None:
-        raise interrupted

@@ -3,15 +3,22 @@
 It travels in context variables rather than through method arguments so that PocketFlow's method
 signatures (``_run(shared)``, ``_exec(prep_res)``) stay unchanged, and so that every asyncio task
 of a parallel batch inherits the path of the node that started it.
+
+The path is kept as a chain of :class:`Frame` objects, one per flow walk, whose ``node`` is
+updated in place at each step: setting a context variable for every node would cost more than a
+trivial node itself. A walk's frame changes only between nodes, after every task of the previous
+node has ended, so tasks that share a frame always see their own node.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from .cancel import CancelToken
 from .events import Event, Observer, Path
+from .naming import node_name
 
 
 @dataclass(slots=True)
@@ -26,8 +33,28 @@ class RunContext:
             self.observer.on_event(event)
 
 
+class Frame:
+    """One flow walk: the frame of the enclosing walk and the node this walk is running now."""
+
+    __slots__ = ("node", "parent")
+
+    def __init__(self, parent: Frame | None) -> None:
+        self.parent = parent
+        self.node: Any = None
+
+    def path(self) -> Path:
+        names: list[str] = []
+        frame: Frame | None = self
+        while frame is not None:
+            if frame.node is not None:
+                names.append(node_name(frame.node))
+            frame = frame.parent
+        names.reverse()
+        return tuple(names)
+
+
 RUN_CONTEXT: ContextVar[RunContext | None] = ContextVar("flowlib_run_context", default=None)
-NODE_PATH: ContextVar[Path] = ContextVar("flowlib_node_path", default=())
+FRAME: ContextVar[Frame | None] = ContextVar("flowlib_frame", default=None)
 
 
 def current_path() -> Path:
@@ -35,4 +62,5 @@ def current_path() -> Path:
 
     A runner uses it to attribute what user code prints or logs to the node that printed it.
     """
-    return NODE_PATH.get()
+    frame = FRAME.get()
+    return () if frame is None else frame.path()

@@ -15,12 +15,13 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_PLAIN: dict[type, bool] = {}
+# Class -> whether shallow_copy may take the fast path; flows read it directly in their hot loop.
+PLAIN_CLASSES: dict[type, bool] = {}
 _OBJECT_HOOKS = ("__reduce_ex__", "__reduce__", "__getstate__")
 
 
 def _is_plain(cls: type) -> bool:
-    plain = _PLAIN.get(cls)
+    plain = PLAIN_CLASSES.get(cls)
     if plain is None:
         plain = (
             all(getattr(cls, hook) is getattr(object, hook) for hook in _OBJECT_HOOKS)
@@ -30,7 +31,7 @@ def _is_plain(cls: type) -> bool:
             and not any("__slots__" in vars(klass) for klass in cls.__mro__[:-1])
             and "__dict__" in dir(cls)
         )
-        _PLAIN[cls] = plain
+        PLAIN_CLASSES[cls] = plain
     return plain
 
 

@@ -13,11 +13,12 @@ import time
 import warnings
 from typing import Any
 
-from .async_nodes import AsyncNode, gather_or_cancel
-from .context import NODE_PATH, RUN_CONTEXT, RunContext
-from .copying import shallow_copy
+from .async_nodes import AsyncNode
+from .context import FRAME, RUN_CONTEXT, Frame, RunContext, current_path
+from .copying import PLAIN_CLASSES, shallow_copy
 from .errors import MaxStepsExceeded
 from .events import NodeCancelled, NodeFailed, NodeFinished, NodeStarted
+from .gathering import gather_or_cancel
 from .naming import node_name
 from .nodes import BaseNode, check_cancelled
 
@@ -51,29 +52,37 @@ class Flow(BaseNode):
     def _orch(self, shared: Any, params: dict[str, Any] | None = None) -> Any:
         ctx = RUN_CONTEXT.get()
         watched = ctx is not None and (ctx.observer is not None or ctx.cancel is not None)
+        observer = ctx.observer if ctx is not None else None
         curr = shallow_copy(self.start_node)
         p = params or {**self.params}
         last_action = None
         max_steps = getattr(self, "max_steps", None)
         steps = 0
-        base = NODE_PATH.get()
-        while curr:
-            if max_steps is not None:
-                steps += 1
-                if steps > max_steps:
-                    raise MaxStepsExceeded(node_name(self), node_name(curr), max_steps)
-            if watched:
-                check_cancelled(ctx)
-            curr.set_params(p)
-            path_token = NODE_PATH.set((*base, node_name(curr)))
-            try:
-                if watched and ctx.observer is not None:  # type: ignore[union-attr]
+        frame = Frame(FRAME.get())
+        frame_token = FRAME.set(frame)
+        try:
+            while curr:
+                if max_steps is not None:
+                    steps += 1
+                    if steps > max_steps:
+                        raise MaxStepsExceeded(node_name(self), node_name(curr), max_steps)
+                if watched:
+                    check_cancelled(ctx)
+                curr.set_params(p)
+                frame.node = curr
+                if observer is not None:
                     last_action = _run_observed(curr, shared, ctx)  # type: ignore[arg-type]
                 else:
                     last_action = curr._run(shared)
-            finally:
-                NODE_PATH.reset(path_token)
-            curr = shallow_copy(self.get_next_node(curr, last_action))
+                nxt = self.get_next_node(curr, last_action)
+                # Inlined shallow_copy(nxt): this line runs once per step.
+                if nxt is not None and PLAIN_CLASSES.get(nxt.__class__):
+                    curr = object.__new__(nxt.__class__)
+                    curr.__dict__.update(nxt.__dict__)
+                else:
+                    curr = shallow_copy(nxt)
+        finally:
+            FRAME.reset(frame_token)
         return last_action
 
     def _run(self, shared: Any) -> Any:
@@ -86,7 +95,7 @@ class Flow(BaseNode):
 
 
 def _run_observed(node: BaseNode, shared: Any, ctx: RunContext) -> Any:
-    path = NODE_PATH.get()
+    path = current_path()
     ctx.emit(NodeStarted(path, type(node).__name__))
     started = time.perf_counter()
     try:
@@ -119,31 +128,33 @@ class AsyncFlow(Flow, AsyncNode):
     async def _orch_async(self, shared: Any, params: dict[str, Any] | None = None) -> Any:
         ctx = RUN_CONTEXT.get()
         watched = ctx is not None and (ctx.observer is not None or ctx.cancel is not None)
+        observer = ctx.observer if ctx is not None else None
         curr = shallow_copy(self.start_node)
         p = params or {**self.params}
         last_action = None
         max_steps = getattr(self, "max_steps", None)
         steps = 0
-        base = NODE_PATH.get()
-        while curr:
-            if max_steps is not None:
-                steps += 1
-                if steps > max_steps:
-                    raise MaxStepsExceeded(node_name(self), node_name(curr), max_steps)
-            if watched:
-                check_cancelled(ctx)
-            curr.set_params(p)
-            path_token = NODE_PATH.set((*base, node_name(curr)))
-            try:
-                if watched and ctx.observer is not None:  # type: ignore[union-attr]
+        frame = Frame(FRAME.get())
+        frame_token = FRAME.set(frame)
+        try:
+            while curr:
+                if max_steps is not None:
+                    steps += 1
+                    if steps > max_steps:
+                        raise MaxStepsExceeded(node_name(self), node_name(curr), max_steps)
+                if watched:
+                    check_cancelled(ctx)
+                curr.set_params(p)
+                frame.node = curr
+                if observer is not None:
                     last_action = await _run_observed_async(curr, shared, ctx)  # type: ignore[arg-type]
                 elif isinstance(curr, AsyncNode):
                     last_action = await curr._run_async(shared)
                 else:
                     last_action = curr._run(shared)
-            finally:
-                NODE_PATH.reset(path_token)
-            curr = shallow_copy(self.get_next_node(curr, last_action))
+                curr = shallow_copy(self.get_next_node(curr, last_action))
+        finally:
+            FRAME.reset(frame_token)
         return last_action
 
     async def _run_async(self, shared: Any) -> Any:
@@ -156,7 +167,7 @@ class AsyncFlow(Flow, AsyncNode):
 
 
 async def _run_observed_async(node: BaseNode, shared: Any, ctx: RunContext) -> Any:
-    path = NODE_PATH.get()
+    path = current_path()
     ctx.emit(NodeStarted(path, type(node).__name__))
     started = time.perf_counter()
     try:
@@ -195,5 +206,5 @@ class AsyncParallelBatchFlow(AsyncFlow, BatchFlow):
     async def _run_async(self, shared: Any) -> Any:
         pr = await self.prep_async(shared) or []
         check_cancelled(RUN_CONTEXT.get())
-        await gather_or_cancel([self._orch_async(shared, {**self.params, **bp}) for bp in pr])
+        await gather_or_cancel(self._orch_async(shared, {**self.params, **bp}) for bp in pr)
         return await self.post_async(shared, pr, None)

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-from .context import NODE_PATH, RUN_CONTEXT, RunContext
+from .context import RUN_CONTEXT, RunContext, current_path
 from .errors import Cancelled
 from .events import BatchProgress, RetryScheduled
 from .retry import check_retry_settings, retry_delay
@@ -95,7 +95,7 @@ class _ItemStats:
 
     def __init__(self, ctx: RunContext, total: int | None) -> None:
         self.ctx = ctx
-        self.path = NODE_PATH.get()
+        self.path = current_path()
         self.total = total
         self.done = 0
         self.failed = 0
@@ -153,11 +153,29 @@ class Node(BaseNode):
         delay = self._retry_delay(attempt)
         ctx = RUN_CONTEXT.get()
         if ctx is not None and ctx.observer is not None:
-            ctx.emit(RetryScheduled(NODE_PATH.get(), attempt, error, delay, item))
+            ctx.emit(RetryScheduled(current_path(), attempt, error, delay, item))
         return delay
 
     def _exec(self, prep_res: Any) -> Any:
-        return self._exec_item(prep_res, None, None)
+        # The same loop as _exec_item without item bookkeeping: this is every node's hot path,
+        # and the single-attempt default skips the loop altogether.
+        if self.max_retries == 1:
+            self.cur_retry = 0
+            try:
+                return self.exec(prep_res)
+            except Exception as e:
+                return self.exec_fallback(prep_res, e)
+        for attempt in range(self.max_retries):
+            self.cur_retry = attempt
+            try:
+                return self.exec(prep_res)
+            except Exception as e:
+                if attempt == self.max_retries - 1:
+                    return self.exec_fallback(prep_res, e)
+                delay = self._before_retry(attempt + 1, e, None)
+                if delay > 0:
+                    _sleep(delay)
+        return None
 
     def _exec_item(self, prep_res: Any, index: int | None, stats: _ItemStats | None) -> Any:
         for attempt in range(self.max_retries):

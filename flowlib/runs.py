@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .cancel import CancelToken
-from .context import NODE_PATH, RUN_CONTEXT, RunContext
+from .context import FRAME, RUN_CONTEXT, RunContext
 from .errors import Cancelled
 from .events import FlowCancelled, FlowFailed, FlowFinished, FlowStarted, Observer
 
@@ -34,7 +34,7 @@ def run_root(node: Any, shared: Any, observer: Observer | None, cancel: CancelTo
     if ctx is None:
         return node._run(shared)
     ctx_token = RUN_CONTEXT.set(ctx)
-    path_token = NODE_PATH.set(())
+    path_token = FRAME.set(None)
     try:
         if cancel is not None and cancel.cancelled:
             raise Cancelled(cancel.reason or "run cancelled")
@@ -50,7 +50,7 @@ def run_root(node: Any, shared: Any, observer: Observer | None, cancel: CancelTo
         ctx.emit(FlowFinished((), action))
         return action
     finally:
-        NODE_PATH.reset(path_token)
+        FRAME.reset(path_token)
         RUN_CONTEXT.reset(ctx_token)
 
 
@@ -66,7 +66,7 @@ async def run_root_async(
     if ctx is None:
         return await body(shared)
     ctx_token = RUN_CONTEXT.set(ctx)
-    path_token = NODE_PATH.set(())
+    path_token = FRAME.set(None)
     unregister = None
     try:
         if cancel is not None:
@@ -90,7 +90,7 @@ async def run_root_async(
     finally:
         if unregister is not None:
             unregister()
-        NODE_PATH.reset(path_token)
+        FRAME.reset(path_token)
         RUN_CONTEXT.reset(ctx_token)
 
 
