@@ -20,38 +20,39 @@ from collections.abc import Coroutine, Generator, Iterable, Sequence
 from typing import Any
 
 
-class _Suspended:
-    """Hands a coroutine that already took its first step over to a task.
+class _Resumed(Coroutine[Any, Any, Any]):
+    """A coroutine that already took its first step, in a form a task can drive.
 
-    The task waits on whatever the coroutine's first step yielded (the future it awaits), then
-    forwards each resumption or thrown exception (cancellation) into the coroutine, exactly as
-    ``await coro`` would have from the start.
+    The task's first step gets back what the coroutine's first step yielded (the future it waits
+    on); every later resumption, and any exception thrown in (cancellation, even before the task
+    ever ran), goes straight into the coroutine at the point where it is suspended, so its
+    ``except``/``finally`` blocks run exactly as if a task had started it.
     """
 
-    __slots__ = ("coro", "first")
+    __slots__ = ("_coro", "_first", "_handed_over")
 
     def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
-        self.coro, self.first = coro, first
+        self._coro, self._first, self._handed_over = coro, first, False
 
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, pending = self.coro, self.first
-        while True:
-            try:
-                value = yield pending
-            except BaseException as thrown:
-                try:
-                    pending = coro.throw(thrown)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    pending = coro.send(value)
-                except StopIteration as stop:
-                    return stop.value
+    def send(self, value: Any) -> Any:
+        if not self._handed_over:
+            self._handed_over = True
+            first, self._first = self._first, None
+            return first
+        return self._coro.send(value)
 
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self._handed_over = True
+        self._first = None
+        if val is None and tb is None:
+            return self._coro.throw(typ)
+        return self._coro.throw(typ, val, tb)  # pragma: no cover - legacy three-argument form
 
-async def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
-    return await _Suspended(coro, first)
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, Any, Any]:  # pragma: no cover - only tasks drive it
+        raise TypeError("a resumed coroutine is driven by its task, never awaited directly")
 
 
 async def gather_or_cancel(coros: Iterable[Coroutine[Any, Any, Any]]) -> list[Any]:
@@ -69,7 +70,7 @@ async def gather_or_cancel(coros: Iterable[Coroutine[Any, Any, Any]]) -> list[An
             except StopIteration as stop:
                 results[index] = stop.value
                 continue
-            started.append((index, asyncio.create_task(_resume(coro, first), context=context)))
+            started.append((index, asyncio.create_task(_Resumed(coro, first), context=context)))
         if started:
             values = await asyncio.gather(*(task for _, task in started))
             for (index, _), value in zip(started, values, strict=True):
@@ -92,10 +93,9 @@ async def cancel_all(tasks: Sequence[asyncio.Future[Any]]) -> None:
         try:
             await asyncio.wait(pending)
         except asyncio.CancelledError as e:
-            # Cancelled again while cleaning up: finish the cleanup, then honour it.
+            # Cancelled again while they clean up: they were already told to stop, so let their
+            # cleanup finish rather than cut it short, then honour the cancellation.
             interrupted = e
-            for task in pending:
-                task.cancel()
         pending = [task for task in pending if not task.done()]
     for task in tasks:
         if not task.cancelled():

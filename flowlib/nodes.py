@@ -116,7 +116,8 @@ class Node(BaseNode):
     """A node whose ``exec`` is retried: up to ``max_retries`` attempts, ``wait`` seconds apart.
 
     When every attempt fails, ``exec_fallback(prep_res, exc)`` decides (by default it re-raises).
-    ``cur_retry`` holds the 0-based number of the attempt in progress. Beyond PocketFlow:
+    ``cur_retry`` holds the 0-based number of the attempt in progress (as in PocketFlow it belongs
+    to the node, so concurrent items of a parallel batch overwrite each other's). Beyond PocketFlow:
     ``backoff="exponential"`` doubles the wait after each failure up to ``max_wait`` seconds, and
     ``jitter`` (0..1) spreads each wait by up to that fraction either way.
     """
