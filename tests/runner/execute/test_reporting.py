@@ -1,0 +1,241 @@
+"""StatusTracker, the reporters and the run log, driven by real flowlib runs (no YAML)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flowlib
+from flowlib_runner.logs import RunLogger, stream_sink
+from flowlib_runner.reporting import JsonFileReporter, PeriodicReporter, StatusTracker
+from flowlib_runner.reporting.dispatch import Dispatch
+from flowlib_runner.status import DEFAULT_BUDGET, RunStatus
+
+
+def named(node: Any, name: str) -> Any:
+    node.name = name
+    return node
+
+
+class Count(flowlib.AsyncNode):
+    async def exec_async(self, prep_res: Any) -> Any:
+        return None
+
+    async def post_async(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+        shared["n"] = shared.get("n", 0) + 1
+        return "again" if shared["n"] < 5 else "done"
+
+
+class Flaky(flowlib.AsyncNode):
+    async def exec_async(self, prep_res: Any) -> Any:
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls < 3:
+            raise ConnectionError(f"try {self.calls}")
+        return "ok"
+
+
+class Pool(flowlib.WorkerPoolBatchNode):
+    async def prep_async(self, shared: Any) -> Any:
+        return range(shared["items"])
+
+    async def exec_async(self, item: int) -> int:
+        if item == 7 and not getattr(self, "failed_once", False):
+            self.failed_once = True
+            raise ValueError("item 7 once")
+        return item
+
+
+def run(flow: Any, shared: dict[str, Any], *observers: Any) -> None:
+    asyncio.run(flow.run_async(shared, observer=Dispatch(list(observers))))
+
+
+def test_tracker_follows_loops_retries_and_batches() -> None:
+    loop = named(Count(), "loop")
+    flaky = named(Flaky(max_retries=3), "flaky")
+    pool = named(Pool(max_parallel=4, max_retries=2), "pool")
+    loop - "again" >> loop
+    loop - "done" >> flaky
+    flaky >> pool
+    tracker = StatusTracker()
+    run(flowlib.AsyncFlow(loop), {"items": 1000}, tracker)
+    tracker.finish("Succeeded", output={"n": 5})
+    status = tracker.snapshot()
+    assert status.phase == "Succeeded" and status.progress == "3/3"
+    assert status.nodes["loop"].visits == 5 and status.nodes["loop"].action == "done"
+    assert status.nodes["flaky"].attempts == 3 and status.nodes["flaky"].phase == "Succeeded"
+    assert "ConnectionError: try 2" in (status.nodes["flaky"].message or "")
+    items = status.nodes["pool"].items
+    assert items is not None and (items.total, items.done, items.failed) == (1000, 1000, 0)
+    assert status.nodes["pool"].item_retries == 1
+    assert status.output == {"n": 5}
+    assert status.start_time and status.completion_time and status.current_node is None
+
+
+def test_tracker_records_failure_and_sub_flow_paths() -> None:
+    class Boom(flowlib.AsyncNode):
+        async def exec_async(self, prep_res: Any) -> Any:
+            raise RuntimeError("boom")
+
+    inner = flowlib.AsyncFlow(named(Boom(), "inner"))
+    outer = flowlib.AsyncFlow(named(inner, "sub"))
+    tracker = StatusTracker()
+    with pytest.raises(RuntimeError):
+        run(outer, {}, tracker)
+    tracker.finish("Failed", message="RuntimeError: boom")
+    status = tracker.snapshot()
+    assert status.nodes["sub/inner"].phase == "Failed"
+    assert status.nodes["sub/inner"].message == "RuntimeError: boom"
+    assert status.nodes["sub"].phase == "Failed"
+    assert status.message == "RuntimeError: boom"
+
+
+def test_status_of_a_huge_batch_stays_small() -> None:
+    tracker = StatusTracker()
+    run(flowlib.AsyncFlow(named(Pool(max_parallel=64, max_retries=2), "pool")), {"items": 100_000}, tracker)
+    tracker.finish("Succeeded", output={})
+    status = tracker.snapshot()
+    assert len(status.to_json().encode()) < 2048
+    assert status.nodes["pool"].items is not None and status.nodes["pool"].items.done == 100_000
+
+
+def test_status_of_a_huge_graph_stays_under_the_bound() -> None:
+    class Step(flowlib.AsyncNode):
+        async def exec_async(self, prep_res: Any) -> Any:
+            return None
+
+    nodes = [named(Step(), f"step-with-a-long-name-{i:05d}") for i in range(5000)]
+    for a, b in zip(nodes, nodes[1:], strict=False):
+        a >> b
+    tracker = StatusTracker()
+    run(flowlib.AsyncFlow(nodes[0]), {}, tracker)
+    tracker.finish("Succeeded", output={"blob": "x" * 1_000_000})
+    status = tracker.snapshot()
+    assert len(status.to_json().encode()) <= DEFAULT_BUDGET
+    assert status.progress == "5000/5000"
+    assert any("of 5000 node states left out" in n for n in status.notes)
+    assert status.output is not None and str(status.output["blob"]).startswith("<")
+
+
+def test_log_lines_attribute_user_output_to_nodes() -> None:
+    class Talk(flowlib.AsyncNode):
+        async def exec_async(self, prep_res: Any) -> Any:
+            print("printed", end="")
+            print(" line")
+            logging.getLogger("user.code").warning("logged %d", 42)
+            await asyncio.to_thread(print, "from a thread")
+            return None
+
+    out = io.StringIO()
+    log = RunLogger(stream_sink(out), "json")
+    flow = flowlib.AsyncFlow(named(Talk(), "talk"))
+
+    async def main() -> None:
+        with log.capture():
+            print("outside any node")
+            await flow.run_async({}, observer=log)
+
+    asyncio.run(main())
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    by_message = {line["message"]: line for line in lines}
+    assert by_message["printed line"]["node"] == "talk" and by_message["printed line"]["stream"] == "stdout"
+    assert by_message["printed line"]["attempt"] == 1
+    assert by_message["logged 42"]["level"] == "WARNING" and by_message["logged 42"]["logger"] == "user.code"
+    assert by_message["from a thread"]["node"] == "talk"
+    assert by_message["outside any node"]["node"] == ""
+    events = [line.get("event") for line in lines if line.get("event")]
+    assert events == ["FlowStarted", "NodeStarted", "NodeFinished", "FlowFinished"]
+    assert all(set(line) >= {"time", "level", "node", "attempt", "message"} for line in lines)
+
+
+def test_text_log_shows_attempts_and_throttles_progress() -> None:
+    out = io.StringIO()
+    log = RunLogger(stream_sink(out), progress_interval=3600)
+    flow = flowlib.AsyncFlow(named(Flaky(max_retries=3), "flaky"))
+    flow.start_node >> named(Pool(max_parallel=8, max_retries=2), "pool")
+    run(flow, {"items": 10_000}, log)
+    text = out.getvalue()
+    assert "[flaky#1] started" in text
+    assert "WARNING [flaky#1] attempt 1 failed: ConnectionError: try 1; retrying in 0s" in text
+    assert "[flaky#3] finished" in text
+    progress = [line for line in text.splitlines() if "items " in line]
+    assert progress[-1].endswith("items 10000/10000 done")
+    assert len(progress) <= 3  # not one per item
+
+
+class Recorder(PeriodicReporter):
+    def __init__(self, interval: float) -> None:
+        super().__init__(interval=interval)
+        self.seen: list[tuple[str, bool]] = []
+
+    async def publish(self, status: RunStatus, *, final: bool) -> None:
+        self.seen.append((status.phase, final))
+
+
+def test_periodic_reporter_publishes_first_coalesced_and_final() -> None:
+    async def main() -> Recorder:
+        tracker = StatusTracker()
+        reporter = Recorder(interval=3600)
+        await reporter.start(tracker)
+        tracker.start()
+        await asyncio.sleep(0)
+        for _ in range(100):
+            tracker.on_event(flowlib.events.BatchProgress(("x",), 100, 1, 0))
+            await asyncio.sleep(0)
+        tracker.finish("Succeeded")
+        await reporter.finish(tracker.snapshot())
+        return reporter
+
+    reporter = asyncio.run(main())
+    assert reporter.seen == [("Running", False), ("Succeeded", True)]
+
+
+def test_failed_periodic_publish_is_reported_and_final_error_raised() -> None:
+    errors: list[str] = []
+
+    class Broken(PeriodicReporter):
+        async def publish(self, status: RunStatus, *, final: bool) -> None:
+            raise OSError(f"down (final={final})")
+
+    async def main() -> None:
+        reporter = Broken(interval=0.01, on_error=lambda r, e: errors.append(str(e)))
+        tracker = StatusTracker()
+        await reporter.start(tracker)
+        await asyncio.sleep(0.05)
+        await reporter.finish(tracker.snapshot())
+
+    with pytest.raises(OSError, match="final=True"):
+        asyncio.run(main())
+    assert errors and errors[0] == "down (final=False)"
+
+
+def test_json_file_reporter_rewrites_the_file_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "status.json"
+
+    async def main() -> None:
+        tracker = StatusTracker()
+        tracker.start()
+        reporter = JsonFileReporter(target, interval=3600)
+        await reporter.start(tracker)
+        await asyncio.sleep(0)
+        assert json.loads(target.read_text())["phase"] == "Running"
+        tracker.finish("Failed", message="nope")
+        await reporter.finish(tracker.snapshot())
+
+    asyncio.run(main())
+    data = json.loads(target.read_text())
+    assert data["phase"] == "Failed" and data["message"] == "nope"
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]  # no temporary files left
+
+
+def test_dispatch_calls_plain_observers_too() -> None:
+    recorder = flowlib.EventRecorder()
+    tracker = StatusTracker()
+    run(flowlib.AsyncFlow(named(Count(), "loop")), {"n": 4}, tracker, recorder)
+    assert [type(e).__name__ for e in recorder.events] == ["FlowStarted", "NodeStarted", "NodeFinished", "FlowFinished"]
+    assert tracker.snapshot().nodes["loop"].action == "done"
