@@ -62,7 +62,9 @@ class NodeState(_Model):
     action: str | None = Field(None, description="Action returned by the node's latest finished visit.")
     message: str | None = Field(None, description="Latest error or retry note for this node, shortened.")
     items: ItemCounts | None = Field(None, description="Item counts, for batch nodes only.")
-    item_retries: int = Field(0, description="Retries of single batch items (not of the whole node).")
+    item_retries: int | None = Field(
+        None, description="Retries of single batch items (not of the whole node)."
+    )
     duration_seconds: float | None = Field(None, description="Seconds spent in the node over all visits.")
 
 

@@ -10,7 +10,7 @@ second), never per event.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flowlib import events as ev
@@ -71,7 +71,7 @@ class _Node:
             action=self.action,
             message=self.message,
             items=items,
-            item_retries=self.item_retries,
+            item_retries=self.item_retries or None,
             duration_seconds=None if self.duration is None else round(self.duration, 6),
         )
 
@@ -82,8 +82,13 @@ class StatusTracker:
     `version` increases with every event, so a reporter can skip publishing when nothing changed.
     """
 
-    def __init__(self, *, budget: int = DEFAULT_BUDGET) -> None:
+    def __init__(
+        self, *, budget: int = DEFAULT_BUDGET, kinds: Mapping[tuple[str, ...], str] | None = None
+    ) -> None:
+        """`kinds` maps node paths to the type users wrote (worker_pool, flow...); flowlib only knows
+        class names, which are used for nodes missing from it."""
         self.version = 0
+        self._kinds = dict(kinds or {})
         self.budget = budget
         self.phase: RunPhase = "Pending"
         self.start_time: float | None = None
@@ -146,7 +151,7 @@ class StatusTracker:
         if node.phase in FINISHED_PHASES:
             self._done -= 1
         node.phase = "Running"
-        node.kind = event.kind
+        node.kind = self._kinds.get(event.path, event.kind)
         node.visits += 1
         node.attempts = 1
         self._current = event.path
