@@ -51,7 +51,10 @@ def check_template(text: str) -> str | None:
     try:
         environment().parse(text)
     except jinja2.TemplateSyntaxError as exc:
-        return f"invalid template (line {exc.lineno}): {exc.message}"
+        return (
+            f"invalid template (line {exc.lineno}): {exc.message}; fix the Jinja2 syntax "
+            "({{ expression }}, {% statement %})"
+        )
     except RecursionError:
         return "invalid template: it is nested too deeply to parse"
     return None

@@ -192,11 +192,28 @@ class SpecValidator:
                     "_ and - only",
                 )
             ]
-        try:
-            node = NodeSpec.model_validate(raw if raw is not None else {})
-        except ValidationError as exc:
-            return pydantic_problems(exc, NodeSpec, path)
+        raw = raw if raw is not None else {}
         problems: list[Problem] = []
+        pruned: set[str] = set()
+        try:
+            node = NodeSpec.model_validate(raw)
+        except ValidationError as exc:
+            problems += pydantic_problems(exc, NodeSpec, path)
+            # Check the rest of the node too: drop what failed and validate again, so that one
+            # bad duration does not hide a syntax error in the same node's code.
+            locs = [tuple(e["loc"]) for e in exc.errors()]
+            pruned = {str(loc[0]) for loc in locs if loc}
+            retry = _prune(
+                raw,
+                [
+                    loc[:-1] if e["type"] == "missing" else loc
+                    for e, loc in zip(exc.errors(), locs, strict=True)
+                ],
+            )
+            try:
+                node = NodeSpec.model_validate(retry)
+            except ValidationError:
+                return problems
         type_name = node.type
         if type_name not in self.registry.names():
             problems.append(
@@ -210,9 +227,9 @@ class SpecValidator:
             factory = None
         else:
             factory = self.registry.loaded(type_name)
-        if factory is not None:
+        if factory is not None and not pruned & {"type", "batch", "flow", "run"}:
             problems += factory.validate(name, node, path, ctx)
-        if node.run is not None:
+        if node.run is not None and "run" not in pruned:
             problems += self._run(node.run, join_path(path, "run"), batch=bool(factory and factory.batch))
         if node.action is not None:
             message = check_template(node.action)
@@ -237,7 +254,7 @@ class SpecValidator:
                     "or result.pages",
                 )
             )
-        if node.flow is not None and ctx.flows is not None and node.flow not in ctx.flows:
+        if node.type == "flow" and node.flow is not None and node.flow not in ctx.flows:
             problems.append(
                 Problem(
                     join_path(path, "flow"),
@@ -284,8 +301,8 @@ class SpecValidator:
                 problems.append(
                     Problem(join_path(path, key), f"{key} applies to {' and '.join(owners)} only; remove it")
                 )
-        if len(set(kinds.values())) == 1:
-            kind = self.run_kinds.loaded(next(iter(kinds.values())))
+        for kind_name in sorted(set(kinds.values())):
+            kind = self.run_kinds.loaded(kind_name)
             if kind is not None:
                 problems += kind.validate(run, path, batch=batch)
         return problems
@@ -358,6 +375,35 @@ class SpecValidator:
                     )
                 )
         return problems
+
+
+def _prune(raw: Any, locs: list[tuple[Any, ...]]) -> Any:
+    """A copy of ``raw`` without the values at ``locs`` (an empty loc drops everything)."""
+    if any(not loc for loc in locs):
+        return {}
+    if isinstance(raw, Mapping):
+        out: Any = dict(raw)
+    elif isinstance(raw, list):
+        out = list(raw)
+    else:
+        return raw
+    heads: dict[Any, list[tuple[Any, ...]]] = {}
+    for loc in locs:
+        heads.setdefault(loc[0], []).append(loc[1:])
+    drop = [head for head, rests in heads.items() if any(not rest for rest in rests)]
+    for head, rests in heads.items():
+        if head in drop:
+            continue
+        if isinstance(out, dict) and head in out:
+            out[head] = _prune(out[head], rests)
+        elif isinstance(out, list) and isinstance(head, int) and 0 <= head < len(out):
+            out[head] = _prune(out[head], rests)
+    if isinstance(out, dict):
+        for head in drop:
+            out.pop(head, None)
+    else:
+        out = [v for i, v in enumerate(out) if i not in drop]
+    return out
 
 
 def find_start(spec: FlowSpec) -> str:
