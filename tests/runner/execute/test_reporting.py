@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-import flowlib
 from flowlib_runner.logs import RunLogger, stream_sink
 from flowlib_runner.reporting import JsonFileReporter, PeriodicReporter, StatusTracker
 from flowlib_runner.reporting.dispatch import Dispatch
 from flowlib_runner.status import DEFAULT_BUDGET, RunStatus
+
+import flowlib
 
 
 def named(node: Any, name: str) -> Any:
@@ -110,7 +111,7 @@ def test_status_of_a_huge_graph_stays_under_the_bound() -> None:
             return None
 
     nodes = [named(Step(), f"step-with-a-long-name-{i:05d}") for i in range(5000)]
-    for a, b in zip(nodes, nodes[1:], strict=False):
+    for a, b in itertools.pairwise(nodes):
         a >> b
     tracker = StatusTracker()
     run(flowlib.AsyncFlow(nodes[0]), {}, tracker)
@@ -237,5 +238,10 @@ def test_dispatch_calls_plain_observers_too() -> None:
     recorder = flowlib.EventRecorder()
     tracker = StatusTracker()
     run(flowlib.AsyncFlow(named(Count(), "loop")), {"n": 4}, tracker, recorder)
-    assert [type(e).__name__ for e in recorder.events] == ["FlowStarted", "NodeStarted", "NodeFinished", "FlowFinished"]
+    assert [type(e).__name__ for e in recorder.events] == [
+        "FlowStarted",
+        "NodeStarted",
+        "NodeFinished",
+        "FlowFinished",
+    ]
     assert tracker.snapshot().nodes["loop"].action == "done"

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from flowlib_runner.status import (
     DEFAULT_BUDGET,
     STATUS_LIMIT,
@@ -19,6 +16,8 @@ from flowlib_runner.status import (
     rfc3339,
     shorten,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def _walk(schema: dict[str, Any], where: str = "status") -> list[tuple[str, dict[str, Any]]]:
@@ -49,7 +48,9 @@ def test_schema_is_structural_and_documented() -> None:
     }
     assert props["phase"]["enum"] == ["Pending", "Running", "Succeeded", "Failed", "Cancelled"]
     node = props["nodes"]["additionalProperties"]
-    assert {"phase", "attempts", "visits", "action", "message", "items", "durationSeconds"} <= set(node["properties"])
+    assert {"phase", "attempts", "visits", "action", "message", "items", "durationSeconds"} <= set(
+        node["properties"]
+    )
     assert node["properties"]["items"]["properties"]["total"]["nullable"] is True
     assert props["startTime"]["format"] == "date-time"
 
@@ -75,7 +76,9 @@ def test_small_status_is_returned_unchanged() -> None:
 
 
 def test_huge_graph_collapses_node_states_keeping_the_interesting_ones() -> None:
-    nodes = {f"node-{i:05d}": NodeState(phase="Succeeded", visits=1, message="m" * 200) for i in range(20_000)}
+    nodes = {
+        f"node-{i:05d}": NodeState(phase="Succeeded", visits=1, message="m" * 200) for i in range(20_000)
+    }
     nodes["node-19999"] = NodeState(phase="Failed", message="boom")
     nodes["node-10000"] = NodeState(phase="Running")
     status = bounded(RunStatus(phase="Running", nodes=nodes, progress="19999/20000"))
@@ -124,7 +127,9 @@ _node = st.builds(
 @settings(max_examples=60, deadline=None)
 @given(
     nodes=st.dictionaries(st.text(min_size=1, max_size=300), _node, max_size=300),
-    output=st.dictionaries(st.text(max_size=50), st.none() | _text | st.lists(st.integers(), max_size=500), max_size=40),
+    output=st.dictionaries(
+        st.text(max_size=50), st.none() | _text | st.lists(st.integers(), max_size=500), max_size=40
+    ),
     message=st.none() | st.text(max_size=100_000),
     budget=st.integers(4096, STATUS_LIMIT),
 )
