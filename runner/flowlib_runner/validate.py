@@ -103,6 +103,15 @@ def pydantic_problems(exc: ValidationError, model: type[BaseModel], prefix: str)
             message = f"unknown field '{key}'{hint}; known fields: {listing(known)}"
             problems.append(Problem(join_path(where, key), message))
             continue
+        if loc and loc[-1] == "[key]":
+            problems.append(
+                Problem(
+                    join_path(prefix, *loc[:-2]),
+                    f"key {short(value)} must be a string; quote it (YAML reads yes, no, on, off, true, false "
+                    "and numbers as other types)",
+                )
+            )
+            continue
         path = join_path(prefix, *loc)
         if kind == "missing":
             message = f"required field '{loc[-1]}' is missing; add it"

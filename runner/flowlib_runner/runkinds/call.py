@@ -1,7 +1,8 @@
 """``run: {call: "package.module:attr"}``: bring your own code, installed in the runner image.
 
-The target is either a callable, used as exec (``fn(prep_res)``, or ``fn(item)`` in batch nodes;
-``async def`` is awaited, a sync function runs inline on the event loop), or a flowlib Node
+The target is either a callable, used as exec: ``fn(shared)`` in plain nodes (the node's prep hands
+it the shared store), ``fn(item)`` in batch nodes; ``async def`` is awaited, a sync function runs
+inline on the event loop. Its return value goes to ``shared[output]``. Or it is a flowlib Node
 subclass, which then *is* the node (its own prep/exec/post decide; ``output`` and ``action`` do
 not apply). Validation only checks the spelling of the target; the import happens at build time.
 """
@@ -66,14 +67,18 @@ class CallKind:
             raise BuildError(
                 f"{where}: '{run.call}' is a {type(obj).__name__}, not a callable or a Node class"
             )
-        return CallableCode(obj)
+        return CallableCode(obj, batch=batch)
 
 
 class CallableCode(Code):
     has_exec = True
 
-    def __init__(self, fn: Any) -> None:
+    def __init__(self, fn: Any, *, batch: bool) -> None:
         self._fn = fn
+        self.has_prep = not batch
+
+    async def prep(self, node: NodeRuntime, shared: dict[str, Any]) -> Any:
+        return shared
 
     async def exec(self, node: NodeRuntime, payload: Any) -> Any:
         result = self._fn(payload)

@@ -344,3 +344,10 @@ def test_alias_bombs_are_refused_before_expansion() -> None:
 def test_problem_str_and_sorting() -> None:
     assert str(Problem("", "x")) == "<document>: x"
     assert str(Problem("a.b", "y", "warning")) == "a.b: warning: y"
+
+
+def test_yaml_booleans_as_keys_get_a_quoting_hint() -> None:
+    assert messages("nodes: {a: {action: 'yes', next: {yes: b}}, b: {}}") == [
+        "nodes.a.next: key True must be a string; quote it (YAML reads yes, no, on, off, true, false and "
+        "numbers as other types)"
+    ]
