@@ -74,9 +74,10 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def read_documents(text: str) -> tuple[list[Any], list[Problem]]:
     """Every document in ``text`` (empty ones dropped) and the problems that stopped reading."""
-    loader = _Loader(text)
     docs: list[Any] = []
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)
         while loader.check_node():
             node = loader.get_node()
             if node is None:
@@ -100,5 +101,6 @@ def read_documents(text: str) -> tuple[list[Any], list[Problem]]:
     except RecursionError:
         return docs, [Problem("", "the YAML is nested too deeply to read; flatten it")]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return docs, []
