@@ -1,0 +1,372 @@
+"""The HTTPS front end: routing, authentication, authorization, content negotiation.
+
+Paths follow https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-uris; every
+failure is a ``Status`` object. Verb semantics live in ``core.Api``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from aiohttp import web
+from multidict import CIMultiDict
+
+from . import discovery, openapi, streams, tables
+from .errors import ApiError, bad_request, forbidden, method_not_allowed
+from .meta import timestamp
+from .rbac import Attributes, Authorizer, forbidden_message
+
+if TYPE_CHECKING:
+    import ssl
+
+    from .auth import Authenticator, User
+    from .core import Api
+    from .faults import Faults
+    from .kubelet import Kubelet
+    from .resources import ResourceType
+    from .store import Watcher
+
+JSON = dict[str, Any]
+
+
+def _json(
+    body: Any, status: int = 200, warnings: list[str] | None = None, retry_after: int | None = None
+) -> web.Response:
+    headers: CIMultiDict[str] = CIMultiDict()
+    headers["Content-Type"] = "application/json"
+    headers["Cache-Control"] = "no-cache, private"
+    for warning in warnings or []:
+        headers.add("Warning", f'299 - "{warning.replace(chr(34), chr(92) + chr(34))}"')
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status, headers=headers)
+
+
+def error_response(error: ApiError) -> web.Response:
+    return _json(error.status(), error.code, retry_after=error.retry_after)
+
+
+class ApiServer:
+    def __init__(
+        self, api: Api, authn: Authenticator, authz: Authorizer, faults: Faults, kubelet: Kubelet
+    ) -> None:
+        self.api = api
+        self.authn = authn
+        self.authz = authz
+        self.faults = faults
+        self.kubelet = kubelet
+        self.open_watches: set[Watcher] = set()
+        self.bookmark_interval = 5.0
+        self.request_log: list[tuple[str, str]] = []
+        self.log_requests = False
+        self.address = ""
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext) -> int:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_address=True)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        bound = int(sockets[0].getsockname()[1])
+        self.address = f"{host}:{bound}"
+        return bound
+
+    async def stop(self) -> None:
+        self.cut_watches()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def cut_watches(self) -> int:
+        watchers = list(self.open_watches)
+        for watcher in watchers:
+            watcher.close()
+        return len(watchers)
+
+    # -- dispatch ----------------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.log_requests:
+            self.request_log.append((request.method, request.path_qs))
+        try:
+            delay, fault = self.faults.check(request.method, request.path)
+            if delay:
+                await asyncio.sleep(delay)
+            if fault is not None:
+                raise fault
+            user = self.authn.authenticate(request.headers.get("Authorization"))
+            if user is None:
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            return await self._dispatch(request, user)
+        except ApiError as exc:
+            return error_response(exc)
+
+    def _authorize(self, user: User, attrs: Attributes) -> None:
+        if not self.authz.allowed(user, attrs):
+            details = (
+                {"kind": attrs.resource, "name": attrs.name, "group": attrs.group}
+                if attrs.is_resource
+                else None
+            )
+            error = forbidden(forbidden_message(user, attrs))
+            if details is not None:
+                error.details = {k: v for k, v in details.items() if v}
+            raise error
+
+    async def _dispatch(self, request: web.Request, user: User) -> web.StreamResponse:
+        segs = [s for s in request.path.split("/") if s]
+        if not segs or segs[0] not in ("api", "apis") or len(segs) < (2 if segs[0] == "api" else 3):
+            return self._non_resource(request, user, segs)
+        if segs[0] == "api":
+            group, version, rest = "", segs[1], segs[2:]
+        else:
+            group, version, rest = segs[1], segs[2], segs[3:]
+        if not rest:
+            self._authorize(user, Attributes(verb="get", path=request.path))
+            doc = discovery.resource_list(self.api.registry, group, version)
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json(doc)
+        namespace: str | None = None
+        if (
+            rest[0] == "namespaces"
+            and len(rest) >= 3
+            and not (len(rest) == 3 and rest[2] in ("status", "finalize"))
+        ):
+            namespace, rest = rest[1], rest[2:]
+        plural, name, sub = rest[0], rest[1] if len(rest) > 1 else "", rest[2] if len(rest) > 2 else ""
+        if len(rest) > 3:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        rt = self.api.resource(group, version, plural)
+        if namespace is not None and not rt.namespaced:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if sub and sub not in rt.subresources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        verb = self._verb(request, bool(name))
+        self._authorize(user, Attributes(verb, namespace or "", group, plural, sub, name))
+        ns = namespace or ""
+        if not rt.namespaced and namespace is None and rt.plural == "namespaces":
+            ns = ""
+        if verb not in rt.verbs and not sub:
+            raise method_not_allowed()
+        return await self._resource(request, user, rt, verb, namespace, ns, name, sub)
+
+    @staticmethod
+    def _verb(request: web.Request, named: bool) -> str:
+        method = request.method
+        if method == "GET":
+            if request.query.get("watch") in ("true", "1"):
+                return "watch"
+            return "get" if named else "list"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete" if named else "deletecollection"}.get(method, method.lower())  # fmt: skip
+
+    def _non_resource(self, request: web.Request, user: User, segs: list[str]) -> web.StreamResponse:
+        path = request.path
+        self._authorize(user, Attributes(verb=request.method.lower(), path=path))
+        if request.method != "GET":
+            raise method_not_allowed()
+        reg = self.api.registry
+        if path in ("/healthz", "/livez", "/readyz"):
+            return web.Response(text="ok", content_type="text/plain")
+        if path.rstrip("/") == "/version":
+            return _json(discovery.version_info())
+        if path.rstrip("/") == "/api":
+            return _json(discovery.api_versions(self.address))
+        if path.rstrip("/") == "/apis":
+            return _json(discovery.group_list(reg))
+        if len(segs) == 2 and segs[0] == "apis":
+            doc = discovery.group(reg, segs[1])
+            if doc is not None:
+                return _json(doc)
+        if path == "/openapi/v2":
+            accept = request.headers.get("Accept", "")
+            if "json" not in accept and accept not in ("", "*/*"):
+                raise ApiError(406, "NotAcceptable", f"only application/json is supported, not {accept}")
+            return _json(openapi.v2(reg))
+        if path == "/openapi/v3":
+            return _json(openapi.v3_root(reg))
+        if len(segs) >= 4 and segs[:2] == ["openapi", "v3"]:
+            gv = segs[2:]
+            group, version = (
+                ("", gv[1])
+                if gv[0] == "api" and len(gv) == 2
+                else (gv[1], gv[2])
+                if len(gv) == 3
+                else ("-", "-")
+            )
+            if any(rt.group == group and rt.version == version for rt in reg.all()):
+                return _json(openapi.v3_group_version(reg, group, version))
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    # -- resources ---------------------------------------------------------------------------
+    async def _body(self, request: web.Request) -> Any:
+        raw = await request.read()
+        ctype = request.headers.get("Content-Type", "application/json")
+        try:
+            if "yaml" in ctype:
+                return yaml.safe_load(raw)
+            return json.loads(raw) if raw else None
+        except (ValueError, yaml.YAMLError) as exc:
+            raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
+
+    async def _resource(self, request: web.Request, user: User, rt: ResourceType, verb: str,
+                        namespace: str | None, ns: str, name: str, sub: str) -> web.StreamResponse:  # fmt: skip
+        q = request.query
+        api = self.api
+        as_table = "as=Table" in request.headers.get("Accept", "")
+        dry_run = q.get("dryRun") == "All"
+        strict = q.get("fieldValidation") == "Strict"
+        ignore = q.get("fieldValidation") == "Ignore"
+        if verb == "watch":
+            if name:
+                selector = f"metadata.name={name}"
+                query = dict(q)
+                query["fieldSelector"] = ",".join(x for x in (q.get("fieldSelector"), selector) if x)
+                request = request.clone(rel_url=request.rel_url.with_query(query))
+            return await streams.watch(self, request, rt, namespace, as_table)
+        if verb == "list":
+            return self._list(rt, namespace, request, as_table)
+        if verb == "get":
+            obj = api.get(rt, ns, name)
+            if sub == "log":
+                return await streams.pod_log(self, request, obj)
+            if as_table:
+                return _json(
+                    tables.table(
+                        rt, [obj], obj["metadata"]["resourceVersion"], q.get("includeObject", "Metadata")
+                    )
+                )
+            return _json(obj)
+        if verb == "create":
+            body = await self._body(request)
+            if sub:
+                return self._create_sub(rt, ns, name, sub, body, user)
+            if name:
+                raise method_not_allowed()
+            if rt.group in ("authorization.k8s.io", "authentication.k8s.io"):
+                return self._review(rt, body, user)
+            obj, warnings = api.create(rt, ns, body, dry_run, strict)
+            return _json(obj, 201, [] if ignore else warnings)
+        if verb == "update":
+            body = await self._body(request)
+            obj, warnings = api.update(rt, ns, name, body, sub or None, dry_run, strict)
+            return _json(obj, 200, [] if ignore else warnings)
+        if verb == "patch":
+            raw = await request.read()
+            obj, warnings = api.patch(rt, ns, name, request.headers.get("Content-Type", ""), raw, sub or None, dry_run, strict,
+                                      q.get("fieldManager"))  # fmt: skip
+            return _json(obj, 200, [] if ignore else warnings)
+        options = await self._delete_options(request)
+        if verb == "delete":
+            obj = api.delete(rt, ns, name, options, dry_run)
+            return _json(
+                obj, 202 if obj["metadata"].get("deletionTimestamp") and api.find(rt, ns, name) else 200
+            )
+        if verb == "deletecollection":
+            return _json(
+                api.delete_collection(
+                    rt, namespace, q.get("labelSelector"), q.get("fieldSelector"), options, dry_run
+                )
+            )
+        raise method_not_allowed()
+
+    async def _delete_options(self, request: web.Request) -> JSON:
+        body = await self._body(request) if request.can_read_body else None
+        options: JSON = dict(body) if isinstance(body, dict) else {}
+        q = request.query
+        if "propagationPolicy" in q:
+            options["propagationPolicy"] = q["propagationPolicy"]
+        if "gracePeriodSeconds" in q:
+            options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+        if "orphanDependents" in q:
+            options["orphanDependents"] = q["orphanDependents"] == "true"
+        return options
+
+    def _list(
+        self, rt: ResourceType, namespace: str | None, request: web.Request, as_table: bool
+    ) -> web.Response:
+        q = request.query
+        listed = self.api.list(rt, namespace, q.get("labelSelector"), q.get("fieldSelector"))
+        items = listed["items"]
+        start = 0
+        if q.get("continue"):
+            try:
+                token = json.loads(base64.urlsafe_b64decode(q["continue"]))
+                start = int(token["start"])
+            except (ValueError, KeyError) as exc:
+                raise bad_request("continue key is not valid") from exc
+            listed["metadata"]["resourceVersion"] = str(token["rv"])
+        limit = int(q.get("limit") or 0)
+        if limit > 0 and len(items) > start + limit:
+            token = {"rv": int(listed["metadata"]["resourceVersion"]), "start": start + limit}
+            listed["metadata"]["continue"] = base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
+            listed["metadata"]["remainingItemCount"] = len(items) - start - limit
+            items = items[start : start + limit]
+        else:
+            items = items[start:]
+        listed["items"] = items
+        if as_table:
+            table = tables.table(
+                rt, items, listed["metadata"]["resourceVersion"], q.get("includeObject", "Metadata")
+            )
+            table["metadata"].update({k: v for k, v in listed["metadata"].items() if k != "resourceVersion"})
+            return _json(table)
+        return _json(listed)
+
+    def _create_sub(
+        self, rt: ResourceType, ns: str, name: str, sub: str, body: Any, user: User
+    ) -> web.Response:
+        if rt.key != ("", "serviceaccounts") or sub != "token":
+            raise method_not_allowed()
+        self.api.get(rt, ns, name)
+        spec = (body or {}).get("spec") or {}
+        seconds = int(spec.get("expirationSeconds") or 3600)
+        pod = None
+        ref = spec.get("boundObjectRef") or {}
+        if ref.get("kind") == "Pod":
+            pod = self.api.get(self.api.resource("", "v1", "pods"), ns, ref["name"])
+        token = self.authn.issue(ns, name, seconds, pod, spec.get("audiences"))
+        expires = timestamp(dt.datetime.fromtimestamp(time.time() + seconds, dt.UTC))
+        return _json({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1", "metadata": {"name": name, "namespace": ns},
+                      "spec": {**spec, "expirationSeconds": seconds}, "status": {"token": token, "expirationTimestamp": expires}}, 201)  # fmt: skip
+
+    def _review(self, rt: ResourceType, body: Any, user: User) -> web.Response:
+        spec = (body or {}).get("spec") or {}
+        out = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {}, "spec": spec}
+        if rt.plural == "tokenreviews":
+            found = self.authn.review(spec.get("token", ""))
+            out["status"] = {"authenticated": found is not None}
+            if found is not None:
+                out["status"]["user"] = {
+                    "username": found.name,
+                    "uid": found.uid,
+                    "groups": list(found.groups),
+                }
+            return _json(out, 201)
+        subject = user
+        if rt.plural == "subjectaccessreviews":
+            from .auth import User as UserType
+
+            subject = UserType(spec.get("user", ""), tuple(spec.get("groups") or []))
+        res = spec.get("resourceAttributes")
+        if res is not None:
+            attrs = Attributes(res.get("verb", ""), res.get("namespace", ""), res.get("group", ""), res.get("resource", ""),
+                               res.get("subresource", ""), res.get("name", ""))  # fmt: skip
+        else:
+            non = spec.get("nonResourceAttributes") or {}
+            attrs = Attributes(non.get("verb", ""), path=non.get("path", "/"))
+        allowed = self.authz.allowed(subject, attrs)
+        out["status"] = {"allowed": allowed, "reason": "RBAC: allowed" if allowed else ""}
+        return _json(out, 201)

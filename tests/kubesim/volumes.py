@@ -1,0 +1,207 @@
+"""What a container sees: environment variables and volume contents.
+
+Follows https://kubernetes.io/docs/tasks/inject-data-application/ (env, envFrom, valueFrom with
+fieldRef/secretKeyRef/configMapKeyRef, ``$(VAR)`` expansion) and
+https://kubernetes.io/docs/concepts/storage/volumes/ (configMap, secret, projected, downwardAPI,
+emptyDir, hostPath). Missing references raise ``NotReady`` with the message the kubelet reports.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .store import Store
+
+JSON = dict[str, Any]
+
+
+class NotReady(Exception):
+    """The container cannot be configured yet (e.g. a referenced ConfigMap does not exist)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def field_ref(pod: JSON, path: str) -> str:
+    m = re.match(r"^metadata\.(labels|annotations)\['([^']+)'\]$", path)
+    if m:
+        return str((pod["metadata"].get(m.group(1)) or {}).get(m.group(2), ""))
+    values = {
+        "metadata.name": pod["metadata"]["name"],
+        "metadata.namespace": pod["metadata"]["namespace"],
+        "metadata.uid": pod["metadata"]["uid"],
+        "spec.nodeName": pod["spec"].get("nodeName", ""),
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
+        "status.podIP": "127.0.0.1",
+        "status.hostIP": "127.0.0.1",
+    }
+    if path not in values:
+        raise NotReady("CreateContainerConfigError", f"unsupported fieldRef path {path!r}")
+    return str(values[path])
+
+
+def _source(store: Store, ns: str, kind: str, name: str, optional: bool) -> dict[str, str] | None:
+    key = ("", "configmaps") if kind == "configmap" else ("", "secrets")
+    obj = store.get(key, ns, name)
+    if obj is None:
+        if optional:
+            return None
+        raise NotReady("CreateContainerConfigError", f'{kind} "{name}" not found')
+    if kind == "secret":
+        return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in (obj.get("data") or {}).items()}
+    return dict(obj.get("data") or {})
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes ``$(VAR)`` expansion: unknown references stay as they are, ``$$`` escapes."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)", sub, text)
+
+
+def container_env(store: Store, pod: JSON, container: JSON, base: dict[str, str]) -> dict[str, str]:
+    ns = pod["metadata"]["namespace"]
+    env = dict(base)
+    for source in container.get("envFrom") or []:
+        prefix = source.get("prefix", "")
+        for kind, ref_key in (("configmap", "configMapRef"), ("secret", "secretRef")):
+            ref = source.get(ref_key)
+            if ref:
+                data = _source(store, ns, kind, ref["name"], bool(ref.get("optional"))) or {}
+                env.update({prefix + k: v for k, v in data.items()})
+    for var in container.get("env") or []:
+        name = var["name"]
+        if "value" in var or "valueFrom" not in var:
+            env[name] = expand(str(var.get("value", "")), env)
+            continue
+        ref = var["valueFrom"]
+        if "fieldRef" in ref:
+            env[name] = field_ref(pod, ref["fieldRef"]["fieldPath"])
+        elif "resourceFieldRef" in ref:
+            env[name] = "0"
+        else:
+            kind, sel = (
+                ("configmap", ref["configMapKeyRef"])
+                if "configMapKeyRef" in ref
+                else ("secret", ref["secretKeyRef"])
+            )
+            data = _source(store, ns, kind, sel["name"], bool(sel.get("optional")))
+            if data is None:
+                continue
+            if sel["key"] not in data:
+                if sel.get("optional"):
+                    continue
+                label = "ConfigMap" if kind == "configmap" else "Secret"
+                raise NotReady(
+                    "CreateContainerConfigError",
+                    f"couldn't find key {sel['key']} in {label} {ns}/{sel['name']}",
+                )
+            env[name] = data[sel["key"]]
+    return env
+
+
+def _write(directory: Path, files: dict[str, bytes], mode: int) -> None:
+    for rel, data in files.items():
+        target = directory / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        os.chmod(target, mode)
+
+
+def _items(data: dict[str, bytes], items: list[JSON] | None) -> dict[str, bytes]:
+    if not items:
+        return data
+    return {item.get("path", item["key"]): data[item["key"]] for item in items if item["key"] in data}
+
+
+def _data(store: Store, ns: str, kind: str, name: str, optional: bool, volume: str) -> dict[str, bytes]:
+    key = ("", "configmaps") if kind == "configmap" else ("", "secrets")
+    obj = store.get(key, ns, name)
+    if obj is None:
+        if optional:
+            return {}
+        raise NotReady(
+            "ContainerCreating", f'MountVolume.SetUp failed for volume "{volume}" : {kind} "{name}" not found'
+        )
+    if kind == "secret":
+        return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+    out = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
+    out.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+    return out
+
+
+def materialize(store: Store, pod: JSON, volume: JSON, directory: Path, token: str) -> Path:
+    """Write a volume's content under ``directory``; returns the path to bind-mount."""
+    ns = pod["metadata"]["namespace"]
+    name = volume["name"]
+    mode = int(volume.get("defaultMode", 0o644)) if isinstance(volume.get("defaultMode"), int) else 0o644
+    if "hostPath" in volume:
+        return Path(volume["hostPath"]["path"])
+    directory.mkdir(parents=True, exist_ok=True)
+    if "emptyDir" in volume:
+        return directory
+    if "configMap" in volume:
+        src = volume["configMap"]
+        files = _items(
+            _data(store, ns, "configmap", src["name"], bool(src.get("optional")), name), src.get("items")
+        )
+        _write(directory, files, int(src.get("defaultMode", 0o644)))
+    elif "secret" in volume:
+        src = volume["secret"]
+        files = _items(
+            _data(store, ns, "secret", src["secretName"], bool(src.get("optional")), name), src.get("items")
+        )
+        _write(directory, files, int(src.get("defaultMode", 0o644)))
+    elif "downwardAPI" in volume:
+        _write(directory, _downward(pod, volume["downwardAPI"].get("items") or []), mode)
+    elif "projected" in volume:
+        proj = volume["projected"]
+        files: dict[str, bytes] = {}
+        for source in proj.get("sources") or []:
+            if "serviceAccountToken" in source:
+                files[source["serviceAccountToken"].get("path", "token")] = token.encode()
+            elif "configMap" in source:
+                src = source["configMap"]
+                files.update(
+                    _items(
+                        _data(store, ns, "configmap", src["name"], bool(src.get("optional")), name),
+                        src.get("items"),
+                    )
+                )
+            elif "secret" in source:
+                src = source["secret"]
+                files.update(
+                    _items(
+                        _data(store, ns, "secret", src["name"], bool(src.get("optional")), name),
+                        src.get("items"),
+                    )
+                )
+            elif "downwardAPI" in source:
+                files.update(_downward(pod, source["downwardAPI"].get("items") or []))
+        _write(directory, files, int(proj.get("defaultMode", 0o644)))
+    else:
+        raise NotReady("ContainerCreating", f'volume "{name}": unsupported volume type in kubesim')
+    return directory
+
+
+def _downward(pod: JSON, items: list[JSON]) -> dict[str, bytes]:
+    files = {}
+    for item in items:
+        if "fieldRef" in item:
+            path = item["fieldRef"]["fieldPath"]
+            if path in ("metadata.labels", "metadata.annotations"):
+                data = pod["metadata"].get(path.split(".")[1]) or {}
+                files[item["path"]] = "\n".join(f'{k}="{v}"' for k, v in sorted(data.items())).encode()
+            else:
+                files[item["path"]] = field_ref(pod, path).encode()
+    return files
