@@ -10,7 +10,6 @@ and the status ends `Cancelled`. `execute()` wires SIGINT/SIGTERM to that token.
 from __future__ import annotations
 
 import asyncio
-import copy
 import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -52,7 +51,9 @@ async def execute_async(
 ) -> RunStatus:
     """Run `definition` once and return its final status.
 
-    `input` is the initial shared store (copied, never mutated), `params` override the flow's own.
+    `input` is the initial shared store: its top level is copied, nested values are shared (not
+    deep-copied: a 100,000-item input would cost more to copy than to run). `params` override the
+    flow's own.
     `outputs` names the shared keys (dotted paths allowed) published in `status.output`; None
     publishes all of them. A cancelled `cancel` token ends the run `Cancelled`. If the task running
     this is itself cancelled, the final status (`Cancelled`) is still published, then the
@@ -64,7 +65,7 @@ async def execute_async(
     started: list[Reporter] = []
     phase: RunPhase = "Failed"
     message: str | None = None
-    shared: dict[str, Any] = copy.deepcopy(dict(input or {}))
+    shared: dict[str, Any] = dict(input or {})
     interrupted: BaseException | None = None
     try:
         for reporter in reporters:

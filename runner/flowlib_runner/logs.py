@@ -30,6 +30,7 @@ from flowlib_runner.status import rfc3339
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 Sink = Callable[[str], None]
+_PADDED = {level: f"{level:<7}" for level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")}
 
 
 def stream_sink(stream: TextIO) -> Sink:
@@ -70,27 +71,25 @@ class RunLogger:
         self._attempts: dict[tuple[str, ...], int] = {}
         self._progress_due = 0.0
         self._handlers: dict[type, Callable[[Any], None]] = {
-            ev.FlowStarted: lambda e: self.line(
-                "INFO", e.path, "run started", event="FlowStarted", when=e.time
-            ),
+            ev.FlowStarted: lambda e: self._event("INFO", e.path, "run started", "FlowStarted", e.time),
             ev.FlowFinished: self._flow_finished,
-            ev.FlowFailed: lambda e: self.line(
-                "ERROR", e.path, f"run failed: {describe_error(e.error)}", event="FlowFailed", when=e.time
+            ev.FlowFailed: lambda e: self._event(
+                "ERROR", e.path, f"run failed: {describe_error(e.error)}", "FlowFailed", e.time
             ),
-            ev.FlowCancelled: lambda e: self.line(
-                "WARNING", e.path, f"run cancelled{_reason(e.reason)}", event="FlowCancelled", when=e.time
+            ev.FlowCancelled: lambda e: self._event(
+                "WARNING", e.path, f"run cancelled{_reason(e.reason)}", "FlowCancelled", e.time
             ),
             ev.NodeStarted: self._node_started,
             ev.NodeFinished: self._node_finished,
-            ev.NodeFailed: lambda e: self.line(
+            ev.NodeFailed: lambda e: self._event(
                 "ERROR",
                 e.path,
                 f"failed after {e.duration:.3f}s: {describe_error(e.error)}",
-                event="NodeFailed",
-                when=e.time,
+                "NodeFailed",
+                e.time,
             ),
-            ev.NodeCancelled: lambda e: self.line(
-                "WARNING", e.path, f"cancelled after {e.duration:.3f}s", event="NodeCancelled", when=e.time
+            ev.NodeCancelled: lambda e: self._event(
+                "WARNING", e.path, f"cancelled after {e.duration:.3f}s", "NodeCancelled", e.time
             ),
             ev.RetryScheduled: self._retry,
             ev.BatchProgress: self._progress,
@@ -128,6 +127,21 @@ class RunLogger:
         with self._lock:
             self.sink(text)
 
+    def _event(self, level: str, path: tuple[str, ...], message: str, event: str, when: float) -> None:
+        """`line` for flowlib events: positional and with a text fast path (a line per loop step)."""
+        if level == "INFO" and not self.info_events:
+            return
+        if self.fmt != "text":
+            self.line(level, path, message, event=event, when=when)
+            return
+        attempt = self._attempts.get(path)
+        where = "/".join(path) or "run"
+        if attempt is not None:
+            where = f"{where}#{attempt}"
+        text = f"{rfc3339(when)} {_PADDED.get(level) or level} [{where}] {message}"
+        with self._lock:
+            self.sink(text)
+
     # -- the observer ---------------------------------------------------------------------------------
     @property
     def handlers(self) -> dict[type, Callable[[Any], None]]:
@@ -141,25 +155,25 @@ class RunLogger:
         handler(event)
 
     def _flow_finished(self, e: ev.FlowFinished) -> None:
-        self.line("INFO", e.path, f"run finished{_action(e.action)}", event="FlowFinished", when=e.time)
+        self._event("INFO", e.path, f"run finished{_action(e.action)}", "FlowFinished", e.time)
 
     def _node_started(self, e: ev.NodeStarted) -> None:
         self._attempts[e.path] = 1
-        self.line("INFO", e.path, f"started ({e.kind})", event="NodeStarted", when=e.time)
+        self._event("INFO", e.path, f"started ({e.kind})", "NodeStarted", e.time)
 
     def _node_finished(self, e: ev.NodeFinished) -> None:
-        self.line(
+        self._event(
             "INFO",
             e.path,
             f"finished in {e.duration:.3f}s{_action(e.action)}",
-            event="NodeFinished",
-            when=e.time,
+            "NodeFinished",
+            e.time,
         )
 
     def _retry(self, e: ev.RetryScheduled) -> None:
         what = f"item {e.item} attempt {e.attempt}" if e.item is not None else f"attempt {e.attempt}"
         message = f"{what} failed: {describe_error(e.error)}; retrying in {e.delay:.3g}s"
-        self.line("WARNING", e.path, message, event="RetryScheduled", when=e.time)
+        self._event("WARNING", e.path, message, "RetryScheduled", e.time)
         if e.item is None:
             self._attempts[e.path] = e.attempt + 1
 

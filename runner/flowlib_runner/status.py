@@ -107,11 +107,20 @@ class RunStatus(_Model):
         return structural_schema(cls)
 
 
+_second_cache: list[Any] = [None, ""]
+
+
 def rfc3339(ts: float) -> str:
-    """A `time.time()` value as an RFC 3339 UTC timestamp with milliseconds (Kubernetes accepts it)."""
+    """A `time.time()` value as an RFC 3339 UTC timestamp with milliseconds (Kubernetes accepts it).
+
+    Every log line calls this, so the formatted second is cached (strftime is the slow part).
+    """
     whole = int(ts)
-    millis = int((ts - whole) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    cache = _second_cache
+    if cache[0] != whole:
+        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        cache[0] = whole
+    return f"{cache[1]}.{int((ts - whole) * 1000):03d}Z"
 
 
 def shorten(text: str, limit: int) -> str:

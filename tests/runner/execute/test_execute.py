@@ -249,10 +249,10 @@ nodes:
     assert any("output value" in note for note in status.notes)
 
 
-def test_input_is_not_mutated() -> None:
+def test_input_top_level_is_not_mutated() -> None:
     given = {"xs": [1]}
-    run("nodes: {a: {run: {python: \"shared['xs'].append(2)\"}}}", input=given)
-    assert given == {"xs": [1]}
+    status = run("nodes: {a: {run: {python: \"shared.update(xs=[2])\"}}}", input=given)
+    assert given == {"xs": [1]} and status.output == {"xs": [2], "a": None}
 
 
 @pytest.mark.xfail(
