@@ -251,7 +251,7 @@ nodes:
 
 def test_input_top_level_is_not_mutated() -> None:
     given = {"xs": [1]}
-    status = run("nodes: {a: {run: {python: \"shared.update(xs=[2])\"}}}", input=given)
+    status = run('nodes: {a: {run: {python: "shared.update(xs=[2])"}}}', input=given)
     assert given == {"xs": [1]} and status.output == {"xs": [2], "a": None}
 
 
