@@ -107,7 +107,8 @@ def pydantic_problems(exc: ValidationError, model: type[BaseModel], prefix: str)
             problems.append(
                 Problem(
                     join_path(prefix, *loc[:-2]),
-                    f"key {short(value)} must be a string; quote it (YAML reads yes, no, on, off, true, false "
+                    f"key {short(value)} must be a string; quote it (YAML reads yes, no, on, off, true, "
+                    "false "
                     "and numbers as other types)",
                 )
             )
@@ -403,9 +404,9 @@ def _prune(raw: Any, locs: list[tuple[Any, ...]]) -> Any:
     for head, rests in heads.items():
         if head in drop:
             continue
-        if isinstance(out, dict) and head in out:
-            out[head] = _prune(out[head], rests)
-        elif isinstance(out, list) and isinstance(head, int) and 0 <= head < len(out):
+        if (isinstance(out, dict) and head in out) or (
+            isinstance(out, list) and isinstance(head, int) and 0 <= head < len(out)
+        ):
             out[head] = _prune(out[head], rests)
     if isinstance(out, dict):
         for head in drop:

@@ -16,7 +16,11 @@ from .problems import Problem
 MAX_EXPANDED_NODES = 1_000_000
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it (several times faster), else the pure-Python one.
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
     """SafeLoader (plain data only, no Python objects)."""
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import flowlib
 import pytest
-
 from flowlib_runner.loader import build_flow
 from flowlib_runner.runkinds import BuildError
 from flowlib_runner.templates import TemplateError
+
+import flowlib
 
 from .helpers import definition, run
 
@@ -174,7 +174,9 @@ def test_module_form_hooks_sync_and_async_with_params_and_node() -> None:
 def test_expression_scope() -> None:
     text = """
     nodes:
-      a: {run: {python: "(prep_res, item, sorted(shared), params['p'], node.name, node.type)"}, params: {p: 1}}
+      a:
+        run: {python: "(prep_res, item, sorted(shared), params['p'], node.name, node.type)"}
+        params: {p: 1}
     """
     _, shared = run(text, {"k": 0})
     assert shared["a"] == (None, None, ["k"], 1, "a", "base")

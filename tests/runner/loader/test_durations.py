@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from flowlib_runner.durations import format_duration, parse_duration
 
 

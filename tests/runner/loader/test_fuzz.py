@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from flowlib_runner.loader import LoadResult, load_object, load_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from flowlib_runner.loader import LoadResult, load_object, load_text
 
 VALID: dict[str, Any] = {
     "apiVersion": "flowlib.dev/v1alpha1",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from flowlib_runner.loader import load_file, load_file_all, load_object, load_text
 from flowlib_runner.schema import FlowSpec
 
@@ -77,8 +76,10 @@ spec: {flowRef: wordcount}
 def test_every_field_is_read_into_the_canonical_model() -> None:
     result = load(FULL)
     assert [str(p) for p in result.problems] == [
-        "flows.other.nodes.three: warning: unreachable from the start node 'one'; connect it with a next edge or remove it",
-        "flows.other.nodes.two: warning: unreachable from the start node 'one'; connect it with a next edge or remove it",
+        "flows.other.nodes.three: warning: unreachable from the start node 'one'; connect it with a next "
+        "edge or remove it",
+        "flows.other.nodes.two: warning: unreachable from the start node 'one'; connect it with a next "
+        "edge or remove it",
     ]
     defn = result.definition
     assert defn is not None

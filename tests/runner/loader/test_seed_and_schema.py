@@ -116,7 +116,7 @@ def test_the_json_schema_is_structural_and_documented() -> None:
             assert "default" not in node, path
 
     def visit_props(node: dict[str, Any], path: str) -> None:
-        if path.endswith("[items]") or path.endswith("[additionalProperties]"):
+        if path.endswith(("[items]", "[additionalProperties]")):
             return
         visit(node, path)
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-
 from flowlib_runner.loader import build_flow
 from flowlib_runner.runkinds.http import HttpError
 from flowlib_runner.runkinds.shell import ShellError
@@ -99,7 +97,8 @@ def test_cancelling_the_run_kills_a_command_that_ignores_sigterm(
     pidfile = tmp_path / "pid"
     flow = build_flow(
         definition(
-            f"nodes: {{a: {{run: {{shell: \"trap '' TERM; echo $$ > {pidfile}; while :; do sleep 0.05; done\"}}}}}}"
+            "nodes: "
+            f"{{a: {{run: {{shell: \"trap '' TERM; echo $$ > {pidfile}; while :; do sleep 0.05; done\"}}}}}}"
         )
     )
 
@@ -166,7 +165,7 @@ def server() -> Any:
 
 
 def test_http_get_returns_parsed_json(server: Any) -> None:
-    base, seen = server
+    base, _ = server
     _, shared = run(
         f"nodes: {{a: {{run: {{http: {{url: '{base}/items', query: {{q: '{{{{ params.q }}}}'}}}}}}}}}}",
         q="x y",

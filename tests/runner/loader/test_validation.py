@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from flowlib_runner.loader import load_object
 from flowlib_runner.problems import Problem
 
@@ -43,7 +42,8 @@ def test_warnings_alone_still_give_a_definition() -> None:
 
 def test_no_start_node() -> None:
     assert messages("nodes: {a: {next: {default: b}}, b: {next: {default: a}}}") == [
-        "start: no start node: every node has an incoming edge (the graph is a loop); set start: to the first "
+        "start: no start node: every node has an incoming edge (the graph is a loop); set start: to the "
+        "first "
         "node, one of a, b"
     ]
 
@@ -69,7 +69,8 @@ def test_unknown_type_and_run_kind_list_the_known_ones() -> None:
     assert messages(
         "nodes: {a: {type: worker_pol, batch: {items: x}}, b: {run: {pyhton: '1'}, next: {default: a}}}"
     ) == [
-        "nodes.a.type: unknown node type 'worker_pol'; did you mean 'worker_pool'?; known types: async_batch, "
+        "nodes.a.type: unknown node type 'worker_pol'; did you mean 'worker_pool'?; known types: "
+        "async_batch, "
         "base, batch, flow, parallel_batch, worker_pool, worker_pool_batch (plugins add types through the "
         "flowlib.node_types entry point)",
         "nodes.b.run.pyhton: unknown run kind 'pyhton'; did you mean 'python'?; known kinds: call, command, "
@@ -86,7 +87,8 @@ def test_unknown_fields_suggest_the_closest_and_camel_case() -> None:
         batch: {max_parallel: 2}
     """
     assert messages(text) == [
-        "nodes.a.batch.max_parallel: unknown field 'max_parallel'; did you mean 'maxParallel'? (Flow manifests "
+        "nodes.a.batch.max_parallel: unknown field 'max_parallel'; did you mean 'maxParallel'? (Flow "
+        "manifests "
         "spell fields in camelCase); known fields: items, maxParallel",
         "nodes.a.retry.max_retries: unknown field 'max_retries'; did you mean 'maxRetries'? (Flow manifests "
         "spell fields in camelCase); known fields: backoff, jitter, maxRetries, maxWait, wait",
@@ -130,7 +132,8 @@ def test_every_bad_value_in_one_node_is_reported_together() -> None:
         "nodes.a.retry.maxRetries: must be >= 1, got 0",
         f"nodes.a.retry.wait: '-1s' {duration}",
         "nodes.a.run: run sets several kinds (python, shell); a node runs exactly one, keep one",
-        "nodes.a.run.python: Python syntax error (line 2, column 10): '(' was never closed; fix the code (it is "
+        "nodes.a.run.python: Python syntax error (line 2, column 10): '(' was never closed; fix the code "
+        "(it is "
         "parsed, not run, here)",
         f"nodes.a.timeout: '10 sec' {duration}",
         "nodes.b.output: output must name a shared key; remove it to use the node's name",
@@ -170,7 +173,8 @@ def test_batch_nodes_need_items() -> None:
 
 def test_sequential_batch_types_warn_about_max_parallel() -> None:
     assert messages("nodes: {d: {type: async_batch, batch: {items: x, maxParallel: 3}}}") == [
-        "nodes.d.batch.maxParallel: warning: type async_batch runs items one after another, so maxParallel has "
+        "nodes.d.batch.maxParallel: warning: type async_batch runs items one after another, so maxParallel "
+        "has "
         "no effect; use type worker_pool or parallel_batch to run items in parallel"
     ]
 
@@ -182,7 +186,9 @@ def test_misplaced_fields_and_bad_run_blocks() -> None:
       a: {type: base, batch: {items: x}, flow: y, run: {}}
       b: {run: {call: "not a target"}, next: {default: a}}
       c: {run: {command: [], parse: json, env: {A: "{{"}}, next: {default: b}}
-      e: {run: {http: {url: " ", method: FETCH, json: {a: 1}, body: x, expectedStatus: [99]}}, next: {default: c}}
+      e:
+        run: {http: {url: " ", method: FETCH, json: {a: 1}, body: x, expectedStatus: [99]}}
+        next: {default: c}
       f: {run: {python: "1", call: "a:b"}, next: {default: e}}
       g: {run: {python: "1", parse: json, workingDir: /}, next: {default: f}}
       h: {run: {http: {}}, next: {default: g}}
@@ -243,18 +249,29 @@ def test_sub_flow_rules_unknown_flows_and_cycles() -> None:
     metadata: {name: sub}
     spec:
       nodes:
-        x: {type: flow, flow: main, run: {python: "1"}, retry: {maxRetries: 2}, timeout: 1s, output: y, batch: {maxParallel: 2}}
+        x:
+          type: flow
+          flow: main
+          run: {python: "1"}
+          retry: {maxRetries: 2}
+          timeout: 1s
+          output: y
+          batch: {maxParallel: 2}
     """
     assert messages(text) == [
         "flows.sub.nodes.x.batch.items: a batch sub-flow needs batch.items: a dotted path into shared whose "
         "items become the sub-flow's params (dict items as they are, others as {item: value})",
-        "flows.sub.nodes.x.flow: flows form a cycle (main -> sub -> main); a flow cannot run itself, directly "
+        "flows.sub.nodes.x.flow: flows form a cycle (main -> sub -> main); a flow cannot run itself, "
+        "directly "
         "or through sub-flows",
         "flows.sub.nodes.x.output: not supported on type flow: a sub-flow writes to the same shared store "
         "directly; remove output",
-        "flows.sub.nodes.x.retry: not supported on type flow: a sub-flow is not retried; put retry on its nodes",
-        "flows.sub.nodes.x.run: not supported on type flow: the sub-flow is what runs; remove run or change type",
-        "flows.sub.nodes.x.timeout: not supported on type flow: a sub-flow has no timeout; put timeout on its "
+        "flows.sub.nodes.x.retry: not supported on type flow: a sub-flow is not retried; put retry on its "
+        "nodes",
+        "flows.sub.nodes.x.run: not supported on type flow: the sub-flow is what runs; remove run or "
+        "change type",
+        "flows.sub.nodes.x.timeout: not supported on type flow: a sub-flow has no timeout; put timeout on "
+        "its "
         "nodes",
         "nodes.b.flow: flow 'mian' is not defined; did you mean 'main'?; known flows: main, sub; define it "
         "(another document in the same file, or a Flow in the same namespace)",
@@ -288,7 +305,8 @@ def test_manifest_envelope() -> None:
     """
     assert messages(text) == [
         "apiVersion: expected flowlib.dev/v1alpha1, got 'flowlib.dev/v1'",
-        "extra: unknown top-level field 'extra'; a manifest has apiVersion, kind, metadata and spec (put flow "
+        "extra: unknown top-level field 'extra'; a manifest has apiVersion, kind, metadata and spec (put "
+        "flow "
         "fields under spec)",
         "kind: expected Flow, got 'Flw'",
         "metadata.name: a Flow needs metadata.name (a string)",
@@ -312,12 +330,10 @@ def test_documents_in_a_stream_are_numbered() -> None:
     ("text", "message"),
     [
         (
-            "nodes: {a: [}",
-            "<document>: YAML syntax error at line 1, column 13: expected the node content, but found '}'; fix the YAML",
-        ),
-        (
             "nodes:\n  a: {}\n  a: {}\n",
-            "<document>: duplicate key 'a' at line 3, column 3 (first at line 2, column 3); keys must be unique, rename or merge them",
+            "<document>: duplicate key 'a' at line 3, column 3 (first at line 2, column 3); keys must be "
+            "unique, "
+            "rename or merge them",
         ),
         ("- &a [*a]", "<document>: recursive YAML alias at line 1, column 3; a flow must be a tree"),
         (
@@ -330,12 +346,16 @@ def test_yaml_problems(text: str, message: str) -> None:
     assert messages(text) == [message]
 
 
+def test_yaml_syntax_errors_give_line_and_column() -> None:
+    # The wording between position and fix comes from libyaml (or PyYAML's pure-Python parser).
+    [message] = messages("nodes: {a: [}")
+    assert message.startswith("<document>: YAML syntax error at line 1, column 13: ")
+    assert message.endswith(("node content; fix the YAML", "found '}'; fix the YAML"))
+
+
 def test_alias_bombs_are_refused_before_expansion() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
-    lines += [
-        f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]"
-        for i in range(1, 9)
-    ]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     assert messages("\n".join(lines)) == [
         "<document>: the document expands to more than 1000000 values (YAML aliases?); make it smaller"
     ]
