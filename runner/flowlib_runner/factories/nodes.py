@@ -114,6 +114,8 @@ class SpecBehaviour(ParamsAndErrorEdge):
         return [] if self.is_batch else None
 
     async def exec_async(self, prep_res: Any) -> Any:
+        if not self.code.has_exec:
+            return None  # e.g. inline code defining only prep/post: nothing to run, nothing stored
         return await self.code.exec(self, prep_res)
 
     async def exec_fallback_async(self, prep_res: Any, exc: Exception) -> Any:

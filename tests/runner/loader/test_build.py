@@ -465,3 +465,22 @@ def test_inline_code_errors_point_at_the_node_in_tracebacks() -> None:
     rendered = "".join(traceback.format_exception(info.value))
     assert '<inline python of node a>", line 3' in rendered
     assert 'raise KeyError("where")' in rendered
+
+
+def test_inline_code_with_only_post_chooses_the_action() -> None:
+    code = """
+    def post(shared, prep_res, exec_res):
+        shared["posted"] = exec_res
+        return "go"
+    """
+    text = f"""
+    nodes:
+      a:
+        run:
+          python: |
+{_indent(code, 12)}
+        next: {{go: b}}
+      b: {{run: {{python: "'reached'"}}}}
+    """
+    _, shared = run(text)
+    assert shared == {"posted": None, "b": "reached"}
