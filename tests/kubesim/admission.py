@@ -27,9 +27,7 @@ def _container_defaults(container: JSON) -> None:
     container.setdefault("terminationMessagePolicy", "File")
     image = container.get("image", "")
     tagless = ":" not in image.rsplit("/", 1)[-1] and "@" not in image
-    container.setdefault(
-        "imagePullPolicy", "Always" if tagless or image.endswith(":latest") else "IfNotPresent"
-    )
+    container.setdefault("imagePullPolicy", "Always" if tagless or image.endswith(":latest") else "IfNotPresent")
     container.setdefault("resources", {})
 
 
@@ -59,9 +57,7 @@ def _validate_pod_spec(spec: Any, prefix: str) -> list[tuple[str, str, str]]:
             if not container.get("name"):
                 causes.append(("FieldValueRequired", f"{where}.name", "Required value"))
             elif container["name"] in names:
-                causes.append(
-                    ("FieldValueDuplicate", f"{where}.name", f'Duplicate value: "{container["name"]}"')
-                )
+                causes.append(("FieldValueDuplicate", f"{where}.name", f'Duplicate value: "{container["name"]}"'))
             names.add(container.get("name", ""))
             if not container.get("image"):
                 causes.append(("FieldValueRequired", f"{where}.image", "Required value"))
@@ -130,17 +126,13 @@ def validate_builtin(api: Api, rt: ResourceType, obj: JSON, old: JSON | None) ->
                     )
                 )
         if dig(obj, "spec", "completionMode") == "Indexed" and dig(obj, "spec", "completions") is None:
-            causes.append(
-                ("FieldValueRequired", "spec.completions", "Required value: when completion mode is Indexed")
-            )
+            causes.append(("FieldValueRequired", "spec.completions", "Required value: when completion mode is Indexed"))
     elif rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         causes = crds.validate_crd(obj, old)
     elif rt.key == ("", "configmaps") or rt.key == ("", "secrets"):
         for field in ("data", "stringData", "binaryData"):
             value = obj.get(field)
-            if value is not None and not (
-                isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
-            ):
+            if value is not None and not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
                 causes.append(("FieldValueInvalid", field, "Invalid value: values must be strings"))
     if causes:
         raise invalid(rt.group, rt.kind, name, causes)
@@ -306,9 +298,7 @@ def after_create(api: Api, rt: ResourceType, obj: JSON) -> None:
         api.create(sa_rt, ns, {"metadata": {"name": "default"}})
         if "ca_pem" in api.context:
             cm = api.resource("", "v1", "configmaps")
-            api.create(
-                cm, ns, {"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": api.context["ca_pem"]}}
-            )
+            api.create(cm, ns, {"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": api.context["ca_pem"]}})
     elif rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         crds.register(api, obj)
 

@@ -124,7 +124,9 @@ class _Parser:
             value = self.peek()[1]
             if value == ".":
                 self.take()
-                name = self.take()[1]
+                kind, name = self.take()
+                if kind != "id":
+                    raise CelError(f"Syntax error: expected a field name after '.', got {name!r}")
                 if self.peek()[1] == "(":
                     self.take("(")
                     if name in _MACROS:

@@ -60,9 +60,7 @@ class Api:
     def find(self, rt: ResourceType, namespace: str, name: str) -> JSON | None:
         return self.store.get(rt.key, namespace if rt.namespaced else "", name)
 
-    def list(
-        self, rt: ResourceType, namespace: str | None, label: str | None = None, field: str | None = None
-    ) -> JSON:
+    def list(self, rt: ResourceType, namespace: str | None, label: str | None = None, field: str | None = None) -> JSON:
         lmatch, fmatch = parse_label_selector(label), parse_field_selector(field, rt)
         items = [self._present(rt, o) for o in self.store.items(rt.key, namespace) if lmatch(o) and fmatch(o)]
         return {
@@ -162,17 +160,13 @@ class Api:
         if rt.group == "rbac.authorization.k8s.io":
             # RBAC objects only need to be valid path segments (e.g. "system:discovery").
             why = (
-                "may not contain '/' or '%'"
-                if not name or "/" in name or "%" in name or name in (".", "..")
-                else None
+                "may not contain '/' or '%'" if not name or "/" in name or "%" in name or name in (".", "..") else None
             )
         else:
             why = validate_name(name, label_only=rt.plural == "namespaces")
         causes = [("FieldValueInvalid", "metadata.name", f'Invalid value: "{name}": {why}')] if why else []
         causes += validate_labels(meta.get("labels"))
-        if meta.get("annotations") is not None and not all(
-            isinstance(v, str) for v in meta["annotations"].values()
-        ):
+        if meta.get("annotations") is not None and not all(isinstance(v, str) for v in meta["annotations"].values()):
             causes.append(
                 (
                     "FieldValueInvalid",
@@ -183,9 +177,7 @@ class Api:
         for i, ref in enumerate(meta.get("ownerReferences") or []):
             for key in ("apiVersion", "kind", "name", "uid"):
                 if not ref.get(key):
-                    causes.append(
-                        ("FieldValueRequired", f"metadata.ownerReferences[{i}].{key}", "Required value")
-                    )
+                    causes.append(("FieldValueRequired", f"metadata.ownerReferences[{i}].{key}", "Required value"))
         if causes:
             raise invalid(rt.group, rt.kind, name, causes)
 

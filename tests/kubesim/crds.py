@@ -89,13 +89,10 @@ def validate_crd(crd: JSON, old: JSON | None) -> list[Cause]:
             causes.append(("FieldValueRequired", where, "Required value: schemas are required"))
             continue
         if root.get("type") != "object":
-            causes.append(
-                ("FieldValueRequired", f"{where}.type", "Required value: must be object at the root")
-            )
+            causes.append(("FieldValueRequired", f"{where}.type", "Required value: must be object at the root"))
         causes.extend(_structural(root, where))
         causes.extend(
-            ("FieldValueInvalid", f"{where}.x-kubernetes-validations", msg)
-            for msg in schema.compile_errors(root)
+            ("FieldValueInvalid", f"{where}.x-kubernetes-validations", msg) for msg in schema.compile_errors(root)
         )
         for j, column in enumerate(version.get("additionalPrinterColumns") or []):
             if not column.get("jsonPath") or not column.get("name") or not column.get("type"):
@@ -147,9 +144,7 @@ def register(api: Api, crd: JSON) -> None:
     for version in spec["versions"]:
         if not version.get("served", True):
             continue
-        subs: tuple[str, ...] = tuple(
-            k for k in ("status", "scale") if k in (version.get("subresources") or {})
-        )
+        subs: tuple[str, ...] = tuple(k for k in ("status", "scale") if k in (version.get("subresources") or {}))
         api.registry.add(ResourceType(
             group=spec["group"], version=version["name"], plural=names["plural"], singular=names.get("singular", names["kind"].lower()),
             kind=names["kind"], namespaced=spec["scope"] == "Namespaced", short_names=list(names.get("shortNames") or []),
@@ -195,9 +190,7 @@ def apply_schema(rt: ResourceType, obj: JSON, old: JSON | None) -> list[str]:
 
 
 def _without_meta(root: JSON) -> JSON:
-    props = {
-        k: v for k, v in (root.get("properties") or {}).items() if k not in ("metadata", "apiVersion", "kind")
-    }
+    props = {k: v for k, v in (root.get("properties") or {}).items() if k not in ("metadata", "apiVersion", "kind")}
     return {**root, "properties": props}
 
 

@@ -60,9 +60,7 @@ def qualified(group: str, plural: str) -> str:
 
 
 def not_found(group: str, plural: str, name: str) -> ApiError:
-    return ApiError(
-        404, "NotFound", f'{qualified(group, plural)} "{name}" not found', _details(group, plural, name)
-    )
+    return ApiError(404, "NotFound", f'{qualified(group, plural)} "{name}" not found', _details(group, plural, name))
 
 
 def already_exists(group: str, plural: str, name: str) -> ApiError:

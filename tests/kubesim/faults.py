@@ -49,14 +49,10 @@ class Faults:
                 _Rule(method.upper() if method else None, re.compile(path), times, code, retry_after, text)
             )
 
-    def latency(
-        self, seconds: float, method: str | None = None, path: str = "", times: int | None = None
-    ) -> None:
+    def latency(self, seconds: float, method: str | None = None, path: str = "", times: int | None = None) -> None:
         """Delay matching requests by ``seconds`` (all of them, or the next ``times``)."""
         with self._lock:
-            self._delays.append(
-                _Rule(method.upper() if method else None, re.compile(path), times, delay=seconds)
-            )
+            self._delays.append(_Rule(method.upper() if method else None, re.compile(path), times, delay=seconds))
 
     def clear(self) -> None:
         with self._lock:

@@ -25,11 +25,7 @@ JSON = dict[str, Any]
 class GarbageCollector(Controller):
     def interested(self, event: Event) -> bool:
         meta = event.obj["metadata"]
-        return (
-            event.type == "DELETED"
-            or bool(meta.get("deletionTimestamp"))
-            or bool(meta.get("ownerReferences"))
-        )
+        return event.type == "DELETED" or bool(meta.get("deletionTimestamp")) or bool(meta.get("ownerReferences"))
 
     def _rt(self, key: tuple[str, str]) -> Any:
         return self.api.registry.any_version(*key)
@@ -76,9 +72,7 @@ class GarbageCollector(Controller):
             deps = dependents.get(meta["uid"], [])
             if ORPHAN in finalizers:
                 for dkey, dep in deps:
-                    kept = [
-                        r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") != meta["uid"]
-                    ]
+                    kept = [r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") != meta["uid"]]
                     self._update_meta(dkey, dep, ownerReferences=kept)
                 self._update_meta(key, obj, finalizers=[f for f in finalizers if f != ORPHAN])
             elif FOREGROUND in finalizers:

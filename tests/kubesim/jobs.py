@@ -34,9 +34,7 @@ def _condition(kind: str, reason: str, message: str) -> JSON:
 
 
 def _has(job: JSON, kind: str) -> bool:
-    return any(
-        c.get("type") == kind and c.get("status") == "True" for c in dig(job, "status", "conditions") or []
-    )
+    return any(c.get("type") == kind and c.get("status") == "True" for c in dig(job, "status", "conditions") or [])
 
 
 def _ranges(indexes: set[int]) -> str:
@@ -87,11 +85,7 @@ class JobController(Controller):
             if ttl is None:
                 return None
             ended = status.get("completionTime") or next(
-                (
-                    c["lastTransitionTime"]
-                    for c in status.get("conditions", [])
-                    if c["type"] in ("Complete", "Failed")
-                ),
+                (c["lastTransitionTime"] for c in status.get("conditions", []) if c["type"] in ("Complete", "Failed")),
                 None,
             )
             left = parse_time(ended).timestamp() + ttl - time.time() if ended else 0
@@ -111,18 +105,14 @@ class JobController(Controller):
         indexed = spec.get("completionMode") == "Indexed"
         completions = spec.get("completions")
         done_indexes = (
-            {int(p["metadata"].get("annotations", {}).get(INDEX, -1)) for p in succeeded}
-            if indexed
-            else set()
+            {int(p["metadata"].get("annotations", {}).get(INDEX, -1)) for p in succeeded} if indexed else set()
         )
         if not status.get("startTime") and not spec.get("suspend"):
             status["startTime"] = timestamp()
         conditions: list[JSON] = list(status.get("conditions") or [])
         timer: float | None = None
 
-        failure = next(
-            ((c["reason"], c["message"]) for c in conditions if c["type"] == "FailureTarget"), None
-        )
+        failure = next(((c["reason"], c["message"]) for c in conditions if c["type"] == "FailureTarget"), None)
         success = any(c["type"] == "SuccessCriteriaMet" for c in conditions)
         if failure is None and not success:
             deadline = spec.get("activeDeadlineSeconds")
@@ -153,15 +143,17 @@ class JobController(Controller):
         if failure is not None or success:
             for pod in active:
                 api.delete(api.resource("", "v1", "pods"), meta["namespace"], pod["metadata"]["name"])
+                if failure is not None:
+                    # Pods terminated for a failing job count as failed (the real controller
+                    # tracks them with a finalizer until counted).
+                    failed += 1
             if not running:
                 if failure is not None:
                     conditions.append(_condition("Failed", *failure))
                     api.record_event(job, "Warning", failure[0], failure[1], "job-controller")
                 else:
                     conditions.append(
-                        _condition(
-                            "Complete", "CompletionsReached", "Reached expected number of succeeded pods"
-                        )
+                        _condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods")
                     )
                     status["completionTime"] = timestamp()
                     api.record_event(job, "Normal", "Completed", "Job completed", "job-controller")
@@ -176,7 +168,8 @@ class JobController(Controller):
             conditions = [c for c in conditions if c["type"] != "Suspended"]
             self._create_pods(job, active, succeeded, done_indexes)
         status.update({
-            "active": len(active), "succeeded": len(succeeded), "failed": failed,
+            "active": len(active), "succeeded": max(len(succeeded), status.get("succeeded", 0)),
+            "failed": max(failed, status.get("failed", 0)),
             "ready": sum(1 for p in active if any(c.get("type") == "Ready" and c.get("status") == "True"
                                                  for c in dig(p, "status", "conditions") or [])),
             "terminating": sum(1 for p in running if p["metadata"].get("deletionTimestamp")),

@@ -322,9 +322,7 @@ class PodRuntime:
         token = self.kubelet.authn.issue(self.ns, pod["spec"].get("serviceAccountName", "default"), 3607, pod)
         for mount in spec.get("volumeMounts") or []:
             volume = by_name[mount["name"]]
-            source = volumes.materialize(
-                self.api.store, pod, volume, self.dir / "volumes" / mount["name"], token
-            )
+            source = volumes.materialize(self.api.store, pod, volume, self.dir / "volumes" / mount["name"], token)
             if mount.get("subPath"):
                 source = source / mount["subPath"]
                 if not source.exists():
@@ -346,9 +344,7 @@ class PodRuntime:
     async def _run_container(self, container: Container, plan: JSON) -> int:
         """Start the container, wait for it to exit, record its terminated state; returns the exit code."""
         if not plan["argv"]:
-            container.state = {
-                "waiting": {"reason": "CreateContainerError", "message": "no command specified"}
-            }
+            container.state = {"waiting": {"reason": "CreateContainerError", "message": "no command specified"}}
             self.push()
             await self.terminating.wait()
             return 128
@@ -429,7 +425,9 @@ class PodRuntime:
         """CrashLoopBackOff between restarts; True when termination interrupted it."""
         delay = min(self.kubelet.backoff_base * (2 ** min(container.restarts, 10)), self.kubelet.backoff_max)
         container.last_state = container.state
-        message = f"back-off {int(delay)}s restarting failed container={container.name} pod={self.name}_{self.ns}({self.uid})"
+        message = (
+            f"back-off {int(delay)}s restarting failed container={container.name} pod={self.name}_{self.ns}({self.uid})"
+        )
         container.state = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
         self.push()
         self.event("Warning", "BackOff", "Back-off restarting failed container")
@@ -459,9 +457,7 @@ class PodRuntime:
         self.grace = grace
         self.terminating.set()
         if first:
-            self.event(
-                "Normal", "Killing", "Stopping container " + ", ".join(c.name for c in self.containers)
-            )
+            self.event("Normal", "Killing", "Stopping container " + ", ".join(c.name for c in self.containers))
         asyncio.get_running_loop().create_task(self._stop(grace))
 
     async def _stop(self, grace: float) -> None:
@@ -486,9 +482,7 @@ class PodRuntime:
 class Kubelet(Controller):
     """Schedules pods onto the one node and runs them; see PodRuntime."""
 
-    def __init__(
-        self, api: Api, authn: Authenticator, root: Path, images: dict[str, images_mod.Image]
-    ) -> None:
+    def __init__(self, api: Api, authn: Authenticator, root: Path, images: dict[str, images_mod.Image]) -> None:
         super().__init__(api)
         self.authn = authn
         self.root = root

@@ -35,9 +35,7 @@ def main() -> None:
     _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
     for mount in spec["mounts"]:
         src, dst = mount["source"].encode(), mount["target"].encode()
-        _check(
-            libc.mount(src, dst, None, MS_BIND | MS_REC, None), f"bind {mount['source']} -> {mount['target']}"
-        )
+        _check(libc.mount(src, dst, None, MS_BIND | MS_REC, None), f"bind {mount['source']} -> {mount['target']}")
         if mount.get("readOnly"):
             _check(
                 libc.mount(b"none", dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None),

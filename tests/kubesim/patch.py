@@ -221,9 +221,7 @@ def _merge_list(current: list[Any], patch: list[Any], key: str, order: list[Any]
         if not isinstance(element, dict) or key not in element:
             items.append(copy.deepcopy(element))
             continue
-        index = next(
-            (i for i, x in enumerate(items) if isinstance(x, dict) and x.get(key) == element[key]), None
-        )
+        index = next((i for i, x in enumerate(items) if isinstance(x, dict) and x.get(key) == element[key]), None)
         if element.get("$patch") == "delete":
             if index is not None:
                 items.pop(index)

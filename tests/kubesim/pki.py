@@ -39,20 +39,14 @@ class Pki:
         return ctx
 
 
-def write_kubeconfig(
-    path: Path, server: str, ca_file: Path, token: str, user: str, namespace: str = "default"
-) -> Path:
+def write_kubeconfig(path: Path, server: str, ca_file: Path, token: str, user: str, namespace: str = "default") -> Path:
     """A kubeconfig with one cluster, user and context, all named ``kubesim``."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": "kubesim", "cluster": {"server": server, "certificate-authority": str(ca_file)}}
-        ],
+        "clusters": [{"name": "kubesim", "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
         "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [
-            {"name": "kubesim", "context": {"cluster": "kubesim", "user": user, "namespace": namespace}}
-        ],
+        "contexts": [{"name": "kubesim", "context": {"cluster": "kubesim", "user": user, "namespace": namespace}}],
         "current-context": "kubesim",
         "preferences": {},
     }

@@ -50,9 +50,7 @@ def rule_allows(rule: JSON, attrs: Attributes) -> bool:
         return False
     wanted = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
     resources = rule.get("resources") or []
-    if not any(
-        r in ("*", wanted) or (attrs.subresource and r == f"*/{attrs.subresource}") for r in resources
-    ):
+    if not any(r in ("*", wanted) or (attrs.subresource and r == f"*/{attrs.subresource}") for r in resources):
         return False
     names = rule.get("resourceNames") or []
     return not names or attrs.name in names
@@ -92,8 +90,7 @@ class Authorizer:
             for binding in self.store.items((RBAC, "rolebindings"), attrs.namespace):
                 if any(_subject_matches(s, user, attrs.namespace) for s in binding.get("subjects") or []):
                     if any(
-                        rule_allows(r, attrs)
-                        for r in self._role_rules(binding.get("roleRef") or {}, attrs.namespace)
+                        rule_allows(r, attrs) for r in self._role_rules(binding.get("roleRef") or {}, attrs.namespace)
                     ):
                         return True
         return False

@@ -54,9 +54,7 @@ class ResourceType:
 
     @property
     def list_kind(self) -> str:
-        return (
-            self.crd["spec"]["names"].get("listKind", self.kind + "List") if self.crd else self.kind + "List"
-        )
+        return self.crd["spec"]["names"].get("listKind", self.kind + "List") if self.crd else self.kind + "List"
 
     @property
     def is_custom(self) -> bool:

@@ -190,9 +190,7 @@ def validate(schema: JSON, value: Any, path: str, old: Any = None, has_old: bool
                 )
             )
         if "maxLength" in schema and len(value) > schema["maxLength"]:
-            causes.append(
-                ("FieldValueTooLong", where, f"Too long: may not be more than {schema['maxLength']} bytes")
-            )
+            causes.append(("FieldValueTooLong", where, f"Too long: may not be more than {schema['maxLength']} bytes"))
         if "pattern" in schema and not re.search(schema["pattern"], value):
             causes.append(
                 (
@@ -235,9 +233,7 @@ def validate(schema: JSON, value: Any, path: str, old: Any = None, has_old: bool
                 continue
             sub = f"{path}.{name}" if path else name
             in_old = old_map is not None and name in old_map
-            causes.extend(
-                validate(sub_schema, item, sub, old_map.get(name) if in_old and old_map else None, in_old)
-            )
+            causes.extend(validate(sub_schema, item, sub, old_map.get(name) if in_old and old_map else None, in_old))
         if "minProperties" in schema and len(value) < schema["minProperties"]:
             causes.append(
                 (

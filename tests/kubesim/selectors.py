@@ -53,9 +53,7 @@ def parse_label_selector(text: str | None) -> Matcher:
             continue
         st = _SET_RE.match(term)
         if not st:
-            raise bad_request(
-                f"unable to parse requirement: found '{term.strip()}', expected: label selector"
-            )
+            raise bad_request(f"unable to parse requirement: found '{term.strip()}', expected: label selector")
         neg, key, op, values = st.groups()
         if op:
             options = {v.strip() for v in values.split(",") if v.strip()}

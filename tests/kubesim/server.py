@@ -53,9 +53,7 @@ def error_response(error: ApiError) -> web.Response:
 
 
 class ApiServer:
-    def __init__(
-        self, api: Api, authn: Authenticator, authz: Authorizer, faults: Faults, kubelet: Kubelet
-    ) -> None:
+    def __init__(self, api: Api, authn: Authenticator, authz: Authorizer, faults: Faults, kubelet: Kubelet) -> None:
         self.api = api
         self.authn = authn
         self.authz = authz
@@ -114,11 +112,7 @@ class ApiServer:
 
     def _authorize(self, user: User, attrs: Attributes) -> None:
         if not self.authz.allowed(user, attrs):
-            details = (
-                {"kind": attrs.resource, "name": attrs.name, "group": attrs.group}
-                if attrs.is_resource
-                else None
-            )
+            details = {"kind": attrs.resource, "name": attrs.name, "group": attrs.group} if attrs.is_resource else None
             error = forbidden(forbidden_message(user, attrs))
             if details is not None:
                 error.details = {k: v for k, v in details.items() if v}
@@ -139,11 +133,7 @@ class ApiServer:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return _json(doc)
         namespace: str | None = None
-        if (
-            rest[0] == "namespaces"
-            and len(rest) >= 3
-            and not (len(rest) == 3 and rest[2] in ("status", "finalize"))
-        ):
+        if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in ("status", "finalize")):
             namespace, rest = rest[1], rest[2:]
         plural, name, sub = rest[0], rest[1] if len(rest) > 1 else "", rest[2] if len(rest) > 2 else ""
         if len(rest) > 3:
@@ -200,11 +190,7 @@ class ApiServer:
         if len(segs) >= 4 and segs[:2] == ["openapi", "v3"]:
             gv = segs[2:]
             group, version = (
-                ("", gv[1])
-                if gv[0] == "api" and len(gv) == 2
-                else (gv[1], gv[2])
-                if len(gv) == 3
-                else ("-", "-")
+                ("", gv[1]) if gv[0] == "api" and len(gv) == 2 else (gv[1], gv[2]) if len(gv) == 3 else ("-", "-")
             )
             if any(rt.group == group and rt.version == version for rt in reg.all()):
                 return _json(openapi.v3_group_version(reg, group, version))
@@ -244,9 +230,7 @@ class ApiServer:
                 return await streams.pod_log(self, request, obj)
             if as_table:
                 return _json(
-                    tables.table(
-                        rt, [obj], obj["metadata"]["resourceVersion"], q.get("includeObject", "Metadata")
-                    )
+                    tables.table(rt, [obj], obj["metadata"]["resourceVersion"], q.get("includeObject", "Metadata"))
                 )
             return _json(obj)
         if verb == "create":
@@ -271,14 +255,10 @@ class ApiServer:
         options = await self._delete_options(request)
         if verb == "delete":
             obj = api.delete(rt, ns, name, options, dry_run)
-            return _json(
-                obj, 202 if obj["metadata"].get("deletionTimestamp") and api.find(rt, ns, name) else 200
-            )
+            return _json(obj, 202 if obj["metadata"].get("deletionTimestamp") and api.find(rt, ns, name) else 200)
         if verb == "deletecollection":
             return _json(
-                api.delete_collection(
-                    rt, namespace, q.get("labelSelector"), q.get("fieldSelector"), options, dry_run
-                )
+                api.delete_collection(rt, namespace, q.get("labelSelector"), q.get("fieldSelector"), options, dry_run)
             )
         raise method_not_allowed()
 
@@ -294,9 +274,7 @@ class ApiServer:
             options["orphanDependents"] = q["orphanDependents"] == "true"
         return options
 
-    def _list(
-        self, rt: ResourceType, namespace: str | None, request: web.Request, as_table: bool
-    ) -> web.Response:
+    def _list(self, rt: ResourceType, namespace: str | None, request: web.Request, as_table: bool) -> web.Response:
         q = request.query
         listed = self.api.list(rt, namespace, q.get("labelSelector"), q.get("fieldSelector"))
         items = listed["items"]
@@ -318,16 +296,12 @@ class ApiServer:
             items = items[start:]
         listed["items"] = items
         if as_table:
-            table = tables.table(
-                rt, items, listed["metadata"]["resourceVersion"], q.get("includeObject", "Metadata")
-            )
+            table = tables.table(rt, items, listed["metadata"]["resourceVersion"], q.get("includeObject", "Metadata"))
             table["metadata"].update({k: v for k, v in listed["metadata"].items() if k != "resourceVersion"})
             return _json(table)
         return _json(listed)
 
-    def _create_sub(
-        self, rt: ResourceType, ns: str, name: str, sub: str, body: Any, user: User
-    ) -> web.Response:
+    def _create_sub(self, rt: ResourceType, ns: str, name: str, sub: str, body: Any, user: User) -> web.Response:
         if rt.key != ("", "serviceaccounts") or sub != "token":
             raise method_not_allowed()
         self.api.get(rt, ns, name)

@@ -39,9 +39,7 @@ JSON = dict[str, Any]
 class Simulator:
     """Start with ``start()`` (or use as a context manager); every public method is thread-safe."""
 
-    def __init__(
-        self, workdir: Path | None = None, images: dict[str, Image] | None = None, port: int = 0
-    ) -> None:
+    def __init__(self, workdir: Path | None = None, images: dict[str, Image] | None = None, port: int = 0) -> None:
         self._own_dir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="kubesim-")) if workdir is None else workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -159,13 +157,9 @@ class Simulator:
     def ensure_service_account(self, namespace: str, name: str) -> None:
         def make() -> None:
             if self.store.get(("", "namespaces"), "", namespace) is None:
-                self.api.create(
-                    self.api.resource("", "v1", "namespaces"), "", {"metadata": {"name": namespace}}
-                )
+                self.api.create(self.api.resource("", "v1", "namespaces"), "", {"metadata": {"name": namespace}})
             if self.store.get(("", "serviceaccounts"), namespace, name) is None:
-                self.api.create(
-                    self.api.resource("", "v1", "serviceaccounts"), namespace, {"metadata": {"name": name}}
-                )
+                self.api.create(self.api.resource("", "v1", "serviceaccounts"), namespace, {"metadata": {"name": name}})
 
         self.call(make)
 
@@ -281,7 +275,5 @@ class Simulator:
         from kubernetes import client, config
 
         configuration = client.Configuration()
-        config.load_kube_config(
-            config_file=str(kubeconfig or self.kubeconfig), client_configuration=configuration
-        )
+        config.load_kube_config(config_file=str(kubeconfig or self.kubeconfig), client_configuration=configuration)
         return client.ApiClient(configuration)

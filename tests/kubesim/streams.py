@@ -75,9 +75,7 @@ async def watch(
                 item = replay.queue.get_nowait()
                 if item is not None:
                     initial.append(item)
-    response = web.StreamResponse(
-        headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"}
-    )
+    response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"})
     response.enable_chunked_encoding()
     await response.prepare(request)
     sent_columns = False
@@ -99,9 +97,7 @@ async def watch(
         return (json.dumps({"type": kind, "object": obj}, separators=(",", ":")) + "\n").encode()
 
     if gone:
-        status = ApiError(
-            410, "Expired", f"too old resource version: {rv_text} ({store.oldest_available()})"
-        ).status()
+        status = ApiError(410, "Expired", f"too old resource version: {rv_text} ({store.oldest_available()})").status()
         await response.write(encode("ERROR", status))
         await response.write_eof()
         return response

@@ -50,9 +50,7 @@ def age(value: Any) -> str:
     return human_duration(now() - parse_time(value))
 
 
-_STEP = re.compile(
-    r"\.([A-Za-z0-9_\-$]+)|\[(\d+|\*)\]|\[\?\(@\.([A-Za-z0-9_.]+)\s*==\s*['\"]([^'\"]*)['\"]\)\]"
-)
+_STEP = re.compile(r"\.([A-Za-z0-9_\-$]+)|\[(\d+|\*)\]|\[\?\(@\.([A-Za-z0-9_.]+)\s*==\s*['\"]([^'\"]*)['\"]\)\]")
 
 
 def jsonpath(obj: Any, path: str) -> list[Any]:
@@ -92,7 +90,7 @@ def _pod_status(pod: JSON) -> str:
         state = status.get("state") or {}
         if "waiting" in state and state["waiting"].get("reason"):
             reason = state["waiting"]["reason"]
-        elif "terminated" in state and reason not in ("Succeeded",):
+        elif "terminated" in state:
             term = state["terminated"]
             reason = term.get("reason") or f"ExitCode:{term.get('exitCode')}"
     return str(reason)
@@ -105,11 +103,10 @@ def _ready(pod: JSON) -> str:
 
 
 def _job_status(job: JSON) -> str:
-    for cond in dig(job, "status", "conditions") or []:
-        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed", "Suspended"):
-            return str(cond["type"])
-        if cond.get("status") == "True" and cond.get("type") == "FailureTarget":
-            return "FailureTarget"
+    true = {c.get("type") for c in dig(job, "status", "conditions") or [] if c.get("status") == "True"}
+    for kind in ("Failed", "Complete", "Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if kind in true:
+            return kind
     return "Running"
 
 

@@ -91,9 +91,7 @@ def container_env(store: Store, pod: JSON, container: JSON, base: dict[str, str]
             env[name] = "0"
         else:
             kind, sel = (
-                ("configmap", ref["configMapKeyRef"])
-                if "configMapKeyRef" in ref
-                else ("secret", ref["secretKeyRef"])
+                ("configmap", ref["configMapKeyRef"]) if "configMapKeyRef" in ref else ("secret", ref["secretKeyRef"])
             )
             data = _source(store, ns, kind, sel["name"], bool(sel.get("optional")))
             if data is None:
@@ -152,15 +150,11 @@ def materialize(store: Store, pod: JSON, volume: JSON, directory: Path, token: s
         return directory
     if "configMap" in volume:
         src = volume["configMap"]
-        files = _items(
-            _data(store, ns, "configmap", src["name"], bool(src.get("optional")), name), src.get("items")
-        )
+        files = _items(_data(store, ns, "configmap", src["name"], bool(src.get("optional")), name), src.get("items"))
         _write(directory, files, int(src.get("defaultMode", 0o644)))
     elif "secret" in volume:
         src = volume["secret"]
-        files = _items(
-            _data(store, ns, "secret", src["secretName"], bool(src.get("optional")), name), src.get("items")
-        )
+        files = _items(_data(store, ns, "secret", src["secretName"], bool(src.get("optional")), name), src.get("items"))
         _write(directory, files, int(src.get("defaultMode", 0o644)))
     elif "downwardAPI" in volume:
         _write(directory, _downward(pod, volume["downwardAPI"].get("items") or []), mode)
