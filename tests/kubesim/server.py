@@ -17,7 +17,7 @@ import yaml
 from aiohttp import web
 from multidict import CIMultiDict
 
-from . import discovery, openapi, streams, tables
+from . import discovery, openapi, protobuf, streams, tables
 from .errors import ApiError, bad_request, forbidden, method_not_allowed
 from .meta import timestamp
 from .rbac import Attributes, Authorizer, forbidden_message
@@ -197,9 +197,11 @@ class ApiServer:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
     # -- resources ---------------------------------------------------------------------------
-    async def _body(self, request: web.Request) -> Any:
+    async def _body(self, request: web.Request, rt: ResourceType | None = None) -> Any:
         raw = await request.read()
         ctype = request.headers.get("Content-Type", "application/json")
+        if "protobuf" in ctype:
+            return protobuf.decode(raw, rt.api_version if rt else "v1", rt.kind if rt else "")
         try:
             if "yaml" in ctype:
                 return yaml.safe_load(raw)
@@ -234,7 +236,7 @@ class ApiServer:
                 )
             return _json(obj)
         if verb == "create":
-            body = await self._body(request)
+            body = await self._body(request, rt)
             if sub:
                 return self._create_sub(rt, ns, name, sub, body, user)
             if name:
@@ -244,7 +246,7 @@ class ApiServer:
             obj, warnings = api.create(rt, ns, body, dry_run, strict)
             return _json(obj, 201, [] if ignore else warnings)
         if verb == "update":
-            body = await self._body(request)
+            body = await self._body(request, rt)
             obj, warnings = api.update(rt, ns, name, body, sub or None, dry_run, strict)
             return _json(obj, 200, [] if ignore else warnings)
         if verb == "patch":
