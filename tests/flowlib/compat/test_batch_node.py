@@ -141,9 +141,7 @@ def test_failing_item_stops_the_batch(pf):
 
 
 def test_wait_applies_per_item(pf, sleeps):
-    node, _ = batch_node(
-        pf, [1, 2], fail=lambda item, r: r < 2, fallback=lambda s, i, e: None, max_retries=3, wait=0.5
-    )
+    node, _ = batch_node(pf, [1, 2], fail=lambda item, r: r < 2, fallback=lambda s, i, e: None, max_retries=3, wait=0.5)
     assert capture(lambda: node.run({})).error is None
     assert sleeps.calls == [("time.sleep", 0.5)] * 4
 

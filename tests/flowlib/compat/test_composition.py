@@ -164,9 +164,7 @@ def test_inner_flow_is_copied_for_each_visit(pf):
         pass
 
     # Bound the loop: the signal node stops looping after three visits by returning a new action.
-    inner.start_node.post = lambda shared, p, e: (
-        "again" if len(shared.setdefault("visits", [])) < 3 else "stop"
-    )
+    inner.start_node.post = lambda shared, p, e: "again" if len(shared.setdefault("visits", [])) < 3 else "stop"
     shared = {}
     out = capture(lambda: Guard(inner).run(shared))
     assert out.result == "stop"

@@ -206,3 +206,29 @@ def test_async_wiring(pf):
     assert b.successors == {"sync": c}
     out = capture(lambda: b - "sync" >> a)
     assert out.warnings == [(UserWarning, OVERWRITE.format("sync"))]
+
+
+def test_warnings_are_attributed_to_the_library_not_the_caller(pf):
+    """PocketFlow warns with the default stacklevel: each warning points into the library's own file,
+    which is what ``warnings.filterwarnings(..., module=...)`` filters and the once-per-location
+    de-duplication of the default filter see."""
+    import os
+    import warnings
+
+    package_dir = os.path.dirname(os.path.abspath(pf.__file__))
+    a, b = pf.Node(), pf.Node()
+    a >> b
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        a >> b
+        a.run({})
+        flow_end = pf.Node()
+        flow_end - "x" >> pf.Node()
+        pf.Flow(flow_end).run({})
+    assert [str(w.message) for w in caught] == [
+        "Overwriting successor for action 'default'",
+        "Node won't run successors. Use Flow.",
+        "Flow ends: 'None' not found in ['x']",
+    ]
+    in_package = [(str(w.message), os.path.dirname(os.path.abspath(w.filename)) == package_dir) for w in caught]
+    assert in_package == [(str(w.message), True) for w in caught]
