@@ -212,6 +212,7 @@ def test_warnings_are_attributed_to_the_library_not_the_caller(pf):
     """PocketFlow warns with the default stacklevel: each warning points into the library's own file,
     which is what ``warnings.filterwarnings(..., module=...)`` filters and the once-per-location
     de-duplication of the default filter see."""
+    import asyncio
     import os
     import warnings
 
@@ -221,13 +222,19 @@ def test_warnings_are_attributed_to_the_library_not_the_caller(pf):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         a >> b
+        a.next(b)
         a.run({})
+        anode = pf.AsyncNode()
+        anode >> pf.Node()
+        asyncio.run(anode.run_async({}))
         flow_end = pf.Node()
         flow_end - "x" >> pf.Node()
         pf.Flow(flow_end).run({})
     assert [str(w.message) for w in caught] == [
         "Overwriting successor for action 'default'",
+        "Overwriting successor for action 'default'",
         "Node won't run successors. Use Flow.",
+        "Node won't run successors. Use AsyncFlow.",
         "Flow ends: 'None' not found in ['x']",
     ]
     in_package = [(str(w.message), os.path.dirname(os.path.abspath(w.filename)) == package_dir) for w in caught]
