@@ -1,0 +1,34 @@
+"""``python -m tests.kubesim --kubeconfig PATH`` prints ``ready <url>`` and runs until SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.kubesim
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_command_serves_until_signalled(tmp_path: Path, sig: int) -> None:
+    config = tmp_path / "kube" / "config"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.kubesim", "--kubeconfig", str(config)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("ready https://127.0.0.1:")
+        env = {**os.environ, "KUBECONFIG": str(config)}
+        out = subprocess.run(["kubectl", "get", "ns", "default", "-o", "name"], capture_output=True, text=True, env=env, timeout=30)
+        assert out.stdout.strip() == "namespace/default"
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
