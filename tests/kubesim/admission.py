@@ -188,29 +188,57 @@ def _admit_pod(api: Api, pod: JSON) -> None:
     sa = api.store.get(("", "serviceaccounts"), ns, sa_name)
     if sa is None:
         raise forbidden(
-            f'pods "{pod["metadata"].get("name")}" is forbidden: error looking up service account {ns}/{sa_name}: serviceaccount "{sa_name}" not found'
+            f'pods "{pod["metadata"].get("name")}" is forbidden: error looking up service account '
+            f'{ns}/{sa_name}: serviceaccount "{sa_name}" not found'
         )
     automount = spec.get("automountServiceAccountToken")
     if automount is None:
         automount = sa.get("automountServiceAccountToken", True)
     if automount:
         volume_name = f"kube-api-access-{random_suffix()}"
-        spec.setdefault("volumes", []).append({
-            "name": volume_name,
-            "projected": {"defaultMode": 420, "sources": [
-                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
-            ]},
-        })  # fmt: skip
+        spec.setdefault("volumes", []).append(
+            {
+                "name": volume_name,
+                "projected": {
+                    "defaultMode": 420,
+                    "sources": [
+                        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                        {
+                            "downwardAPI": {
+                                "items": [
+                                    {
+                                        "path": "namespace",
+                                        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                                    }
+                                ]
+                            }
+                        },
+                    ],
+                },
+            }
+        )
         for container in spec.get("containers", []) + spec.get("initContainers", []):
             mounts = container.setdefault("volumeMounts", [])
             if not any(m.get("mountPath") == SA_MOUNT for m in mounts):
                 mounts.append({"name": volume_name, "mountPath": SA_MOUNT, "readOnly": True})
-    spec.setdefault("tolerations", [
-        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-    ])  # fmt: skip
+    spec.setdefault(
+        "tolerations",
+        [
+            {
+                "key": "node.kubernetes.io/not-ready",
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": 300,
+            },
+            {
+                "key": "node.kubernetes.io/unreachable",
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": 300,
+            },
+        ],
+    )
     spec.setdefault("priority", 0)
     pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
 
@@ -227,7 +255,7 @@ def _default_job(job: JSON) -> None:
     if spec["manualSelector"] is None:
         del spec["manualSelector"]
     spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
-    uid = job["metadata"]["uid"] if "uid" in job["metadata"] else None
+    uid = job["metadata"].get("uid")
     template = spec.setdefault("template", {})
     pod_spec_defaults(template.setdefault("spec", {}))
     if uid is not None:
@@ -240,10 +268,14 @@ def _label_job(job: JSON) -> None:
     if not spec.get("manualSelector"):
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
     labels = spec["template"].setdefault("metadata", {}).setdefault("labels", {})
-    labels.update({
-        "batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
-        "controller-uid": uid, "job-name": name,
-    })  # fmt: skip
+    labels.update(
+        {
+            "batch.kubernetes.io/controller-uid": uid,
+            "batch.kubernetes.io/job-name": name,
+            "controller-uid": uid,
+            "job-name": name,
+        }
+    )
 
 
 def admit_update(api: Api, rt: ResourceType, new: JSON, old: JSON) -> None:
@@ -279,7 +311,11 @@ def admit_update(api: Api, rt: ResourceType, new: JSON, old: JSON) -> None:
                     (
                         "FieldValueForbidden",
                         "spec",
-                        "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations) or `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+                        "Forbidden: pod updates may not change fields other than "
+                        "`spec.containers[*].image`, `spec.initContainers[*].image`, "
+                        "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing "
+                        "tolerations) or `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if "
+                        "it was previously negative)",
                     )
                 ],
             )

@@ -29,16 +29,21 @@ class Figures:
     list_seconds: float
 
     def __str__(self) -> str:
-        return (f"{self.objects} objects: {self.creates_per_s:.0f} creates/s (sequential, Python client), "
-                f"{self.watch_events_per_s:.0f} watch events/s ({self.watch_events} received), "
-                f"list of all in {self.list_seconds * 1000:.0f} ms")  # fmt: skip
+        return (
+            f"{self.objects} objects: {self.creates_per_s:.0f} creates/s (sequential, Python client), "
+            f"{self.watch_events_per_s:.0f} watch events/s ({self.watch_events} received), "
+            f"list of all in {self.list_seconds * 1000:.0f} ms"
+        )
 
 
 def _watch(sim: Simulator, rv: str, want: int, out: list[float]) -> None:
     ctx = ssl.create_default_context(cafile=str(sim.ca_file))
     conn = http.client.HTTPSConnection("127.0.0.1", sim.port, context=ctx, timeout=120)
-    conn.request("GET", f"/api/v1/namespaces/bench/configmaps?watch=1&resourceVersion={rv}",
-                 headers={"Authorization": f"Bearer {sim.admin_token}"})  # fmt: skip
+    conn.request(
+        "GET",
+        f"/api/v1/namespaces/bench/configmaps?watch=1&resourceVersion={rv}",
+        headers={"Authorization": f"Bearer {sim.admin_token}"},
+    )
     resp = conn.getresponse()
     count = 0
     while count < want:
@@ -63,14 +68,20 @@ def run(n: int = 1000) -> Figures:
     with Simulator() as sim:
         api = client.CoreV1Api(sim.api_client())
         api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="bench")))
-        rv = api.list_namespaced_config_map("bench").metadata.resource_version
+        meta = api.list_namespaced_config_map("bench").metadata
+        rv = str(meta.resource_version if meta is not None else "")
         stamps: list[float] = []
         watcher = threading.Thread(target=_watch, args=(sim, rv, n, stamps))
         watcher.start()
         time.sleep(0.2)
         started = time.monotonic()
         for i in range(n):
-            api.create_namespaced_config_map("bench", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"cm-{i}", labels={"bench": "1"}), data={"i": str(i)}))
+            api.create_namespaced_config_map(
+                "bench",
+                client.V1ConfigMap(
+                    metadata=client.V1ObjectMeta(name=f"cm-{i}", labels={"bench": "1"}), data={"i": str(i)}
+                ),
+            )
         created = time.monotonic() - started
         watcher.join(timeout=120)
         t0 = time.monotonic()

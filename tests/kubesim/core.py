@@ -60,7 +60,9 @@ class Api:
     def find(self, rt: ResourceType, namespace: str, name: str) -> JSON | None:
         return self.store.get(rt.key, namespace if rt.namespaced else "", name)
 
-    def list(self, rt: ResourceType, namespace: str | None, label: str | None = None, field: str | None = None) -> JSON:
+    def list_objects(
+        self, rt: ResourceType, namespace: str | None, label: str | None = None, field: str | None = None
+    ) -> JSON:
         lmatch, fmatch = parse_label_selector(label), parse_field_selector(field, rt)
         items = [self._present(rt, o) for o in self.store.items(rt.key, namespace) if lmatch(o) and fmatch(o)]
         return {
@@ -135,16 +137,20 @@ class Api:
     def _check_kind(self, rt: ResourceType, obj: JSON) -> None:
         kind, api_version = obj.get("kind"), obj.get("apiVersion")
         if kind is not None and kind != rt.kind:
-            raise bad_request(f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})"
-                              if api_version and api_version != rt.api_version else
-                              f"Object 'Kind' is {kind!r}, expected {rt.kind!r}")  # fmt: skip
+            raise bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                f"({rt.api_version})"
+                if api_version and api_version != rt.api_version
+                else f"Object 'Kind' is {kind!r}, expected {rt.kind!r}"
+            )
         if (
             api_version is not None
             and api_version != rt.api_version
             and not (rt.is_custom and api_version.startswith(rt.group + "/"))
         ):
             raise bad_request(
-                f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})"
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                f"({rt.api_version})"
             )
 
     def _namespace_accepts(self, ns: str, name: str) -> None:
@@ -195,17 +201,23 @@ class Api:
         return [f'unknown field "{u}"' for u in unknown]
 
     # -- update and patch --------------------------------------------------------------------
-    def update(self, rt: ResourceType, namespace: str, name: str, body: Any, subresource: str | None = None,
-               dry_run: bool = False, strict: bool = False) -> tuple[JSON, list[str]]:  # fmt: skip
+    def update(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        strict: bool = False,
+    ) -> tuple[JSON, list[str]]:
         if not isinstance(body, dict):
             raise bad_request("the body of the request was not a JSON object")
         ns = namespace if rt.namespaced else ""
         old = self.store.get(rt.key, ns, name)
         meta = body.get("metadata") or {}
         if meta.get("name") and meta["name"] != name:
-            raise bad_request(
-                "the name of the object (%s) does not match the name on the URL (%s)" % (meta["name"], name)
-            )
+            raise bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
         if old is None:
             raise not_found(rt.group, rt.plural, name)
         self._check_kind(rt, body)
@@ -219,17 +231,27 @@ class Api:
             )
         return self._write(rt, old, deep(body), subresource, dry_run, strict)
 
-    def patch(self, rt: ResourceType, namespace: str, name: str, content_type: str, raw: bytes,
-              subresource: str | None = None, dry_run: bool = False, strict: bool = False,
-              field_manager: str | None = None) -> tuple[JSON, list[str]]:  # fmt: skip
+    def patch(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        content_type: str,
+        raw: bytes,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        strict: bool = False,
+        field_manager: str | None = None,
+    ) -> tuple[JSON, list[str]]:
         ns = namespace if rt.namespaced else ""
         old = self.store.get(rt.key, ns, name)
-        ctype = content_type.split(";")[0].strip()
+        ctype = content_type.split(";", maxsplit=1)[0].strip()
         if ctype == "application/strategic-merge-patch+json" and rt.is_custom:
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
             )
         if ctype not in (
             "application/json-patch+json",
@@ -240,7 +262,9 @@ class Api:
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
-                f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ctype})",
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, "
+                f"application/strategic-merge-patch+json (got {ctype})",
             )
         try:
             if ctype == "application/apply-patch+yaml":
@@ -435,9 +459,16 @@ class Api:
         self._changed()
         return self._present(rt, final)
 
-    def delete_collection(self, rt: ResourceType, namespace: str | None, label: str | None, field: str | None,
-                          options: JSON | None, dry_run: bool = False) -> JSON:  # fmt: skip
-        listed = self.list(rt, namespace, label, field)
+    def delete_collection(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        label: str | None,
+        field: str | None,
+        options: JSON | None,
+        dry_run: bool = False,
+    ) -> JSON:
+        listed = self.list_objects(rt, namespace, label, field)
         for item in listed["items"]:
             meta = item["metadata"]
             try:
@@ -471,13 +502,23 @@ class Api:
         event = {
             "metadata": {"name": f"{meta['name']}.{random_suffix(10)}", "namespace": ns},
             "involvedObject": {
-                "apiVersion": regarding.get("apiVersion"), "kind": regarding.get("kind"), "name": meta["name"],
-                "namespace": meta.get("namespace"), "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
+                "apiVersion": regarding.get("apiVersion"),
+                "kind": regarding.get("kind"),
+                "name": meta["name"],
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
             },
-            "reason": reason, "message": message, "type": etype, "count": 1,
-            "firstTimestamp": now, "lastTimestamp": now, "source": {"component": component},
-            "reportingComponent": component, "reportingInstance": "kubesim",
-        }  # fmt: skip
+            "reason": reason,
+            "message": message,
+            "type": etype,
+            "count": 1,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": "kubesim",
+        }
         self.create(rt, ns, event)
 
 

@@ -145,11 +145,21 @@ def register(api: Api, crd: JSON) -> None:
         if not version.get("served", True):
             continue
         subs: tuple[str, ...] = tuple(k for k in ("status", "scale") if k in (version.get("subresources") or {}))
-        api.registry.add(ResourceType(
-            group=spec["group"], version=version["name"], plural=names["plural"], singular=names.get("singular", names["kind"].lower()),
-            kind=names["kind"], namespaced=spec["scope"] == "Namespaced", short_names=list(names.get("shortNames") or []),
-            categories=list(names.get("categories") or []), subresources=subs, crd=crd, crd_version=version,
-        ))  # fmt: skip
+        api.registry.add(
+            ResourceType(
+                group=spec["group"],
+                version=version["name"],
+                plural=names["plural"],
+                singular=names.get("singular", names["kind"].lower()),
+                kind=names["kind"],
+                namespaced=spec["scope"] == "Namespaced",
+                short_names=list(names.get("shortNames") or []),
+                categories=list(names.get("categories") or []),
+                subresources=subs,
+                crd=crd,
+                crd_version=version,
+            )
+        )
 
 
 def status_for(crd: JSON) -> JSON:
@@ -159,10 +169,22 @@ def status_for(crd: JSON) -> JSON:
         "acceptedNames": spec["names"],
         "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")],
         "conditions": [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now},
+            {
+                "type": "NamesAccepted",
+                "status": "True",
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "Established",
+                "status": "True",
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+                "lastTransitionTime": now,
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def unregister(api: Api, crd: JSON) -> None:

@@ -15,16 +15,27 @@ from .resources import Registry, ResourceType
 
 JSON = dict[str, Any]
 GIT_VERSION = "v1.32.0-kubesim"
-_SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "scale": ["get", "patch", "update"],
-                      "token": ["create"], "finalize": ["update"]}  # fmt: skip
+_SUBRESOURCE_VERBS = {
+    "status": ["get", "patch", "update"],
+    "log": ["get"],
+    "scale": ["get", "patch", "update"],
+    "token": ["create"],
+    "finalize": ["update"],
+}
 
 
 def version_info() -> JSON:
     return {
-        "major": "1", "minor": "32", "gitVersion": GIT_VERSION, "gitCommit": "0" * 40,
-        "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23",
-        "compiler": "gc", "platform": "linux/amd64",
-    }  # fmt: skip
+        "major": "1",
+        "minor": "32",
+        "gitVersion": GIT_VERSION,
+        "gitCommit": "0" * 40,
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.23",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    }
 
 
 def version_priority(version: str) -> tuple[int, int, int]:
@@ -38,18 +49,26 @@ def version_priority(version: str) -> tuple[int, int, int]:
 
 def _resource_entries(rt: ResourceType) -> list[JSON]:
     entry: JSON = {
-        "name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced, "kind": rt.kind,
+        "name": rt.plural,
+        "singularName": rt.singular,
+        "namespaced": rt.namespaced,
+        "kind": rt.kind,
         "verbs": list(rt.verbs),
         "storageVersionHash": hashlib.sha256(f"{rt.group}/{rt.plural}".encode()).hexdigest()[:12],
-    }  # fmt: skip
+    }
     if rt.short_names:
         entry["shortNames"] = rt.short_names
     if rt.categories:
         entry["categories"] = rt.categories
     out = [entry]
     for sub in rt.subresources:
-        item: JSON = {"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced,
-                      "kind": rt.kind, "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])}  # fmt: skip
+        item: JSON = {
+            "name": f"{rt.plural}/{sub}",
+            "singularName": "",
+            "namespaced": rt.namespaced,
+            "kind": rt.kind,
+            "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"]),
+        }
         if sub == "token":
             item.update(group="authentication.k8s.io", version="v1", kind="TokenRequest")
         if sub == "scale":
@@ -63,8 +82,12 @@ def resource_list(registry: Registry, group: str, version: str) -> JSON | None:
     if not types:
         return None
     resources = [e for rt in sorted(types, key=lambda r: r.plural) for e in _resource_entries(rt)]
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version,
-            "resources": resources}  # fmt: skip
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/{version}" if group else version,
+        "resources": resources,
+    }
 
 
 def _group(name: str, versions: list[str]) -> JSON:
@@ -74,8 +97,11 @@ def _group(name: str, versions: list[str]) -> JSON:
 
 
 def api_versions(address: str) -> JSON:
-    return {"kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}]}  # fmt: skip
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}],
+    }
 
 
 def group_list(registry: Registry) -> JSON:

@@ -11,9 +11,19 @@ from dataclasses import dataclass
 
 from .errors import ApiError
 
-_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
-            410: "Expired", 422: "Invalid", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
-            504: "Timeout"}  # fmt: skip
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    410: "Expired",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
 
 
 @dataclass
@@ -39,8 +49,15 @@ class Faults:
         self._delays: list[_Rule] = []
         self.injected = 0
 
-    def fail(self, method: str | None, path: str, code: int, times: int = 1, retry_after: int | None = None,
-             message: str | None = None) -> None:  # fmt: skip
+    def fail(
+        self,
+        method: str | None,
+        path: str,
+        code: int,
+        times: int = 1,
+        retry_after: int | None = None,
+        message: str | None = None,
+    ) -> None:
         """Make the next ``times`` requests whose path matches the regex ``path`` fail with ``code``
         (429 and 503 carry ``Retry-After`` when ``retry_after`` is set)."""
         text = message or f"kubesim injected fault: {code}"

@@ -49,6 +49,16 @@ def _ranges(indexes: set[int]) -> str:
     return ",".join(out)
 
 
+def _succeeded(indexed: bool, completions: int | None, done: set[int], succeeded: int, active: bool) -> bool:
+    """The Job's success criteria: every index done (Indexed), enough successes, or (work-queue
+    jobs without completions) one success and nothing still running."""
+    if indexed:
+        return completions is not None and done >= set(range(completions))
+    if completions is not None:
+        return succeeded >= completions
+    return succeeded > 0 and not active
+
+
 class JobController(Controller):
     def interested(self, event: Event) -> bool:
         return event.key in (("batch", "jobs"), ("", "pods"))
@@ -98,9 +108,11 @@ class JobController(Controller):
         succeeded = [p for p in pods if dig(p, "status", "phase") == "Succeeded"]
         failed_pods = [p for p in pods if dig(p, "status", "phase") == "Failed"]
         restarts = sum(
-            s.get("restartCount", 0) for p in pods if dig(p, "spec", "restartPolicy") == "OnFailure"
+            s.get("restartCount", 0)
+            for p in pods
+            if dig(p, "spec", "restartPolicy") == "OnFailure"
             for s in dig(p, "status", "containerStatuses") or []
-        )  # fmt: skip
+        )
         failed = len(failed_pods) + restarts
         indexed = spec.get("completionMode") == "Indexed"
         completions = spec.get("completions")
@@ -126,12 +138,8 @@ class JobController(Controller):
                 failure = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
             if failure is not None:
                 conditions.append(_condition("FailureTarget", *failure))
-            elif indexed and completions is not None and done_indexes >= set(range(completions)):
-                success = True
-            elif not indexed and completions is not None and len(succeeded) >= completions:
-                success = True
-            elif not indexed and completions is None and succeeded and not active:
-                success = True
+            else:
+                success = _succeeded(indexed, completions, done_indexes, len(succeeded), bool(active))
             if success:
                 conditions.append(
                     _condition(
@@ -167,17 +175,25 @@ class JobController(Controller):
         else:
             conditions = [c for c in conditions if c["type"] != "Suspended"]
             self._create_pods(job, active, succeeded, done_indexes)
-        status.update({
-            "active": len(active), "succeeded": max(len(succeeded), status.get("succeeded", 0)),
-            "failed": max(failed, status.get("failed", 0)),
-            "ready": sum(1 for p in active if any(c.get("type") == "Ready" and c.get("status") == "True"
-                                                 for c in dig(p, "status", "conditions") or [])),
-            "terminating": sum(1 for p in running if p["metadata"].get("deletionTimestamp")),
-            "uncountedTerminatedPods": {},
-        })  # fmt: skip
-        if indexed:
-            if done_indexes:
-                status["completedIndexes"] = _ranges(done_indexes)
+        status.update(
+            {
+                "active": len(active),
+                "succeeded": max(len(succeeded), status.get("succeeded", 0)),
+                "failed": max(failed, status.get("failed", 0)),
+                "ready": sum(
+                    1
+                    for p in active
+                    if any(
+                        c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in dig(p, "status", "conditions") or []
+                    )
+                ),
+                "terminating": sum(1 for p in running if p["metadata"].get("deletionTimestamp")),
+                "uncountedTerminatedPods": {},
+            }
+        )
+        if indexed and done_indexes:
+            status["completedIndexes"] = _ranges(done_indexes)
         for key in ("active", "succeeded", "failed", "terminating"):
             if not status[key]:
                 status.pop(key)

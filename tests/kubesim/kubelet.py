@@ -90,10 +90,15 @@ class Container:
     def status(self) -> JSON:
         image = self.spec.get("image", "")
         out: JSON = {
-            "name": self.name, "image": image, "imageID": "",
-            "state": self.state, "lastState": self.last_state, "ready": "running" in self.state,
-            "restartCount": self.restarts, "started": "running" in self.state,
-        }  # fmt: skip
+            "name": self.name,
+            "image": image,
+            "imageID": "",
+            "state": self.state,
+            "lastState": self.last_state,
+            "ready": "running" in self.state,
+            "restartCount": self.restarts,
+            "started": "running" in self.state,
+        }
         if self.container_id:
             out["containerID"] = self.container_id
             out["imageID"] = f"{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
@@ -162,10 +167,16 @@ class PodRuntime:
                 c["lastTransitionTime"] = prev.get("lastTransitionTime")
             conditions.append(c)
         status: JSON = {
-            "phase": self.phase, "conditions": conditions, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
-            "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}], "startTime": self.started, "qosClass": "BestEffort",
+            "phase": self.phase,
+            "conditions": conditions,
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "startTime": self.started,
+            "qosClass": "BestEffort",
             "containerStatuses": [c.status() for c in self.containers],
-        }  # fmt: skip
+        }
         if self.init:
             status["initContainerStatuses"] = [c.status() for c in self.init]
         if self.reason:
@@ -248,8 +259,14 @@ class PodRuntime:
         for container in self.init + self.containers:
             if "waiting" in container.state:
                 reason = container.state["waiting"].get("reason", "")
-                container.state = {"terminated": {"exitCode": 137 if reason == "CrashLoopBackOff" else 0, "reason": "ContainerStatusUnknown"
-                                                  if reason != "CrashLoopBackOff" else "Error", "startedAt": None, "finishedAt": timestamp()}}  # fmt: skip
+                container.state = {
+                    "terminated": {
+                        "exitCode": 137 if reason == "CrashLoopBackOff" else 0,
+                        "reason": "ContainerStatusUnknown" if reason != "CrashLoopBackOff" else "Error",
+                        "startedAt": None,
+                        "finishedAt": timestamp(),
+                    }
+                }
                 if reason != "CrashLoopBackOff":
                     container.state["terminated"]["message"] = (
                         "The container could not be located when the pod was terminated"
@@ -271,7 +288,10 @@ class PodRuntime:
             if image is None:
                 blocked = True
                 if attempt % 2 == 0:
-                    message = f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": {ref}: not found'
+                    message = (
+                        f'failed to pull and unpack image "{ref}": '
+                        f'failed to resolve reference "{ref}": {ref}: not found'
+                    )
                     container.state = {"waiting": {"reason": "ErrImagePull", "message": message}}
                     if attempt == 0:
                         self.event("Warning", "Failed", f'Failed to pull image "{ref}": {message}')
@@ -303,11 +323,16 @@ class PodRuntime:
         pod = self.pod
         port = self.kubelet.port
         base = {
-            "PATH": ":".join(image.path), "HOME": "/root", "HOSTNAME": pod["spec"].get("hostname") or self.name,
-            "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(port),
-            "KUBERNETES_SERVICE_PORT_HTTPS": str(port), "KUBERNETES_PORT": f"tcp://127.0.0.1:{port}",
-            f"KUBERNETES_PORT_{port}_TCP": f"tcp://127.0.0.1:{port}", **image.env,
-        }  # fmt: skip
+            "PATH": ":".join(image.path),
+            "HOME": "/root",
+            "HOSTNAME": pod["spec"].get("hostname") or self.name,
+            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT": str(port),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
+            "KUBERNETES_PORT": f"tcp://127.0.0.1:{port}",
+            f"KUBERNETES_PORT_{port}_TCP": f"tcp://127.0.0.1:{port}",
+            **image.env,
+        }
         env = volumes.container_env(self.api.store, pod, spec, base)
         command, args = spec.get("command"), spec.get("args")
         if command:
@@ -327,8 +352,14 @@ class PodRuntime:
                 source = source / mount["subPath"]
                 if not source.exists():
                     source.mkdir(parents=True)
-            mounts.append({"source": str(source), "target": mount["mountPath"], "readOnly": bool(mount.get("readOnly")),
-                           "file": source.is_file()})  # fmt: skip
+            mounts.append(
+                {
+                    "source": str(source),
+                    "target": mount["mountPath"],
+                    "readOnly": bool(mount.get("readOnly")),
+                    "file": source.is_file(),
+                }
+            )
         term = work / "termination-log"
         term.write_text("")
         mounts.append(
@@ -338,8 +369,14 @@ class PodRuntime:
                 "file": True,
             }
         )
-        return {"argv": argv, "env": env, "mounts": mounts, "workingDir": spec.get("workingDir") or image.working_dir,
-                "startErrorFile": str(work / "start-error"), "terminationFile": str(term)}  # fmt: skip
+        return {
+            "argv": argv,
+            "env": env,
+            "mounts": mounts,
+            "workingDir": spec.get("workingDir") or image.working_dir,
+            "startErrorFile": str(work / "start-error"),
+            "terminationFile": str(term),
+        }
 
     async def _run_container(self, container: Container, plan: JSON) -> int:
         """Start the container, wait for it to exit, record its terminated state; returns the exit code."""
@@ -361,10 +398,15 @@ class PodRuntime:
             container.previous = container.log
         log = container.log = ContainerLog()
         proc = await asyncio.create_subprocess_exec(
-            self.kubelet.python, "-S", LAUNCHER, str(spec_file),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            self.kubelet.python,
+            "-S",
+            LAUNCHER,
+            str(spec_file),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-        )  # fmt: skip
+        )
         container.proc = proc
         container.container_id = f"containerd://{secrets.token_hex(32)}"
         started = timestamp()
@@ -388,8 +430,13 @@ class PodRuntime:
         log.finish()
         container.proc = None
         exit_code = 128 - code if code < 0 else code
-        terminated: JSON = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                            "startedAt": started, "finishedAt": timestamp(), "containerID": container.container_id}  # fmt: skip
+        terminated: JSON = {
+            "exitCode": exit_code,
+            "reason": "Completed" if exit_code == 0 else "Error",
+            "startedAt": started,
+            "finishedAt": timestamp(),
+            "containerID": container.container_id,
+        }
         if start_error.exists():
             terminated.update(
                 reason="StartError",

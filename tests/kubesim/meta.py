@@ -84,7 +84,8 @@ def validate_labels(labels: Any) -> list[tuple[str, str, str]]:
                 (
                     "FieldValueInvalid",
                     "metadata.labels",
-                    f"Invalid value: {value!r}: a valid label value must be 63 characters or less and consist of alphanumerics, '-', '_' or '.'",
+                    f"Invalid value: {value!r}: a valid label value must be 63 characters or less "
+                    "and consist of alphanumerics, '-', '_' or '.'",
                 )
             )
     return causes

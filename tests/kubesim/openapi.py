@@ -41,8 +41,15 @@ def _schema(rt: ResourceType) -> JSON:
         props["metadata"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         body["properties"] = props
     else:
-        body = {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-                "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}}}  # fmt: skip
+        body = {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "kind": {"type": "string"},
+                "metadata": {"type": "object"},
+            },
+        }
     body["x-kubernetes-group-version-kind"] = gvk
     return body
 
@@ -58,12 +65,22 @@ def _operations(rt: ResourceType, ref: str) -> JSON:
     patch_body = {"content": {t: {"schema": {"type": "object"}} for t in _PATCH_TYPES}}
     item = {
         "get": {"x-kubernetes-action": "get", "x-kubernetes-group-version-kind": gvk, "responses": ok},
-        "put": {"x-kubernetes-action": "put", "x-kubernetes-group-version-kind": gvk, "parameters": params, "requestBody": body, "responses": ok},
-        "patch": {"x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk,
-                  "parameters": [*params, {"name": "force", "in": "query", "schema": {"type": "boolean"}}],
-                  "requestBody": patch_body, "responses": ok},
+        "put": {
+            "x-kubernetes-action": "put",
+            "x-kubernetes-group-version-kind": gvk,
+            "parameters": params,
+            "requestBody": body,
+            "responses": ok,
+        },
+        "patch": {
+            "x-kubernetes-action": "patch",
+            "x-kubernetes-group-version-kind": gvk,
+            "parameters": [*params, {"name": "force", "in": "query", "schema": {"type": "boolean"}}],
+            "requestBody": patch_body,
+            "responses": ok,
+        },
         "delete": {"x-kubernetes-action": "delete", "x-kubernetes-group-version-kind": gvk, "responses": ok},
-    }  # fmt: skip
+    }
     return item
 
 
@@ -90,8 +107,13 @@ def v3_group_version(registry: Registry, group: str, version: str) -> JSON:
         base = f"/{_gv_path(group, version)}"
         prefix = f"{base}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else f"{base}/{rt.plural}"
         paths[f"{prefix}/{{name}}"] = _operations(rt, ref)
-        paths[prefix] = {"get": {"x-kubernetes-action": "list", "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": rt.kind},
-                                 "responses": {"200": {"description": "OK"}}}}  # fmt: skip
+        paths[prefix] = {
+            "get": {
+                "x-kubernetes-action": "list",
+                "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": rt.kind},
+                "responses": {"200": {"description": "OK"}},
+            }
+        }
         if "status" in rt.subresources:
             paths[f"{prefix}/{{name}}/status"] = _operations(rt, ref)
     return {

@@ -115,7 +115,8 @@ def _add(doc: Any, path: str, value: Any, replace: bool = False) -> Any:
             raise ApiError(
                 422,
                 "Invalid",
-                f"the server rejected our request due to an error in our request: replace operation does not apply: doc is missing key: {path}",
+                "the server rejected our request due to an error in our request: "
+                f"replace operation does not apply: doc is missing key: {path}",
             )
         parent[last] = copy.deepcopy(value)
     elif isinstance(parent, list):

@@ -20,9 +20,14 @@ class Pki:
         directory.mkdir(parents=True, exist_ok=True)
         self.ca = trustme.CA(organization_name="kubesim")
         cert = self.ca.issue_cert(
-            "127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local", common_name="kube-apiserver",
-        )  # fmt: skip
+            "127.0.0.1",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            common_name="kube-apiserver",
+        )
         self.ca_file = directory / "ca.crt"
         self.ca.cert_pem.write_to_path(str(self.ca_file))
         self.ca_pem = self.ca.cert_pem.bytes().decode()

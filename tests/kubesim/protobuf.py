@@ -27,72 +27,197 @@ def _f(name: str, kind: str = "string", sub: str | None = None, repeated: bool =
 
 
 SCHEMAS: dict[str, dict[int, Field]] = {
-    "Unknown": {1: _f("typeMeta", "msg", "TypeMeta"), 2: _f("raw", "bytes"), 3: _f("contentEncoding"), 4: _f("contentType")},
+    "Unknown": {
+        1: _f("typeMeta", "msg", "TypeMeta"),
+        2: _f("raw", "bytes"),
+        3: _f("contentEncoding"),
+        4: _f("contentType"),
+    },
     "TypeMeta": {1: _f("apiVersion"), 2: _f("kind")},
     "ObjectMeta": {
-        1: _f("name"), 2: _f("generateName"), 3: _f("namespace"), 4: _f("selfLink"), 5: _f("uid"), 6: _f("resourceVersion"),
-        7: _f("generation", "int"), 8: _f("creationTimestamp", "time"), 9: _f("deletionTimestamp", "time"),
-        10: _f("deletionGracePeriodSeconds", "int", pointer=True), 11: _f("labels", "map"), 12: _f("annotations", "map"),
-        13: _f("ownerReferences", "msg", "OwnerReference", True), 14: _f("finalizers", repeated=True),
+        1: _f("name"),
+        2: _f("generateName"),
+        3: _f("namespace"),
+        4: _f("selfLink"),
+        5: _f("uid"),
+        6: _f("resourceVersion"),
+        7: _f("generation", "int"),
+        8: _f("creationTimestamp", "time"),
+        9: _f("deletionTimestamp", "time"),
+        10: _f("deletionGracePeriodSeconds", "int", pointer=True),
+        11: _f("labels", "map"),
+        12: _f("annotations", "map"),
+        13: _f("ownerReferences", "msg", "OwnerReference", True),
+        14: _f("finalizers", repeated=True),
         17: _f("managedFields", "msg", "Ignored", True),
     },
     "Ignored": {},
-    "OwnerReference": {1: _f("kind"), 3: _f("name"), 4: _f("uid"), 5: _f("apiVersion"), 6: _f("controller", "bool", pointer=True),
-                       7: _f("blockOwnerDeletion", "bool", pointer=True)},
-    "ConfigMap": {1: _f("metadata", "msg", "ObjectMeta"), 2: _f("data", "map"), 3: _f("binaryData", "mapbytes"), 4: _f("immutable", "bool", pointer=True)},
-    "Secret": {1: _f("metadata", "msg", "ObjectMeta"), 2: _f("data", "mapbytes"), 3: _f("type"), 4: _f("stringData", "map"),
-               5: _f("immutable", "bool", pointer=True)},
-    "Namespace": {1: _f("metadata", "msg", "ObjectMeta"), 2: _f("spec", "msg", "NamespaceSpec"), 3: _f("status", "msg", "Ignored")},
+    "OwnerReference": {
+        1: _f("kind"),
+        3: _f("name"),
+        4: _f("uid"),
+        5: _f("apiVersion"),
+        6: _f("controller", "bool", pointer=True),
+        7: _f("blockOwnerDeletion", "bool", pointer=True),
+    },
+    "ConfigMap": {
+        1: _f("metadata", "msg", "ObjectMeta"),
+        2: _f("data", "map"),
+        3: _f("binaryData", "mapbytes"),
+        4: _f("immutable", "bool", pointer=True),
+    },
+    "Secret": {
+        1: _f("metadata", "msg", "ObjectMeta"),
+        2: _f("data", "mapbytes"),
+        3: _f("type"),
+        4: _f("stringData", "map"),
+        5: _f("immutable", "bool", pointer=True),
+    },
+    "Namespace": {
+        1: _f("metadata", "msg", "ObjectMeta"),
+        2: _f("spec", "msg", "NamespaceSpec"),
+        3: _f("status", "msg", "Ignored"),
+    },
     "NamespaceSpec": {1: _f("finalizers", repeated=True)},
-    "ServiceAccount": {1: _f("metadata", "msg", "ObjectMeta"), 2: _f("secrets", "msg", "ObjectReference", True),
-                       3: _f("imagePullSecrets", "msg", "LocalObjectReference", True), 4: _f("automountServiceAccountToken", "bool", pointer=True)},
-    "ObjectReference": {1: _f("kind"), 2: _f("namespace"), 3: _f("name"), 4: _f("uid"), 5: _f("apiVersion"), 6: _f("resourceVersion"), 7: _f("fieldPath")},
+    "ServiceAccount": {
+        1: _f("metadata", "msg", "ObjectMeta"),
+        2: _f("secrets", "msg", "ObjectReference", True),
+        3: _f("imagePullSecrets", "msg", "LocalObjectReference", True),
+        4: _f("automountServiceAccountToken", "bool", pointer=True),
+    },
+    "ObjectReference": {
+        1: _f("kind"),
+        2: _f("namespace"),
+        3: _f("name"),
+        4: _f("uid"),
+        5: _f("apiVersion"),
+        6: _f("resourceVersion"),
+        7: _f("fieldPath"),
+    },
     "LocalObjectReference": {1: _f("name")},
-    "TokenRequest": {1: _f("metadata", "msg", "ObjectMeta"), 2: _f("spec", "msg", "TokenRequestSpec"), 3: _f("status", "msg", "Ignored")},
-    "TokenRequestSpec": {1: _f("audiences", repeated=True), 3: _f("boundObjectRef", "msg", "BoundObjectReference"),
-                         4: _f("expirationSeconds", "int", pointer=True)},
+    "TokenRequest": {
+        1: _f("metadata", "msg", "ObjectMeta"),
+        2: _f("spec", "msg", "TokenRequestSpec"),
+        3: _f("status", "msg", "Ignored"),
+    },
+    "TokenRequestSpec": {
+        1: _f("audiences", repeated=True),
+        3: _f("boundObjectRef", "msg", "BoundObjectReference"),
+        4: _f("expirationSeconds", "int", pointer=True),
+    },
     "BoundObjectReference": {1: _f("kind"), 2: _f("apiVersion"), 3: _f("name"), 4: _f("uid")},
-    "SelfSubjectAccessReview": {1: _f("metadata", "msg", "ObjectMeta"), 2: _f("spec", "msg", "SelfSubjectAccessReviewSpec"), 3: _f("status", "msg", "Ignored")},
-    "SelfSubjectAccessReviewSpec": {1: _f("resourceAttributes", "msg", "ResourceAttributes"), 2: _f("nonResourceAttributes", "msg", "NonResourceAttributes")},
-    "ResourceAttributes": {1: _f("namespace"), 2: _f("verb"), 3: _f("group"), 4: _f("version"), 5: _f("resource"), 6: _f("subresource"), 7: _f("name")},
+    "SelfSubjectAccessReview": {
+        1: _f("metadata", "msg", "ObjectMeta"),
+        2: _f("spec", "msg", "SelfSubjectAccessReviewSpec"),
+        3: _f("status", "msg", "Ignored"),
+    },
+    "SelfSubjectAccessReviewSpec": {
+        1: _f("resourceAttributes", "msg", "ResourceAttributes"),
+        2: _f("nonResourceAttributes", "msg", "NonResourceAttributes"),
+    },
+    "ResourceAttributes": {
+        1: _f("namespace"),
+        2: _f("verb"),
+        3: _f("group"),
+        4: _f("version"),
+        5: _f("resource"),
+        6: _f("subresource"),
+        7: _f("name"),
+    },
     "NonResourceAttributes": {1: _f("path"), 2: _f("verb")},
     "Role": {1: _f("metadata", "msg", "ObjectMeta"), 2: _f("rules", "msg", "PolicyRule", True)},
     "ClusterRole": {1: _f("metadata", "msg", "ObjectMeta"), 2: _f("rules", "msg", "PolicyRule", True)},
-    "PolicyRule": {1: _f("verbs", repeated=True), 2: _f("apiGroups", repeated=True), 3: _f("resources", repeated=True),
-                   4: _f("resourceNames", repeated=True), 5: _f("nonResourceURLs", repeated=True)},
-    "RoleBinding": {1: _f("metadata", "msg", "ObjectMeta"), 2: _f("subjects", "msg", "Subject", True), 3: _f("roleRef", "msg", "RoleRef")},
-    "ClusterRoleBinding": {1: _f("metadata", "msg", "ObjectMeta"), 2: _f("subjects", "msg", "Subject", True), 3: _f("roleRef", "msg", "RoleRef")},
+    "PolicyRule": {
+        1: _f("verbs", repeated=True),
+        2: _f("apiGroups", repeated=True),
+        3: _f("resources", repeated=True),
+        4: _f("resourceNames", repeated=True),
+        5: _f("nonResourceURLs", repeated=True),
+    },
+    "RoleBinding": {
+        1: _f("metadata", "msg", "ObjectMeta"),
+        2: _f("subjects", "msg", "Subject", True),
+        3: _f("roleRef", "msg", "RoleRef"),
+    },
+    "ClusterRoleBinding": {
+        1: _f("metadata", "msg", "ObjectMeta"),
+        2: _f("subjects", "msg", "Subject", True),
+        3: _f("roleRef", "msg", "RoleRef"),
+    },
     "Subject": {1: _f("kind"), 2: _f("apiGroup"), 3: _f("name"), 4: _f("namespace")},
     "RoleRef": {1: _f("apiGroup"), 2: _f("kind"), 3: _f("name")},
     "Job": {1: _f("metadata", "msg", "ObjectMeta"), 2: _f("spec", "msg", "JobSpec"), 3: _f("status", "msg", "Ignored")},
-    "JobSpec": {1: _f("parallelism", "int", pointer=True), 2: _f("completions", "int", pointer=True), 3: _f("activeDeadlineSeconds", "int", pointer=True),
-                4: _f("selector", "msg", "LabelSelector"), 5: _f("manualSelector", "bool", pointer=True), 6: _f("template", "msg", "PodTemplateSpec"),
-                7: _f("backoffLimit", "int", pointer=True), 8: _f("ttlSecondsAfterFinished", "int", pointer=True), 9: _f("completionMode", pointer=True),
-                10: _f("suspend", "bool", pointer=True), 14: _f("podReplacementPolicy", pointer=True)},
+    "JobSpec": {
+        1: _f("parallelism", "int", pointer=True),
+        2: _f("completions", "int", pointer=True),
+        3: _f("activeDeadlineSeconds", "int", pointer=True),
+        4: _f("selector", "msg", "LabelSelector"),
+        5: _f("manualSelector", "bool", pointer=True),
+        6: _f("template", "msg", "PodTemplateSpec"),
+        7: _f("backoffLimit", "int", pointer=True),
+        8: _f("ttlSecondsAfterFinished", "int", pointer=True),
+        9: _f("completionMode", pointer=True),
+        10: _f("suspend", "bool", pointer=True),
+        14: _f("podReplacementPolicy", pointer=True),
+    },
     "LabelSelector": {1: _f("matchLabels", "map"), 2: _f("matchExpressions", "msg", "LabelSelectorRequirement", True)},
     "LabelSelectorRequirement": {1: _f("key"), 2: _f("operator"), 3: _f("values", repeated=True)},
     "PodTemplateSpec": {1: _f("metadata", "msg", "ObjectMeta"), 2: _f("spec", "msg", "PodSpec")},
     "Pod": {1: _f("metadata", "msg", "ObjectMeta"), 2: _f("spec", "msg", "PodSpec"), 3: _f("status", "msg", "Ignored")},
     "PodSpec": {
-        2: _f("containers", "msg", "Container", True), 3: _f("restartPolicy"), 4: _f("terminationGracePeriodSeconds", "int", pointer=True),
-        5: _f("activeDeadlineSeconds", "int", pointer=True), 6: _f("dnsPolicy"), 7: _f("nodeSelector", "map"), 8: _f("serviceAccountName"),
-        9: _f("serviceAccount"), 10: _f("nodeName"), 11: _f("hostNetwork", "bool"), 12: _f("hostPID", "bool"), 13: _f("hostIPC", "bool"),
-        14: _f("securityContext", "msg", "Empty"), 15: _f("imagePullSecrets", "msg", "LocalObjectReference", True), 16: _f("hostname"),
-        17: _f("subdomain"), 19: _f("schedulerName"), 20: _f("initContainers", "msg", "Container", True),
-        21: _f("automountServiceAccountToken", "bool", pointer=True), 25: _f("priority", "int", pointer=True),
+        2: _f("containers", "msg", "Container", True),
+        3: _f("restartPolicy"),
+        4: _f("terminationGracePeriodSeconds", "int", pointer=True),
+        5: _f("activeDeadlineSeconds", "int", pointer=True),
+        6: _f("dnsPolicy"),
+        7: _f("nodeSelector", "map"),
+        8: _f("serviceAccountName"),
+        9: _f("serviceAccount"),
+        10: _f("nodeName"),
+        11: _f("hostNetwork", "bool"),
+        12: _f("hostPID", "bool"),
+        13: _f("hostIPC", "bool"),
+        14: _f("securityContext", "msg", "Empty"),
+        15: _f("imagePullSecrets", "msg", "LocalObjectReference", True),
+        16: _f("hostname"),
+        17: _f("subdomain"),
+        19: _f("schedulerName"),
+        20: _f("initContainers", "msg", "Container", True),
+        21: _f("automountServiceAccountToken", "bool", pointer=True),
+        25: _f("priority", "int", pointer=True),
         30: _f("enableServiceLinks", "bool", pointer=True),
     },
     "Empty": {},
-    "Container": {1: _f("name"), 2: _f("image"), 3: _f("command", repeated=True), 4: _f("args", repeated=True), 5: _f("workingDir"),
-                  7: _f("env", "msg", "EnvVar", True), 8: _f("resources", "msg", "Empty"), 9: _f("volumeMounts", "msg", "VolumeMount", True),
-                  13: _f("terminationMessagePath"), 14: _f("imagePullPolicy"), 16: _f("stdin", "bool"), 17: _f("stdinOnce", "bool"),
-                  18: _f("tty", "bool"), 20: _f("terminationMessagePolicy")},
+    "Container": {
+        1: _f("name"),
+        2: _f("image"),
+        3: _f("command", repeated=True),
+        4: _f("args", repeated=True),
+        5: _f("workingDir"),
+        7: _f("env", "msg", "EnvVar", True),
+        8: _f("resources", "msg", "Empty"),
+        9: _f("volumeMounts", "msg", "VolumeMount", True),
+        13: _f("terminationMessagePath"),
+        14: _f("imagePullPolicy"),
+        16: _f("stdin", "bool"),
+        17: _f("stdinOnce", "bool"),
+        18: _f("tty", "bool"),
+        20: _f("terminationMessagePolicy"),
+    },
     "EnvVar": {1: _f("name"), 2: _f("value", pointer=True), 3: _f("valueFrom", "msg", "EnvVarSource")},
-    "EnvVarSource": {1: _f("fieldRef", "msg", "ObjectFieldSelector"), 3: _f("configMapKeyRef", "msg", "KeySelector"), 4: _f("secretKeyRef", "msg", "KeySelector")},
+    "EnvVarSource": {
+        1: _f("fieldRef", "msg", "ObjectFieldSelector"),
+        3: _f("configMapKeyRef", "msg", "KeySelector"),
+        4: _f("secretKeyRef", "msg", "KeySelector"),
+    },
     "ObjectFieldSelector": {1: _f("apiVersion"), 2: _f("fieldPath")},
-    "KeySelector": {1: _f("localObjectReference", "msg", "LocalObjectReference"), 2: _f("key"), 3: _f("optional", "bool", pointer=True)},
+    "KeySelector": {
+        1: _f("localObjectReference", "msg", "LocalObjectReference"),
+        2: _f("key"),
+        3: _f("optional", "bool", pointer=True),
+    },
     "VolumeMount": {1: _f("name"), 2: _f("readOnly", "bool"), 3: _f("mountPath"), 4: _f("subPath")},
-}  # fmt: skip
+}
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -107,7 +232,9 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _fields(data: bytes) -> list[tuple[int, int, Any]]:
-    out, pos = [], 0
+    out: list[tuple[int, int, Any]] = []
+    pos = 0
+    value: Any
     while pos < len(data):
         key, pos = _varint(data, pos)
         number, wire = key >> 3, key & 7
@@ -138,7 +265,11 @@ def decode_message(data: bytes, schema_name: str) -> JSON:
         if field is None:
             if schema_name in ("Ignored",) or (isinstance(value, bytes) and not value):
                 continue
-            raise ApiError(415, "UnsupportedMediaType", f"kubesim cannot decode protobuf field {number} of {schema_name}; send JSON instead")
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"kubesim cannot decode protobuf field {number} of {schema_name}; send JSON instead",
+            )
         name, kind, sub, repeated, pointer = field
         if kind == "string":
             decoded: Any = value.decode()
@@ -182,7 +313,9 @@ def decode(body: bytes, api_version: str, kind: str) -> JSON:
     meta = envelope.get("typeMeta") or {}
     kind = meta.get("kind") or kind
     if kind not in SCHEMAS:
-        raise ApiError(415, "UnsupportedMediaType", f"kubesim cannot decode protobuf for kind {kind}; send JSON instead")
+        raise ApiError(
+            415, "UnsupportedMediaType", f"kubesim cannot decode protobuf for kind {kind}; send JSON instead"
+        )
     obj = decode_message(envelope.get("raw", b""), kind)
     obj["apiVersion"] = meta.get("apiVersion") or api_version
     obj["kind"] = kind

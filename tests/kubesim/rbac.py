@@ -68,6 +68,10 @@ def _subject_matches(subject: JSON, user: User, binding_ns: str) -> bool:
     return False
 
 
+def _bound(binding: JSON, user: User, namespace: str) -> bool:
+    return any(_subject_matches(s, user, namespace) for s in binding.get("subjects") or [])
+
+
 class Authorizer:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -79,32 +83,29 @@ class Authorizer:
             role = self.store.get((RBAC, "roles"), namespace, ref.get("name", ""))
         return list((role or {}).get("rules") or [])
 
+    def _bindings(self, user: User, namespace: str) -> list[tuple[JSON, str]]:
+        """Bindings naming ``user``: cluster-wide ones, plus those of ``namespace`` if given."""
+        found = [(b, "") for b in self.store.items((RBAC, "clusterrolebindings")) if _bound(b, user, "")]
+        if namespace:
+            found += [
+                (b, namespace)
+                for b in self.store.items((RBAC, "rolebindings"), namespace)
+                if _bound(b, user, namespace)
+            ]
+        return found
+
     def allowed(self, user: User, attrs: Attributes) -> bool:
         if user.is_admin:
             return True
-        for binding in self.store.items((RBAC, "clusterrolebindings")):
-            if any(_subject_matches(s, user, "") for s in binding.get("subjects") or []):
-                if any(rule_allows(r, attrs) for r in self._role_rules(binding.get("roleRef") or {}, "")):
-                    return True
-        if attrs.namespace and attrs.is_resource:
-            for binding in self.store.items((RBAC, "rolebindings"), attrs.namespace):
-                if any(_subject_matches(s, user, attrs.namespace) for s in binding.get("subjects") or []):
-                    if any(
-                        rule_allows(r, attrs) for r in self._role_rules(binding.get("roleRef") or {}, attrs.namespace)
-                    ):
-                        return True
+        namespace = attrs.namespace if attrs.is_resource else ""
+        for binding, ns in self._bindings(user, namespace):
+            if any(rule_allows(r, attrs) for r in self._role_rules(binding.get("roleRef") or {}, ns)):
+                return True
         return False
 
     def rules_for(self, user: User, namespace: str) -> list[JSON]:
         """Every rule that applies to ``user`` in ``namespace`` (SelfSubjectRulesReview)."""
-        rules: list[JSON] = []
-        for binding in self.store.items((RBAC, "clusterrolebindings")):
-            if any(_subject_matches(s, user, "") for s in binding.get("subjects") or []):
-                rules.extend(self._role_rules(binding.get("roleRef") or {}, ""))
-        for binding in self.store.items((RBAC, "rolebindings"), namespace):
-            if any(_subject_matches(s, user, namespace) for s in binding.get("subjects") or []):
-                rules.extend(self._role_rules(binding.get("roleRef") or {}, namespace))
-        return rules
+        return [r for b, ns in self._bindings(user, namespace) for r in self._role_rules(b.get("roleRef") or {}, ns)]
 
 
 def forbidden_message(user: User, attrs: Attributes) -> str:
@@ -115,7 +116,10 @@ def forbidden_message(user: User, attrs: Attributes) -> str:
     if attrs.name:
         subject += f' "{attrs.name}"'
     scope = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
-    return f'{subject} is forbidden: User "{user.name}" cannot {attrs.verb} resource "{resource}" in API group "{attrs.group}" {scope}'
+    return (
+        f'{subject} is forbidden: User "{user.name}" cannot {attrs.verb} resource "{resource}" '
+        f'in API group "{attrs.group}" {scope}'
+    )
 
 
 _ALL = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
@@ -126,16 +130,73 @@ _CORE = ["pods", "pods/log", "pods/status", "configmaps", "secrets", "serviceacc
 def bootstrap_objects() -> list[tuple[str, JSON]]:
     """The default cluster roles and bindings a fresh cluster has (trimmed to what we serve)."""
     roles: list[tuple[str, list[JSON]]] = [
-        ("cluster-admin", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
-        ("system:discovery", [{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
-        ("system:public-info-viewer", [{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
-        ("system:basic-user", [{"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]}]),
-        ("admin", [{"apiGroups": [""], "resources": _CORE, "verbs": _ALL}, {"apiGroups": ["batch"], "resources": ["jobs", "jobs/status"], "verbs": _ALL},
-                   {"apiGroups": [RBAC], "resources": ["roles", "rolebindings"], "verbs": _ALL}, {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": _ALL}]),
-        ("edit", [{"apiGroups": [""], "resources": _CORE, "verbs": _ALL}, {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": _ALL}]),
-        ("view", [{"apiGroups": [""], "resources": ["pods", "pods/log", "configmaps", "serviceaccounts", "services", "events"], "verbs": _READ},
-                  {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": _READ}]),
-    ]  # fmt: skip
+        (
+            "cluster-admin",
+            [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}],
+        ),
+        (
+            "system:discovery",
+            [
+                {
+                    "nonResourceURLs": [
+                        "/api",
+                        "/api/*",
+                        "/apis",
+                        "/apis/*",
+                        "/healthz",
+                        "/livez",
+                        "/openapi",
+                        "/openapi/*",
+                        "/readyz",
+                        "/version",
+                        "/version/",
+                    ],
+                    "verbs": ["get"],
+                }
+            ],
+        ),
+        (
+            "system:public-info-viewer",
+            [{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}],
+        ),
+        (
+            "system:basic-user",
+            [
+                {
+                    "apiGroups": ["authorization.k8s.io"],
+                    "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                    "verbs": ["create"],
+                }
+            ],
+        ),
+        (
+            "admin",
+            [
+                {"apiGroups": [""], "resources": _CORE, "verbs": _ALL},
+                {"apiGroups": ["batch"], "resources": ["jobs", "jobs/status"], "verbs": _ALL},
+                {"apiGroups": [RBAC], "resources": ["roles", "rolebindings"], "verbs": _ALL},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": _ALL},
+            ],
+        ),
+        (
+            "edit",
+            [
+                {"apiGroups": [""], "resources": _CORE, "verbs": _ALL},
+                {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": _ALL},
+            ],
+        ),
+        (
+            "view",
+            [
+                {
+                    "apiGroups": [""],
+                    "resources": ["pods", "pods/log", "configmaps", "serviceaccounts", "services", "events"],
+                    "verbs": _READ,
+                },
+                {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": _READ},
+            ],
+        ),
+    ]
     bindings = [
         ("cluster-admin", "cluster-admin", ["system:masters"]),
         ("system:discovery", "system:discovery", ["system:authenticated"]),
@@ -151,9 +212,14 @@ def bootstrap_objects() -> list[tuple[str, JSON]]:
         labels = {"kubernetes.io/bootstrapping": "rbac-defaults"}
         out.append(("clusterroles", {"metadata": {"name": name, "labels": labels}, "rules": rules}))
     for name, role, groups in bindings:
-        out.append(("clusterrolebindings", {
-            "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
-            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role},
-            "subjects": [{"apiGroup": RBAC, "kind": "Group", "name": g} for g in groups],
-        }))  # fmt: skip
+        out.append(
+            (
+                "clusterrolebindings",
+                {
+                    "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+                    "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role},
+                    "subjects": [{"apiGroup": RBAC, "kind": "Group", "name": g} for g in groups],
+                },
+            )
+        )
     return out

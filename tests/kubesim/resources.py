@@ -24,10 +24,18 @@ _POD_FIELDS = (
     "status.podIP",
 )
 _EVENT_FIELDS = (
-    "involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-    "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
-    "reason", "reportingComponent", "source", "type",
-)  # fmt: skip
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+)
 
 
 @dataclass
@@ -76,31 +84,79 @@ def _rt(group: str, version: str, plural: str, kind: str, namespaced: bool = Tru
 
 def builtin_types() -> list[ResourceType]:
     return [
-        _rt("", "v1", "namespaces", "Namespace", False, short_names=["ns"], subresources=("status", "finalize"),
-            field_selectors=("status.phase",)),
-        _rt("", "v1", "pods", "Pod", short_names=["po"], categories=["all"], subresources=("status", "log"),
-            field_selectors=_POD_FIELDS),
+        _rt(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            False,
+            short_names=["ns"],
+            subresources=("status", "finalize"),
+            field_selectors=("status.phase",),
+        ),
+        _rt(
+            "",
+            "v1",
+            "pods",
+            "Pod",
+            short_names=["po"],
+            categories=["all"],
+            subresources=("status", "log"),
+            field_selectors=_POD_FIELDS,
+        ),
         _rt("", "v1", "configmaps", "ConfigMap", short_names=["cm"]),
         _rt("", "v1", "secrets", "Secret", field_selectors=("type",)),
         _rt("", "v1", "serviceaccounts", "ServiceAccount", short_names=["sa"], subresources=("token",)),
         _rt("", "v1", "services", "Service", short_names=["svc"], categories=["all"], subresources=("status",)),
         _rt("", "v1", "events", "Event", short_names=["ev"], field_selectors=_EVENT_FIELDS),
         _rt("", "v1", "nodes", "Node", False, short_names=["no"], subresources=("status",)),
-        _rt("events.k8s.io", "v1", "events", "Event", short_names=["ev"],
-            field_selectors=("regarding.kind", "regarding.name", "regarding.namespace", "regarding.uid", "reason", "type")),
-        _rt("batch", "v1", "jobs", "Job", categories=["all"], subresources=("status",), has_generation=True,
-            field_selectors=("status.successful",)),
+        _rt(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "Event",
+            short_names=["ev"],
+            field_selectors=(
+                "regarding.kind",
+                "regarding.name",
+                "regarding.namespace",
+                "regarding.uid",
+                "reason",
+                "type",
+            ),
+        ),
+        _rt(
+            "batch",
+            "v1",
+            "jobs",
+            "Job",
+            categories=["all"],
+            subresources=("status",),
+            has_generation=True,
+            field_selectors=("status.successful",),
+        ),
         _rt("rbac.authorization.k8s.io", "v1", "roles", "Role"),
         _rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
         _rt("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
         _rt("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
         _rt("coordination.k8s.io", "v1", "leases", "Lease"),
-        _rt("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
-            short_names=["crd", "crds"], categories=["api-extensions"], subresources=("status",), has_generation=True),
-        _rt("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False, verbs=["create"]),
+        _rt(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            False,
+            short_names=["crd", "crds"],
+            categories=["api-extensions"],
+            subresources=("status",),
+            has_generation=True,
+        ),
+        _rt(
+            "authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False, verbs=["create"]
+        ),
         _rt("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False, verbs=["create"]),
         _rt("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=["create"]),
-    ]  # fmt: skip
+    ]
 
 
 # Groups whose preferred version kubectl must see even when only one version exists.

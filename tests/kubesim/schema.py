@@ -19,10 +19,22 @@ from . import cel
 JSON = dict[str, Any]
 Cause = tuple[str, str, str]
 _METADATA_KEEP = {
-    "name", "generateName", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences",
-    "finalizers", "managedFields", "selfLink",
-}  # fmt: skip
+    "name",
+    "generateName",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+    "selfLink",
+}
 _compiled: dict[str, cel.Node] = {}
 
 
@@ -239,7 +251,8 @@ def validate(schema: JSON, value: Any, path: str, old: Any = None, has_old: bool
                 (
                     "FieldValueInvalid",
                     where,
-                    f"Invalid value: {len(value)}: {where} in body should have at least {schema['minProperties']} properties",
+                    f"Invalid value: {len(value)}: {where} in body should have at least "
+                    f"{schema['minProperties']} properties",
                 )
             )
     if not causes:
@@ -274,8 +287,11 @@ def _cel_rules(schema: JSON, value: Any, path: str, old: Any, has_old: bool) -> 
             continue
         if ok is not True:
             message = rule.get("message") or f"failed rule: {rule['rule']}"
-            reason = {"FieldValueForbidden": "FieldValueForbidden", "FieldValueRequired": "FieldValueRequired",
-                      "FieldValueDuplicate": "FieldValueDuplicate"}.get(rule.get("reason", ""), "FieldValueInvalid")  # fmt: skip
+            reason = {
+                "FieldValueForbidden": "FieldValueForbidden",
+                "FieldValueRequired": "FieldValueRequired",
+                "FieldValueDuplicate": "FieldValueDuplicate",
+            }.get(rule.get("reason", ""), "FieldValueInvalid")
             text = message if reason != "FieldValueInvalid" else f"Invalid value: {_show(value)}: {message}"
             causes.append((reason, where, text))
     return causes

@@ -38,33 +38,43 @@ def _split_terms(text: str) -> list[str]:
     return terms
 
 
+def _requirement(key: str, op: str, values: frozenset[str]) -> Callable[[dict[str, str]], bool]:
+    """One label requirement; ops: ``=``, ``!=``, ``in``, ``notin``, ``exists``, ``!``."""
+
+    def check(labels: dict[str, str]) -> bool:
+        present = key in labels
+        if op == "=":
+            return labels.get(key) in values
+        if op == "!=":
+            return labels.get(key) not in values
+        if op == "in":
+            return present and labels[key] in values
+        if op == "notin":
+            return not present or labels[key] not in values
+        if op == "exists":
+            return present
+        return not present
+
+    return check
+
+
 def parse_label_selector(text: str | None) -> Matcher:
-    if not text:
-        return lambda _obj: True
     checks: list[Callable[[dict[str, str]], bool]] = []
-    for term in _split_terms(text):
+    for term in _split_terms(text or ""):
         eq = _EQ_RE.match(term)
         if eq:
             key, op, value = eq.groups()
-            if op == "!=":
-                checks.append(lambda labels, k=key, v=value: labels.get(k) != v)
-            else:
-                checks.append(lambda labels, k=key, v=value: labels.get(k) == v)
+            checks.append(_requirement(key, "!=" if op == "!=" else "=", frozenset([value])))
             continue
         st = _SET_RE.match(term)
         if not st:
             raise bad_request(f"unable to parse requirement: found '{term.strip()}', expected: label selector")
         neg, key, op, values = st.groups()
         if op:
-            options = {v.strip() for v in values.split(",") if v.strip()}
-            if op == "in":
-                checks.append(lambda labels, k=key, o=options: labels.get(k) in o)
-            else:
-                checks.append(lambda labels, k=key, o=options: labels.get(k) not in o)
-        elif neg:
-            checks.append(lambda labels, k=key: k not in labels)
+            options = frozenset(v.strip() for v in values.split(",") if v.strip())
+            checks.append(_requirement(key, op, options))
         else:
-            checks.append(lambda labels, k=key: k in labels)
+            checks.append(_requirement(key, "!" if neg else "exists", frozenset()))
 
     def match(obj: JSON) -> bool:
         labels = obj.get("metadata", {}).get("labels") or {}
@@ -101,18 +111,17 @@ def field_value(obj: JSON, label: str) -> str:
 
 
 def parse_field_selector(text: str | None, rt: ResourceType) -> Matcher:
-    if not text:
-        return lambda _obj: True
-    checks: list[Callable[[JSON], bool]] = []
-    for term in _split_terms(text):
+    checks: list[tuple[str, bool, str]] = []
+    for term in _split_terms(text or ""):
         m = re.match(r"^\s*([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*?)\s*$", term)
         if not m:
             raise bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
         label, op, value = m.groups()
         if not rt.supports_field(label):
             raise bad_request(f"field label not supported: {label}")
-        if op == "!=":
-            checks.append(lambda o, lb=label, v=value: field_value(o, lb) != v)
-        else:
-            checks.append(lambda o, lb=label, v=value: field_value(o, lb) == v)
-    return lambda obj: all(check(obj) for check in checks)
+        checks.append((label, op != "!=", value))
+
+    def match(obj: JSON) -> bool:
+        return all((field_value(obj, label) == value) is equal for label, equal, value in checks)
+
+    return match

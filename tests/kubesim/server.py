@@ -159,8 +159,12 @@ class ApiServer:
             if request.query.get("watch") in ("true", "1"):
                 return "watch"
             return "get" if named else "list"
-        return {"POST": "create", "PUT": "update", "PATCH": "patch",
-                "DELETE": "delete" if named else "deletecollection"}.get(method, method.lower())  # fmt: skip
+        return {
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete" if named else "deletecollection",
+        }.get(method, method.lower())
 
     def _non_resource(self, request: web.Request, user: User, segs: list[str]) -> web.StreamResponse:
         path = request.path
@@ -209,8 +213,17 @@ class ApiServer:
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
 
-    async def _resource(self, request: web.Request, user: User, rt: ResourceType, verb: str,
-                        namespace: str | None, ns: str, name: str, sub: str) -> web.StreamResponse:  # fmt: skip
+    async def _resource(
+        self,
+        request: web.Request,
+        user: User,
+        rt: ResourceType,
+        verb: str,
+        namespace: str | None,
+        ns: str,
+        name: str,
+        sub: str,
+    ) -> web.StreamResponse:
         q = request.query
         api = self.api
         as_table = "as=Table" in request.headers.get("Accept", "")
@@ -251,8 +264,17 @@ class ApiServer:
             return _json(obj, 200, [] if ignore else warnings)
         if verb == "patch":
             raw = await request.read()
-            obj, warnings = api.patch(rt, ns, name, request.headers.get("Content-Type", ""), raw, sub or None, dry_run, strict,
-                                      q.get("fieldManager"))  # fmt: skip
+            obj, warnings = api.patch(
+                rt,
+                ns,
+                name,
+                request.headers.get("Content-Type", ""),
+                raw,
+                sub or None,
+                dry_run,
+                strict,
+                q.get("fieldManager"),
+            )
             return _json(obj, 200, [] if ignore else warnings)
         options = await self._delete_options(request)
         if verb == "delete":
@@ -278,7 +300,7 @@ class ApiServer:
 
     def _list(self, rt: ResourceType, namespace: str | None, request: web.Request, as_table: bool) -> web.Response:
         q = request.query
-        listed = self.api.list(rt, namespace, q.get("labelSelector"), q.get("fieldSelector"))
+        listed = self.api.list_objects(rt, namespace, q.get("labelSelector"), q.get("fieldSelector"))
         items = listed["items"]
         start = 0
         if q.get("continue"):
@@ -315,17 +337,26 @@ class ApiServer:
             pod = self.api.get(self.api.resource("", "v1", "pods"), ns, ref["name"])
         token = self.authn.issue(ns, name, seconds, pod, spec.get("audiences"))
         expires = timestamp(dt.datetime.fromtimestamp(time.time() + seconds, dt.UTC))
-        return _json({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1", "metadata": {"name": name, "namespace": ns},
-                      "spec": {**spec, "expirationSeconds": seconds}, "status": {"token": token, "expirationTimestamp": expires}}, 201)  # fmt: skip
+        return _json(
+            {
+                "kind": "TokenRequest",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {**spec, "expirationSeconds": seconds},
+                "status": {"token": token, "expirationTimestamp": expires},
+            },
+            201,
+        )
 
     def _review(self, rt: ResourceType, body: Any, user: User) -> web.Response:
         spec = (body or {}).get("spec") or {}
-        out = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {}, "spec": spec}
+        out: JSON = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {}, "spec": spec}
         if rt.plural == "tokenreviews":
             found = self.authn.review(spec.get("token", ""))
-            out["status"] = {"authenticated": found is not None}
+            status: JSON = {"authenticated": found is not None}
+            out["status"] = status
             if found is not None:
-                out["status"]["user"] = {
+                status["user"] = {
                     "username": found.name,
                     "uid": found.uid,
                     "groups": list(found.groups),
@@ -338,8 +369,14 @@ class ApiServer:
             subject = UserType(spec.get("user", ""), tuple(spec.get("groups") or []))
         res = spec.get("resourceAttributes")
         if res is not None:
-            attrs = Attributes(res.get("verb", ""), res.get("namespace", ""), res.get("group", ""), res.get("resource", ""),
-                               res.get("subresource", ""), res.get("name", ""))  # fmt: skip
+            attrs = Attributes(
+                res.get("verb", ""),
+                res.get("namespace", ""),
+                res.get("group", ""),
+                res.get("resource", ""),
+                res.get("subresource", ""),
+                res.get("name", ""),
+            )
         else:
             non = spec.get("nonResourceAttributes") or {}
             attrs = Attributes(non.get("verb", ""), path=non.get("path", "/"))

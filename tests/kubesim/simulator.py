@@ -108,10 +108,12 @@ class Simulator:
             api.create(api.resource(rbac.RBAC, "v1", plural), "", obj)
         node = {
             "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux"}},
-            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
-                       "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE}],
-                       "nodeInfo": {"kubeletVersion": "v1.32.0-kubesim", "operatingSystem": "linux", "architecture": "amd64"}},
-        }  # fmt: skip
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE}],
+                "nodeInfo": {"kubeletVersion": "v1.32.0-kubesim", "operatingSystem": "linux", "architecture": "amd64"},
+            },
+        }
         created, _ = api.create(api.resource("", "v1", "nodes"), "", node)
         api.internal_update(api.resource("", "v1", "nodes"), {**created, "status": node["status"]}, "status")
 
@@ -219,8 +221,12 @@ class Simulator:
 
         asyncio.run_coroutine_threadsafe(bounce(), self._loop).result(timeout=30 + downtime)
 
-    def set_timing(self, bookmark_interval: float | None = None, backoff_base: float | None = None,
-                   retry_interval: float | None = None) -> None:  # fmt: skip
+    def set_timing(
+        self,
+        bookmark_interval: float | None = None,
+        backoff_base: float | None = None,
+        retry_interval: float | None = None,
+    ) -> None:
         """Shorten (or lengthen) the simulator's clocks: watch bookmarks, crash back-off, image pull retries."""
 
         def apply() -> None:
@@ -252,8 +258,14 @@ class Simulator:
             self.call(off)
 
     # -- clients -------------------------------------------------------------------------------
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60,
-                kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    def kubectl(
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 60,
+        kubeconfig: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "KUBECONFIG": str(kubeconfig or self.kubeconfig), "HOME": str(self.workdir)}
         result = subprocess.run(
             ["kubectl", *args],
@@ -275,5 +287,7 @@ class Simulator:
         from kubernetes import client, config
 
         configuration = client.Configuration()
-        config.load_kube_config(config_file=str(kubeconfig or self.kubeconfig), client_configuration=configuration)
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig or self.kubeconfig), client_configuration=configuration
+        )
         return client.ApiClient(configuration)

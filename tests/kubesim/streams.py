@@ -49,7 +49,8 @@ async def watch(
         raise ApiError(
             422,
             "Invalid",
-            "sendInitialEvents is forbidden for watch unless the WatchBookmarks feature gate is enabled and allowWatchBookmarks is true",
+            "sendInitialEvents is forbidden for watch unless the WatchBookmarks feature gate is enabled "
+            "and allowWatchBookmarks is true",
         )
     timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else None
     watcher = Watcher(rt.key, namespace, match)
@@ -107,8 +108,11 @@ async def watch(
         for kind, obj in initial:
             await response.write(encode(kind, obj))
         if send_initial:
-            mark = {"kind": rt.kind, "apiVersion": rt.api_version,
-                    "metadata": {"resourceVersion": str(store.rv), "annotations": {"k8s.io/initial-events-end": "true"}}}  # fmt: skip
+            mark = {
+                "kind": rt.kind,
+                "apiVersion": rt.api_version,
+                "metadata": {"resourceVersion": str(store.rv), "annotations": {"k8s.io/initial-events-end": "true"}},
+            }
             await response.write(encode("BOOKMARK", mark))
         deadline = time.monotonic() + timeout if timeout else None
         while True:

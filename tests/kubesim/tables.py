@@ -121,26 +121,81 @@ def _duration(job: JSON) -> str:
 _NAME: Column = ("Name", "string", 0, lambda o: o["metadata"]["name"])
 _AGE: Column = ("Age", "string", 0, lambda o: age(o["metadata"].get("creationTimestamp")))
 _BUILTIN: dict[tuple[str, str], list[Column]] = {
-    ("", "pods"): [_NAME, ("Ready", "string", 0, _ready), ("Status", "string", 0, _pod_status),
-                   ("Restarts", "string", 0, lambda o: str(sum(s.get("restartCount", 0) for s in dig(o, "status", "containerStatuses") or []))),
-                   _AGE, ("IP", "string", 1, lambda o: dig(o, "status", "podIP") or "<none>"),
-                   ("Node", "string", 1, lambda o: dig(o, "spec", "nodeName") or "<none>"),
-                   ("Nominated Node", "string", 1, lambda o: "<none>"), ("Readiness Gates", "string", 1, lambda o: "<none>")],
-    ("batch", "jobs"): [_NAME, ("Status", "string", 0, _job_status),
-                        ("Completions", "string", 0, lambda o: f"{dig(o, 'status', 'succeeded') or 0}/{dig(o, 'spec', 'completions') or 1}"),
-                        ("Duration", "string", 0, _duration), _AGE,
-                        ("Containers", "string", 1, lambda o: ",".join(c["name"] for c in dig(o, "spec", "template", "spec", "containers") or [])),
-                        ("Images", "string", 1, lambda o: ",".join(c["image"] for c in dig(o, "spec", "template", "spec", "containers") or [])),
-                        ("Selector", "string", 1, lambda o: ",".join(f"{k}={v}" for k, v in (dig(o, "spec", "selector", "matchLabels") or {}).items()))],
+    ("", "pods"): [
+        _NAME,
+        ("Ready", "string", 0, _ready),
+        ("Status", "string", 0, _pod_status),
+        (
+            "Restarts",
+            "string",
+            0,
+            lambda o: str(sum(s.get("restartCount", 0) for s in dig(o, "status", "containerStatuses") or [])),
+        ),
+        _AGE,
+        ("IP", "string", 1, lambda o: dig(o, "status", "podIP") or "<none>"),
+        ("Node", "string", 1, lambda o: dig(o, "spec", "nodeName") or "<none>"),
+        ("Nominated Node", "string", 1, lambda o: "<none>"),
+        ("Readiness Gates", "string", 1, lambda o: "<none>"),
+    ],
+    ("batch", "jobs"): [
+        _NAME,
+        ("Status", "string", 0, _job_status),
+        (
+            "Completions",
+            "string",
+            0,
+            lambda o: f"{dig(o, 'status', 'succeeded') or 0}/{dig(o, 'spec', 'completions') or 1}",
+        ),
+        ("Duration", "string", 0, _duration),
+        _AGE,
+        (
+            "Containers",
+            "string",
+            1,
+            lambda o: ",".join(c["name"] for c in dig(o, "spec", "template", "spec", "containers") or []),
+        ),
+        (
+            "Images",
+            "string",
+            1,
+            lambda o: ",".join(c["image"] for c in dig(o, "spec", "template", "spec", "containers") or []),
+        ),
+        (
+            "Selector",
+            "string",
+            1,
+            lambda o: ",".join(f"{k}={v}" for k, v in (dig(o, "spec", "selector", "matchLabels") or {}).items()),
+        ),
+    ],
     ("", "namespaces"): [_NAME, ("Status", "string", 0, lambda o: dig(o, "status", "phase") or ""), _AGE],
-    ("", "configmaps"): [_NAME, ("Data", "integer", 0, lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})), _AGE],
-    ("", "secrets"): [_NAME, ("Type", "string", 0, lambda o: o.get("type", "")), ("Data", "integer", 0, lambda o: len(o.get("data") or {})), _AGE],
-    ("", "events"): [("Last Seen", "string", 0, lambda o: age(o.get("lastTimestamp") or o["metadata"].get("creationTimestamp"))),
-                     ("Type", "string", 0, lambda o: o.get("type", "")), ("Reason", "string", 0, lambda o: o.get("reason", "")),
-                     ("Object", "string", 0, lambda o: f"{str(dig(o, 'involvedObject', 'kind') or '').lower()}/{dig(o, 'involvedObject', 'name')}"),
-                     ("Message", "string", 0, lambda o: o.get("message", ""))],
-    ("apiextensions.k8s.io", "customresourcedefinitions"): [_NAME, ("Created At", "date", 0, lambda o: o["metadata"].get("creationTimestamp"))],
-}  # fmt: skip
+    ("", "configmaps"): [
+        _NAME,
+        ("Data", "integer", 0, lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})),
+        _AGE,
+    ],
+    ("", "secrets"): [
+        _NAME,
+        ("Type", "string", 0, lambda o: o.get("type", "")),
+        ("Data", "integer", 0, lambda o: len(o.get("data") or {})),
+        _AGE,
+    ],
+    ("", "events"): [
+        ("Last Seen", "string", 0, lambda o: age(o.get("lastTimestamp") or o["metadata"].get("creationTimestamp"))),
+        ("Type", "string", 0, lambda o: o.get("type", "")),
+        ("Reason", "string", 0, lambda o: o.get("reason", "")),
+        (
+            "Object",
+            "string",
+            0,
+            lambda o: f"{str(dig(o, 'involvedObject', 'kind') or '').lower()}/{dig(o, 'involvedObject', 'name')}",
+        ),
+        ("Message", "string", 0, lambda o: o.get("message", "")),
+    ],
+    ("apiextensions.k8s.io", "customresourcedefinitions"): [
+        _NAME,
+        ("Created At", "date", 0, lambda o: o["metadata"].get("creationTimestamp")),
+    ],
+}
 
 
 def columns(rt: ResourceType) -> list[Column]:
@@ -183,10 +238,15 @@ def table(
     result: JSON = {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}}
     if with_columns:
         result["columnDefinitions"] = [
-            {"name": name, "type": "date" if kind == "date" else kind, "format": "name" if name == "Name" else "",
-             "description": name, "priority": priority}
+            {
+                "name": name,
+                "type": "date" if kind == "date" else kind,
+                "format": "name" if name == "Name" else "",
+                "description": name,
+                "priority": priority,
+            }
             for name, kind, priority, _ in cols
-        ]  # fmt: skip
+        ]
     rows = []
     for obj in objects:
         row: JSON = {"cells": [getter(obj) for _, _, _, getter in cols]}

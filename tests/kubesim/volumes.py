@@ -93,10 +93,10 @@ def container_env(store: Store, pod: JSON, container: JSON, base: dict[str, str]
             kind, sel = (
                 ("configmap", ref["configMapKeyRef"]) if "configMapKeyRef" in ref else ("secret", ref["secretKeyRef"])
             )
-            data = _source(store, ns, kind, sel["name"], bool(sel.get("optional")))
-            if data is None:
+            selected = _source(store, ns, kind, sel["name"], bool(sel.get("optional")))
+            if selected is None:
                 continue
-            if sel["key"] not in data:
+            if sel["key"] not in selected:
                 if sel.get("optional"):
                     continue
                 label = "ConfigMap" if kind == "configmap" else "Secret"
@@ -104,7 +104,7 @@ def container_env(store: Store, pod: JSON, container: JSON, base: dict[str, str]
                     "CreateContainerConfigError",
                     f"couldn't find key {sel['key']} in {label} {ns}/{sel['name']}",
                 )
-            env[name] = data[sel["key"]]
+            env[name] = selected[sel["key"]]
     return env
 
 
@@ -119,7 +119,7 @@ def _write(directory: Path, files: dict[str, bytes], mode: int) -> None:
 def _items(data: dict[str, bytes], items: list[JSON] | None) -> dict[str, bytes]:
     if not items:
         return data
-    return {item.get("path", item["key"]): data[item["key"]] for item in items if item["key"] in data}
+    return {str(item.get("path", item["key"])): data[item["key"]] for item in items if item["key"] in data}
 
 
 def _data(store: Store, ns: str, kind: str, name: str, optional: bool, volume: str) -> dict[str, bytes]:
@@ -148,6 +148,7 @@ def materialize(store: Store, pod: JSON, volume: JSON, directory: Path, token: s
     directory.mkdir(parents=True, exist_ok=True)
     if "emptyDir" in volume:
         return directory
+    files: dict[str, bytes]
     if "configMap" in volume:
         src = volume["configMap"]
         files = _items(_data(store, ns, "configmap", src["name"], bool(src.get("optional")), name), src.get("items"))
@@ -160,7 +161,7 @@ def materialize(store: Store, pod: JSON, volume: JSON, directory: Path, token: s
         _write(directory, _downward(pod, volume["downwardAPI"].get("items") or []), mode)
     elif "projected" in volume:
         proj = volume["projected"]
-        files: dict[str, bytes] = {}
+        files = {}
         for source in proj.get("sources") or []:
             if "serviceAccountToken" in source:
                 files[source["serviceAccountToken"].get("path", "token")] = token.encode()

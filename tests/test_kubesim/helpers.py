@@ -5,8 +5,8 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.kubesim import Simulator
@@ -29,8 +29,15 @@ class Raw:
         self.token = sim.admin_token if token is None else token
         self.ctx = ssl.create_default_context(cafile=str(sim.ca_file))
 
-    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
-                headers: dict[str, str] | None = None, timeout: float = 10) -> Reply:  # fmt: skip
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+        timeout: float = 10,
+    ) -> Reply:
         conn = http.client.HTTPSConnection("127.0.0.1", self.sim.port, context=self.ctx, timeout=timeout)
         data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
         hdrs = {"Content-Type": content_type, **(headers or {})}

@@ -17,14 +17,26 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_command_serves_until_signalled(tmp_path: Path, sig: int) -> None:
     config = tmp_path / "kube" / "config"
-    proc = subprocess.Popen([sys.executable, "-m", "tests.kubesim", "--kubeconfig", str(config)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.kubesim", "--kubeconfig", str(config)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("ready https://127.0.0.1:")
         env = {**os.environ, "KUBECONFIG": str(config)}
-        out = subprocess.run(["kubectl", "get", "ns", "default", "-o", "name"], capture_output=True, text=True, env=env, timeout=30)
+        out = subprocess.run(
+            ["kubectl", "get", "ns", "default", "-o", "name"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+            check=True,
+        )
         assert out.stdout.strip() == "namespace/default"
         proc.send_signal(sig)
         assert proc.wait(timeout=30) == 0

@@ -98,8 +98,12 @@ def test_cel_transition_rule_makes_image_immutable(raw: Raw) -> None:
 
 def test_crd_with_uncompilable_rule_or_bad_name_is_rejected(raw: Raw) -> None:
     crd = raw.get(f"{CRDS}/widgets.test.kubesim.dev").body
-    bad = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "wrong.name.dev"},
-           "spec": {**crd["spec"], "group": "other.dev", "names": {"plural": "gadgets", "kind": "Gadget"}}}  # fmt: skip
+    bad = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "wrong.name.dev"},
+        "spec": {**crd["spec"], "group": "other.dev", "names": {"plural": "gadgets", "kind": "Gadget"}},
+    }
     r = raw.post(CRDS, bad)
     assert r.status == 422 and any(f == "metadata.name" for f, _ in causes(r))
     versions = crd["spec"]["versions"]
@@ -128,11 +132,23 @@ def test_table_with_printer_columns_and_priority(raw: Raw) -> None:
 
 def test_cluster_scoped_crd_and_crd_deletion_removes_instances(sim: Simulator, raw: Raw) -> None:
     crd = {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "knobs.test.kubesim.dev"},
-        "spec": {"group": "test.kubesim.dev", "scope": "Cluster", "names": {"plural": "knobs", "kind": "Knob"},
-                 "versions": [{"name": "v1", "served": True, "storage": True,
-                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
-    }  # fmt: skip
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "knobs.test.kubesim.dev"},
+        "spec": {
+            "group": "test.kubesim.dev",
+            "scope": "Cluster",
+            "names": {"plural": "knobs", "kind": "Knob"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
+    }
     assert raw.post(CRDS, crd).status == 201
     knob = {"apiVersion": "test.kubesim.dev/v1", "kind": "Knob", "metadata": {"name": "k1"}, "anything": {"goes": 1}}
     assert raw.post("/apis/test.kubesim.dev/v1/knobs", knob).status == 201

@@ -33,7 +33,13 @@ def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
 
 
 def owned(raw: Raw, name: str, owner: dict[str, Any], block: bool = False) -> None:
-    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"], "blockOwnerDeletion": block}
+    ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "blockOwnerDeletion": block,
+    }
     assert raw.post(CM, {"metadata": {"name": name, "ownerReferences": [ref]}}).status == 201
 
 
@@ -92,8 +98,17 @@ def test_orphan_propagation_strips_owner_references(kubesim: Simulator) -> None:
 def test_jobs_default_to_orphaning_their_pods(kubesim: Simulator) -> None:
     """batch/v1 Jobs keep the legacy OrphanDependents default; kubectl sends Background explicitly."""
     raw = Raw(kubesim)
-    job = {"metadata": {"name": "j"}, "spec": {"template": {"spec": {"restartPolicy": "Never",
-           "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "30"]}]}}}}  # fmt: skip
+    job = {
+        "metadata": {"name": "j"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "30"]}],
+                }
+            }
+        },
+    }
     raw.post("/apis/batch/v1/namespaces/default/jobs", job)
     pods = eventually(lambda: raw.get("/api/v1/namespaces/default/pods?labelSelector=job-name%3Dj").body["items"])
     raw.delete("/apis/batch/v1/namespaces/default/jobs/j")

@@ -59,7 +59,9 @@ def test_cut_watches_ends_open_streams(kubesim: Simulator) -> None:
     ended = threading.Event()
 
     def watcher() -> None:
-        for _ in watch.Watch().stream(api.list_namespaced_config_map, "default", timeout_seconds=30, _request_timeout=60):
+        for _ in watch.Watch().stream(
+            api.list_namespaced_config_map, "default", timeout_seconds=30, _request_timeout=60
+        ):
             pass
         ended.set()
 
@@ -77,8 +79,16 @@ def test_cut_watches_ends_open_streams(kubesim: Simulator) -> None:
 def test_restart_api_keeps_state_and_running_pods(kubesim: Simulator) -> None:
     raw = Raw(kubesim)
     raw.post(CM, {"metadata": {"name": "survivor"}})
-    raw.post("/api/v1/namespaces/default/pods", {"metadata": {"name": "runner"}, "spec": {"restartPolicy": "Never",
-             "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo up; sleep 30"]}]}})  # fmt: skip
+    raw.post(
+        "/api/v1/namespaces/default/pods",
+        {
+            "metadata": {"name": "runner"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo up; sleep 30"]}],
+            },
+        },
+    )
     deadline = time.monotonic() + 10
     while raw.get("/api/v1/namespaces/default/pods/runner/log").raw != b"up\n":
         assert time.monotonic() < deadline

@@ -46,8 +46,13 @@ def operator(kubesim: Simulator, tmp_path: Path) -> Iterator[subprocess.Popen[st
     install_widgets(kubesim)
     env = {**os.environ, "KUBECONFIG": str(kubesim.kubeconfig)}
     log = open(tmp_path / "kopf.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", "default", str(OPERATOR)],
-                            stdout=log, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", "default", str(OPERATOR)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         yield proc
     finally:

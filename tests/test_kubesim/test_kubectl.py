@@ -43,7 +43,12 @@ def test_apply_uses_openapi_v3_and_strict_field_validation(sim: Simulator) -> No
 
 def test_apply_rejects_unknown_fields_like_a_real_server(sim: Simulator, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(Path(WIDGET_A).read_text().replace("flowRef: hello", "flowRef: hello\n  colour: red").replace("name: alpha", "name: typo"))
+    bad.write_text(
+        Path(WIDGET_A)
+        .read_text()
+        .replace("flowRef: hello", "flowRef: hello\n  colour: red")
+        .replace("name: alpha", "name: typo")
+    )
     r = sim.kubectl("apply", "-f", str(bad), check=False)
     assert r.returncode == 1 and 'unknown field "spec.colour"' in r.stderr
 
@@ -51,18 +56,34 @@ def test_apply_rejects_unknown_fields_like_a_real_server(sim: Simulator, tmp_pat
 def test_apply_update_uses_three_way_merge(sim: Simulator, tmp_path: Path) -> None:
     sim.kubectl("apply", "-f", WIDGET_A)
     changed = tmp_path / "a.yaml"
-    changed.write_text(Path(WIDGET_A).read_text().replace("flowRef: hello", "flowRef: hello\n  size: 5").replace("tier: one", "tier: two"))
+    changed.write_text(
+        Path(WIDGET_A)
+        .read_text()
+        .replace("flowRef: hello", "flowRef: hello\n  size: 5")
+        .replace("tier: one", "tier: two")
+    )
     assert sim.kubectl("apply", "-f", str(changed)).stdout.strip() == "widget.test.kubesim.dev/alpha configured"
     obj = json.loads(sim.kubectl("get", "widget", "alpha", "-o", "json").stdout)
-    assert obj["spec"]["size"] == 5 and obj["metadata"]["labels"] == {"tier": "two"} and obj["metadata"]["generation"] == 2
+    assert (
+        obj["spec"]["size"] == 5 and obj["metadata"]["labels"] == {"tier": "two"} and obj["metadata"]["generation"] == 2
+    )
     sim.kubectl("apply", "-f", WIDGET_A)
-    assert json.loads(sim.kubectl("get", "wd", "alpha", "-o", "json").stdout)["spec"]["size"] == 3  # back to the default
+    assert (
+        json.loads(sim.kubectl("get", "wd", "alpha", "-o", "json").stdout)["spec"]["size"] == 3
+    )  # back to the default
 
 
 def test_get_printer_columns_wide_json_jsonpath(sim: Simulator) -> None:
     sim.kubectl("apply", "-f", WIDGET_A)
-    sim.kubectl("patch", "wd", "alpha", "--subresource=status", "--type=merge",
-                "-p", '{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}')  # fmt: skip
+    sim.kubectl(
+        "patch",
+        "wd",
+        "alpha",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}',
+    )
     lines = sim.kubectl("get", "widgets").stdout.splitlines()
     assert lines[0].split() == ["NAME", "PHASE", "SIZE", "READY", "AGE"]
     assert lines[1].split()[:4] == ["alpha", "Running", "3", "True"]
@@ -78,7 +99,9 @@ def test_patch_merge_json_and_status(sim: Simulator) -> None:
     sim.kubectl("patch", "wd", "alpha", "--type=merge", "-p", '{"spec":{"tags":["a"]}}')
     sim.kubectl("patch", "wd", "alpha", "--type=json", "-p", '[{"op":"add","path":"/spec/tags/-","value":"b"}]')
     assert sim.kubectl("get", "wd", "alpha", "-o", "jsonpath={.spec.tags}").stdout == '["a","b"]'
-    bad = sim.kubectl("patch", "wd", "alpha", "--type=json", "-p", '[{"op":"replace","path":"/spec/image","value":"x"}]', check=False)
+    bad = sim.kubectl(
+        "patch", "wd", "alpha", "--type=json", "-p", '[{"op":"replace","path":"/spec/image","value":"x"}]', check=False
+    )
     assert bad.returncode == 1 and "image is immutable" in bad.stderr
     smp = sim.kubectl("patch", "wd", "alpha", "-p", '{"spec":{"size":4}}', check=False)
     assert smp.returncode == 1 and "application/strategic-merge-patch+json is not supported" in smp.stderr
@@ -90,15 +113,28 @@ def test_wait_for_jsonpath_and_get_watch(sim: Simulator) -> None:
     sim.kubectl("apply", "-f", WIDGET_A)
     sim.kubectl("patch", "wd", "alpha", "--subresource=status", "--type=merge", "-p", '{"status":{"phase":"Pending"}}')
     env = {**os.environ, "KUBECONFIG": str(sim.kubeconfig)}
-    waiter = subprocess.Popen(["kubectl", "wait", "--for=jsonpath={.status.phase}=Ready", "wd/alpha", "--timeout=20s"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
-    watcher = subprocess.Popen(["kubectl", "get", "wd", "-w", "--no-headers"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    waiter = subprocess.Popen(
+        ["kubectl", "wait", "--for=jsonpath={.status.phase}=Ready", "wd/alpha", "--timeout=20s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    watcher = subprocess.Popen(
+        ["kubectl", "get", "wd", "-w", "--no-headers"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert watcher.stdout is not None
         first = watcher.stdout.readline()
         assert first.split()[:2] == ["alpha", "Pending"]
         time.sleep(0.3)
-        sim.kubectl("patch", "wd", "alpha", "--subresource=status", "--type=merge", "-p", '{"status":{"phase":"Ready"}}')
+        sim.kubectl(
+            "patch", "wd", "alpha", "--subresource=status", "--type=merge", "-p", '{"status":{"phase":"Ready"}}'
+        )
         assert watcher.stdout.readline().split()[:2] == ["alpha", "Ready"]
         out, err = waiter.communicate(timeout=20)
         assert waiter.returncode == 0, err
@@ -118,7 +154,10 @@ def test_describe_shows_spec_status_and_events(sim: Simulator) -> None:
 
 def test_delete_and_wait_for_deletion(sim: Simulator) -> None:
     sim.kubectl("apply", "-f", WIDGET_A)
-    assert sim.kubectl("delete", "-f", WIDGET_A, "--wait=true", "--timeout=10s").stdout.strip() == 'widget.test.kubesim.dev "alpha" deleted'
+    assert (
+        sim.kubectl("delete", "-f", WIDGET_A, "--wait=true", "--timeout=10s").stdout.strip()
+        == 'widget.test.kubesim.dev "alpha" deleted'
+    )
     r = sim.kubectl("get", "wd", "alpha", check=False)
     assert r.returncode == 1 and 'widgets.test.kubesim.dev "alpha" not found' in r.stderr
 

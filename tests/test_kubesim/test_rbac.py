@@ -17,12 +17,24 @@ RBAC = "/apis/rbac.authorization.k8s.io/v1"
 def grant(admin: Raw, ns: str, name: str, rules: list[dict[str, object]], cluster: bool = False) -> None:
     if cluster:
         admin.post(f"{RBAC}/clusterroles", {"metadata": {"name": name}, "rules": rules})
-        admin.post(f"{RBAC}/clusterrolebindings", {"metadata": {"name": name}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-                                                   "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": ns}]})  # fmt: skip
+        admin.post(
+            f"{RBAC}/clusterrolebindings",
+            {
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": ns}],
+            },
+        )
         return
     admin.post(f"{RBAC}/namespaces/{ns}/roles", {"metadata": {"name": name}, "rules": rules})
-    admin.post(f"{RBAC}/namespaces/{ns}/rolebindings", {"metadata": {"name": name}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-                                                        "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": ns}]})  # fmt: skip
+    admin.post(
+        f"{RBAC}/namespaces/{ns}/rolebindings",
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": ns}],
+        },
+    )
 
 
 def test_service_account_is_forbidden_until_granted(kubesim: Simulator) -> None:
@@ -30,8 +42,10 @@ def test_service_account_is_forbidden_until_granted(kubesim: Simulator) -> None:
     admin, bot = Raw(kubesim), Raw(kubesim, kubesim.token_for("default", "bot"))
     r = bot.get("/api/v1/namespaces/default/configmaps")
     assert r.status == 403 and r.body["reason"] == "Forbidden"
-    assert r.body["message"] == ('configmaps is forbidden: User "system:serviceaccount:default:bot" cannot list resource "configmaps" '
-                                 'in API group "" in the namespace "default"')  # fmt: skip
+    assert r.body["message"] == (
+        'configmaps is forbidden: User "system:serviceaccount:default:bot" cannot list resource "configmaps" '
+        'in API group "" in the namespace "default"'
+    )
     grant(admin, "default", "cm-reader", [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}])
     assert bot.get("/api/v1/namespaces/default/configmaps").status == 200
     assert bot.post("/api/v1/namespaces/default/configmaps", {"metadata": {"name": "x"}}).status == 403
@@ -43,12 +57,25 @@ def test_resource_names_and_subresources(kubesim: Simulator) -> None:
     admin, bot = Raw(kubesim), Raw(kubesim, kubesim.token_for("default", "bot"))
     admin.post("/api/v1/namespaces/default/configmaps", {"metadata": {"name": "allowed"}})
     admin.post("/api/v1/namespaces/default/configmaps", {"metadata": {"name": "other"}})
-    grant(admin, "default", "named", [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["allowed"], "verbs": ["get", "list"]},
-                                      {"apiGroups": ["batch"], "resources": ["jobs/status"], "verbs": ["get"]}])  # fmt: skip
+    grant(
+        admin,
+        "default",
+        "named",
+        [
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["allowed"], "verbs": ["get", "list"]},
+            {"apiGroups": ["batch"], "resources": ["jobs/status"], "verbs": ["get"]},
+        ],
+    )
     assert bot.get("/api/v1/namespaces/default/configmaps/allowed").status == 200
     assert bot.get("/api/v1/namespaces/default/configmaps/other").status == 403
     assert bot.get("/api/v1/namespaces/default/configmaps").status == 403  # list has no name
-    job = {"metadata": {"name": "j"}, "spec": {"suspend": True, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}
+    job = {
+        "metadata": {"name": "j"},
+        "spec": {
+            "suspend": True,
+            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}},
+        },
+    }
     admin.post("/apis/batch/v1/namespaces/default/jobs", job)
     assert bot.get("/apis/batch/v1/namespaces/default/jobs/j/status").status == 200
     denied = bot.get("/apis/batch/v1/namespaces/default/jobs/j")
@@ -60,8 +87,16 @@ def test_cluster_roles_and_non_resource_urls(kubesim: Simulator) -> None:
     admin, bot = Raw(kubesim), Raw(kubesim, kubesim.token_for("default", "bot"))
     assert bot.get("/version").status == 200 and bot.get("/apis").status == 200  # system:discovery
     assert bot.get("/metrics").status == 403
-    grant(admin, "default", "metrics", [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
-                                        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]}], cluster=True)  # fmt: skip
+    grant(
+        admin,
+        "default",
+        "metrics",
+        [
+            {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
+        ],
+        cluster=True,
+    )
     assert bot.get("/metrics").status == 404  # allowed, and not served
     assert bot.get("/api/v1/namespaces").status == 200
 
@@ -69,8 +104,14 @@ def test_cluster_roles_and_non_resource_urls(kubesim: Simulator) -> None:
 def test_cluster_role_through_role_binding_is_namespaced(kubesim: Simulator) -> None:
     kubesim.ensure_service_account("default", "bot")
     admin, bot = Raw(kubesim), Raw(kubesim, kubesim.token_for("default", "bot"))
-    admin.post(f"{RBAC}/namespaces/default/rolebindings", {"metadata": {"name": "view"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
-                                                           "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": "default"}]})  # fmt: skip
+    admin.post(
+        f"{RBAC}/namespaces/default/rolebindings",
+        {
+            "metadata": {"name": "view"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": "default"}],
+        },
+    )
     assert bot.get("/api/v1/namespaces/default/pods").status == 200
     assert bot.get("/api/v1/namespaces/kube-system/pods").status == 403
 
@@ -89,10 +130,17 @@ def test_kubectl_with_service_account_kubeconfig_and_auth_can_i(kubesim: Simulat
     config = kubesim.kubeconfig_for("default", "bot")
     denied = kubesim.kubectl("get", "configmaps", kubeconfig=config, check=False)
     assert denied.returncode == 1 and "Forbidden" in denied.stderr
-    grant(Raw(kubesim), "default", "reader", [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}])
+    grant(
+        Raw(kubesim),
+        "default",
+        "reader",
+        [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}],
+    )
     assert kubesim.kubectl("get", "configmaps", kubeconfig=config).returncode == 0
     assert kubesim.kubectl("auth", "can-i", "list", "configmaps", kubeconfig=config).stdout.strip() == "yes"
-    assert kubesim.kubectl("auth", "can-i", "delete", "configmaps", kubeconfig=config, check=False).stdout.strip() == "no"
+    assert (
+        kubesim.kubectl("auth", "can-i", "delete", "configmaps", kubeconfig=config, check=False).stdout.strip() == "no"
+    )
 
 
 def test_token_request_subresource(kubesim: Simulator) -> None:

@@ -66,8 +66,15 @@ def test_label_selector_syntax() -> None:
 
 def test_json_patch_operations() -> None:
     doc = {"a": [1, 2], "b": {"c": 1}}
-    out = json_patch(doc, [{"op": "add", "path": "/a/-", "value": 3}, {"op": "move", "from": "/b/c", "path": "/d"},
-                           {"op": "copy", "from": "/d", "path": "/e"}, {"op": "remove", "path": "/a/0"}])  # fmt: skip
+    out = json_patch(
+        doc,
+        [
+            {"op": "add", "path": "/a/-", "value": 3},
+            {"op": "move", "from": "/b/c", "path": "/d"},
+            {"op": "copy", "from": "/d", "path": "/e"},
+            {"op": "remove", "path": "/a/0"},
+        ],
+    )
     assert out == {"a": [2, 3], "b": {}, "d": 1, "e": 1}
     assert doc == {"a": [1, 2], "b": {"c": 1}}
     with pytest.raises(ApiError) as info:
@@ -89,8 +96,11 @@ def test_strategic_merge_patch_merges_containers_by_name() -> None:
     assert out["metadata"]["finalizers"] == ["x", "y"]
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=3),
-                           lambda inner: st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=8)  # fmt: skip
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda inner: st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @given(

@@ -103,7 +103,9 @@ def test_python_client_watch_resumes_after_410_by_relisting(sim: Simulator) -> N
 
     threading.Thread(target=later).start()
     seen = []
-    for event in w.stream(api.list_namespaced_config_map, "default", resource_version=listed.metadata.resource_version, timeout_seconds=5):
+    for event in w.stream(
+        api.list_namespaced_config_map, "default", resource_version=listed.metadata.resource_version, timeout_seconds=5
+    ):
         seen.append((event["type"], event["object"].metadata.name))
         if event["object"].metadata.name == "after":
             w.stop()

@@ -63,7 +63,9 @@ def state(raw: Raw, name: str, index: int = 0) -> dict[str, Any]:
 
 def test_env_value_from_env_from_and_expansion(sim: Simulator) -> None:
     raw = Raw(sim)
-    raw.post("/api/v1/namespaces/default/configmaps", {"metadata": {"name": "env-cm"}, "data": {"colour": "blue", "n": "1"}})
+    raw.post(
+        "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "env-cm"}, "data": {"colour": "blue", "n": "1"}}
+    )
     raw.post("/api/v1/namespaces/default/secrets", {"metadata": {"name": "env-sec"}, "stringData": {"pw": "hunter2"}})
     env = [
         {"name": "COLOUR", "valueFrom": {"configMapKeyRef": {"name": "env-cm", "key": "colour"}}},
@@ -73,8 +75,15 @@ def test_env_value_from_env_from_and_expansion(sim: Simulator) -> None:
         {"name": "LBL", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
         {"name": "GREETING", "value": "hi $(POD) $$(POD)"},
     ]
-    body = pod("envpod", 'echo "$COLOUR $PW $POD $NS $LBL $GREETING $CM_n $(pwd)"',
-               container={"env": env, "envFrom": [{"configMapRef": {"name": "env-cm"}, "prefix": "CM_"}], "workingDir": "/tmp"})  # fmt: skip
+    body = pod(
+        "envpod",
+        'echo "$COLOUR $PW $POD $NS $LBL $GREETING $CM_n $(pwd)"',
+        container={
+            "env": env,
+            "envFrom": [{"configMapRef": {"name": "env-cm"}, "prefix": "CM_"}],
+            "workingDir": "/tmp",
+        },
+    )
     body["metadata"]["labels"] = {"app": "demo"}
     raw.post(PODS, body)
     eventually(lambda: phase(raw, "envpod") == "Succeeded")
@@ -85,12 +94,22 @@ def test_volumes_termination_message_and_exit_code(sim: Simulator) -> None:
     raw = Raw(sim)
     raw.post("/api/v1/namespaces/default/configmaps", {"metadata": {"name": "vol-cm"}, "data": {"app.yaml": "x: 1\n"}})
     raw.post("/api/v1/namespaces/default/secrets", {"metadata": {"name": "vol-sec"}, "stringData": {"key": "s3"}})
-    script = ("cat /etc/app/app.yaml; cat /etc/sec/key; echo; cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo;"
-              " test -s /var/run/secrets/kubernetes.io/serviceaccount/token && echo token;"
-              " touch /etc/app/new 2>/dev/null || echo readonly; echo 'it broke' > /dev/termination-log; exit 7")  # fmt: skip
+    script = (
+        "cat /etc/app/app.yaml; cat /etc/sec/key; echo;"
+        " cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo;"
+        " test -s /var/run/secrets/kubernetes.io/serviceaccount/token && echo token;"
+        " touch /etc/app/new 2>/dev/null || echo readonly; echo 'it broke' > /dev/termination-log; exit 7"
+    )
     mounts = [{"name": "cfg", "mountPath": "/etc/app", "readOnly": True}, {"name": "sec", "mountPath": "/etc/sec"}]
-    body = pod("volpod", script, container={"volumeMounts": mounts},
-               volumes=[{"name": "cfg", "configMap": {"name": "vol-cm"}}, {"name": "sec", "secret": {"secretName": "vol-sec"}}])  # fmt: skip
+    body = pod(
+        "volpod",
+        script,
+        container={"volumeMounts": mounts},
+        volumes=[
+            {"name": "cfg", "configMap": {"name": "vol-cm"}},
+            {"name": "sec", "secret": {"secretName": "vol-sec"}},
+        ],
+    )
     raw.post(PODS, body)
     eventually(lambda: phase(raw, "volpod") == "Failed")
     assert sim.kubectl("logs", "volpod").stdout == "x: 1\ns3\ndefault\ntoken\nreadonly\n"
@@ -102,16 +121,34 @@ def test_volumes_termination_message_and_exit_code(sim: Simulator) -> None:
 def test_in_cluster_config_reaches_the_simulator_with_rbac(sim: Simulator) -> None:
     raw = Raw(sim)
     raw.post("/api/v1/namespaces/default/serviceaccounts", {"metadata": {"name": "lister"}})
-    raw.post("/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles", {"metadata": {"name": "lister"},
-             "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]})  # fmt: skip
-    raw.post("/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", {"metadata": {"name": "lister"},
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lister"},
-             "subjects": [{"kind": "ServiceAccount", "name": "lister", "namespace": "default"}]})  # fmt: skip
-    script = ("from kubernetes import client, config\nconfig.load_incluster_config()\napi = client.CoreV1Api()\n"
-              "print(len(api.list_namespaced_config_map('default').items) > 0)\n"
-              "try:\n    api.list_namespaced_pod('default')\nexcept client.ApiException as e:\n    print(e.status)\n")  # fmt: skip
-    body = {"metadata": {"name": "incluster"}, "spec": {"serviceAccountName": "lister", "restartPolicy": "Never",
-            "containers": [{"name": "main", "image": "python:3.11", "command": ["python3", "-c", script]}]}}  # fmt: skip
+    raw.post(
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+        {
+            "metadata": {"name": "lister"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}],
+        },
+    )
+    raw.post(
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+        {
+            "metadata": {"name": "lister"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lister"},
+            "subjects": [{"kind": "ServiceAccount", "name": "lister", "namespace": "default"}],
+        },
+    )
+    script = (
+        "from kubernetes import client, config\nconfig.load_incluster_config()\napi = client.CoreV1Api()\n"
+        "print(len(api.list_namespaced_config_map('default').items) > 0)\n"
+        "try:\n    api.list_namespaced_pod('default')\nexcept client.ApiException as e:\n    print(e.status)\n"
+    )
+    body = {
+        "metadata": {"name": "incluster"},
+        "spec": {
+            "serviceAccountName": "lister",
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "python:3.11", "command": ["python3", "-c", script]}],
+        },
+    }
     raw.post(PODS, body)
     eventually(lambda: phase(raw, "incluster") in ("Succeeded", "Failed"), 30)
     assert sim.kubectl("logs", "incluster").stdout == "True\n403\n"
@@ -151,7 +188,9 @@ def test_logs_follow_ends_when_the_container_exits(sim: Simulator) -> None:
     raw.post(PODS, pod("follow", "echo start; sleep 1; echo end"))
     eventually(lambda: phase(raw, "follow") == "Running")
     env = {**os.environ, "KUBECONFIG": str(sim.kubeconfig)}
-    out = subprocess.run(["kubectl", "logs", "-f", "follow"], capture_output=True, text=True, timeout=20, env=env)
+    out = subprocess.run(
+        ["kubectl", "logs", "-f", "follow"], capture_output=True, text=True, timeout=20, env=env, check=False
+    )
     assert out.stdout == "start\nend\n" and out.returncode == 0
 
 
@@ -181,7 +220,12 @@ def test_unknown_image_waits_in_image_pull_back_off(sim: Simulator) -> None:
     raw = Raw(sim)
     raw.post(PODS, pod("noimage", "true", image="registry.invalid/nothing:1"))
     reasons = set()
-    eventually(lambda: reasons.add(state(raw, "noimage").get("state", {}).get("waiting", {}).get("reason")) or {"ErrImagePull", "ImagePullBackOff"} <= reasons)
+    eventually(
+        lambda: (
+            reasons.add(state(raw, "noimage").get("state", {}).get("waiting", {}).get("reason"))
+            or {"ErrImagePull", "ImagePullBackOff"} <= reasons
+        )
+    )
     assert phase(raw, "noimage") == "Pending"
     lines = sim.kubectl("get", "pod", "noimage").stdout.splitlines()
     assert lines[1].split()[2] in ("ErrImagePull", "ImagePullBackOff")
@@ -194,7 +238,9 @@ def test_missing_config_map_is_create_container_config_error(sim: Simulator) -> 
     raw = Raw(sim)
     env = [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "k"}}}]
     raw.post(PODS, pod("noconf", "echo $X", container={"env": env}))
-    eventually(lambda: state(raw, "noconf").get("state", {}).get("waiting", {}).get("reason") == "CreateContainerConfigError")
+    eventually(
+        lambda: state(raw, "noconf").get("state", {}).get("waiting", {}).get("reason") == "CreateContainerConfigError"
+    )
     assert state(raw, "noconf")["state"]["waiting"]["message"] == 'configmap "absent" not found'
     raw.post("/api/v1/namespaces/default/configmaps", {"metadata": {"name": "absent"}, "data": {"k": "now"}})
     eventually(lambda: phase(raw, "noconf") == "Succeeded")
@@ -215,13 +261,20 @@ JOB = "/apis/batch/v1/namespaces/default/jobs"
 
 
 def job(name: str, script: str, **spec: Any) -> dict[str, Any]:
-    tmpl = {"spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
-                     "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", script]}]}}  # fmt: skip
+    tmpl = {
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", script]}],
+        }
+    }
     return {"metadata": {"name": name}, "spec": {"template": tmpl, **spec}}
 
 
 def conditions(raw: Raw, name: str) -> dict[str, str]:
-    return {c["type"]: c.get("reason", "") for c in raw.get(f"{JOB}/{name}").body.get("status", {}).get("conditions", [])}
+    return {
+        c["type"]: c.get("reason", "") for c in raw.get(f"{JOB}/{name}").body.get("status", {}).get("conditions", [])
+    }
 
 
 def test_job_completions_parallelism_and_pod_labels(sim: Simulator) -> None:
@@ -236,9 +289,19 @@ def test_job_completions_parallelism_and_pod_labels(sim: Simulator) -> None:
     pods = raw.get(f"{PODS}?labelSelector=job-name%3Dpara").body["items"]
     assert len(pods) == 3
     for p in pods:
-        assert p["metadata"]["labels"]["controller-uid"] == uid and p["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "para"
+        assert (
+            p["metadata"]["labels"]["controller-uid"] == uid
+            and p["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "para"
+        )
         ref = p["metadata"]["ownerReferences"][0]
-        assert ref == {"apiVersion": "batch/v1", "kind": "Job", "name": "para", "uid": uid, "controller": True, "blockOwnerDeletion": True}
+        assert ref == {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": "para",
+            "uid": uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
     lines = sim.kubectl("get", "job", "para").stdout.splitlines()
     assert lines[1].split()[:3] == ["para", "Complete", "3/3"]
 
@@ -261,7 +324,17 @@ def test_job_active_deadline(sim: Simulator) -> None:
 
 def test_indexed_job_and_ttl_after_finished(sim: Simulator) -> None:
     raw = Raw(sim)
-    raw.post(JOB, job("idx", "echo index-$JOB_COMPLETION_INDEX", completions=3, parallelism=3, completionMode="Indexed", ttlSecondsAfterFinished=1))
+    raw.post(
+        JOB,
+        job(
+            "idx",
+            "echo index-$JOB_COMPLETION_INDEX",
+            completions=3,
+            parallelism=3,
+            completionMode="Indexed",
+            ttlSecondsAfterFinished=1,
+        ),
+    )
     sim.kubectl("wait", "--for=condition=Complete", "job/idx", "--timeout=30s")
     body = raw.get(f"{JOB}/idx").body
     assert body["status"]["completedIndexes"] == "0-2"
@@ -280,7 +353,9 @@ def test_job_template_is_immutable_and_restart_policy_validated(sim: Simulator) 
     r = raw.post(JOB, bad)
     assert r.status == 422 and r.body["details"]["causes"][0]["field"] == "spec.template.spec.restartPolicy"
     raw.post(JOB, job("imm", "true", suspend=True))
-    patch = {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox", "command": ["true"]}]}}}}
+    patch = {
+        "spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox", "command": ["true"]}]}}}
+    }
     assert raw.patch(f"{JOB}/imm", patch, "application/strategic-merge-patch+json").status == 422
     eventually(lambda: "Suspended" in conditions(raw, "imm"))
     assert raw.get(f"{JOB}/imm").body["status"].get("active", 0) == 0
@@ -293,6 +368,6 @@ def test_no_processes_or_mounts_leak_after_stop(tmp_path_factory: pytest.TempPat
     eventually(lambda: phase(raw, "lingering") == "Running")
     marker = str(s.workdir)
     s.stop()
-    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert marker not in procs
     assert not os.path.exists(marker) or not any((s.workdir / "pods").iterdir())

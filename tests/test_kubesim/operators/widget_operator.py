@@ -23,7 +23,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
 def created(spec: kopf.Spec, name: str, namespace: str, patch: kopf.Patch, **_: Any) -> dict[str, str]:
-    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{name}-cfg"}, "data": {"image": spec["image"]}}
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{name}-cfg"},
+        "data": {"image": spec["image"]},
+    }
     kopf.adopt(config_map)
     kubernetes.client.CoreV1Api().create_namespaced_config_map(namespace, config_map)
     patch.status["phase"] = "Created"
