@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from . import admission, crds
+from . import admission, builtin_schema, crds
 from .errors import ApiError, already_exists, bad_request, conflict, forbidden, invalid, not_found
 from .meta import deep, new_uid, random_suffix, timestamp, validate_labels, validate_name
 from .patch import json_patch, merge_patch, strategic_merge_patch
@@ -193,9 +193,10 @@ class Api:
     def _schema(self, rt: ResourceType, obj: JSON, old: JSON | None, strict: bool) -> list[str]:
         """Default, prune and validate custom resources; returns unknown-field warnings."""
         if not rt.is_custom:
+            unknown = builtin_schema.decode_check(obj, rt.group, rt.version, rt.kind)
             admission.validate_builtin(self, rt, obj, old)
-            return []
-        unknown = crds.apply_schema(rt, obj, old)
+        else:
+            unknown = crds.apply_schema(rt, obj, old)
         if unknown and strict:
             raise bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
         return [f'unknown field "{u}"' for u in unknown]

@@ -219,3 +219,22 @@ def test_leases_and_events_are_stored(raw: Raw) -> None:
 
 def test_unknown_resource_is_404(raw: Raw) -> None:
     assert raw.get("/apis/nothing.example/v1/things").status == 404
+
+
+def test_builtin_kinds_decode_like_go_structs(raw: Raw) -> None:
+    """Unknown fields of built-ins are dropped with a warning (400 under Strict), wrong JSON types are 400."""
+    job = {"metadata": {"name": "typo"}, "spec": {"suspend": True, "template": {"spec": {"restartPolicy": "Never",
+           "containers": [{"name": "c", "image": "busybox", "comand": ["true"]}]}}}}  # fmt: skip
+    strict = raw.post("/apis/batch/v1/namespaces/default/jobs?fieldValidation=Strict", job)
+    assert strict.status == 400
+    assert 'unknown field "spec.template.spec.containers[0].comand"' in strict.body["message"]
+    warned = raw.post("/apis/batch/v1/namespaces/default/jobs", job)
+    assert warned.status == 201 and "comand" not in warned.body["spec"]["template"]["spec"]["containers"][0]
+    assert "comand" in warned.headers["Warning"]
+    wrong = raw.post(CM, {"metadata": {"name": "wrongtype"}, "data": {"a": 1}})
+    assert wrong.status == 400 and "cannot unmarshal number" in wrong.body["message"]
+    bad_int = raw.post(
+        "/apis/batch/v1/namespaces/default/jobs",
+        {**job, "metadata": {"name": "t2"}, "spec": {**job["spec"], "parallelism": "2"}},
+    )
+    assert bad_int.status == 400 and "spec.parallelism" in bad_int.body["message"]
