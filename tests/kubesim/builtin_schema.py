@@ -20,7 +20,14 @@ from .errors import bad_request
 
 JSON = dict[str, Any]
 SCHEMA_VERSION = "v1.32.0-local-strict"
-_JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "integer": int, "number": (int, float)}
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "integer": int,
+    "number": (int, float),
+}
 
 
 @functools.cache
@@ -62,7 +69,9 @@ def _type_ok(types: Any, value: Any) -> bool:
         if name == "null":
             continue
         kind = _JSON_TYPES.get(name)
-        if kind is None or (isinstance(value, kind) and not (isinstance(value, bool) and name in ("integer", "number"))):
+        if kind is None or (
+            isinstance(value, kind) and not (isinstance(value, bool) and name in ("integer", "number"))
+        ):
             return True
         if name == "integer" and isinstance(value, float) and value.is_integer():
             return True
@@ -73,11 +82,13 @@ def _walk(schema: JSON, value: Any, path: str, unknown: list[str], errors: list[
     schema = _resolve(schema)
     if "oneOf" in schema:
         if not any(_type_ok(_resolve(option).get("type", []), value) for option in schema["oneOf"]):
-            errors.append(f"json: cannot unmarshal {_json_type(value)} into Go struct field {path} of type int-or-string")
+            got = _json_type(value)
+            errors.append(f"json: cannot unmarshal {got} into Go struct field {path} of type int-or-string")
         return
     if "type" in schema and not _type_ok(schema["type"], value):
         wanted = [t for t in ([schema["type"]] if isinstance(schema["type"], str) else schema["type"]) if t != "null"]
-        errors.append(f"json: cannot unmarshal {_json_type(value)} into Go struct field {path} of type {'/'.join(wanted)}")
+        got = _json_type(value)
+        errors.append(f"json: cannot unmarshal {got} into Go struct field {path} of type {'/'.join(wanted)}")
         return
     if isinstance(value, dict):
         props = schema.get("properties")
