@@ -223,8 +223,18 @@ def test_unknown_resource_is_404(raw: Raw) -> None:
 
 def test_builtin_kinds_decode_like_go_structs(raw: Raw) -> None:
     """Unknown fields of built-ins are dropped with a warning (400 under Strict), wrong JSON types are 400."""
-    job = {"metadata": {"name": "typo"}, "spec": {"suspend": True, "template": {"spec": {"restartPolicy": "Never",
-           "containers": [{"name": "c", "image": "busybox", "comand": ["true"]}]}}}}  # fmt: skip
+    job = {
+        "metadata": {"name": "typo"},
+        "spec": {
+            "suspend": True,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "busybox", "comand": ["true"]}],
+                }
+            },
+        },
+    }
     strict = raw.post("/apis/batch/v1/namespaces/default/jobs?fieldValidation=Strict", job)
     assert strict.status == 400
     assert 'unknown field "spec.template.spec.containers[0].comand"' in strict.body["message"]
