@@ -100,7 +100,7 @@ class AsyncNode(Node):
     async def run_async(self, shared: Any, *, observer: Any = None, cancel: Any = None) -> Any:
         """Run this node (or flow) alone and return its action; see :meth:`BaseNode.run`."""
         if self.successors:
-            warnings.warn("Node won't run successors. Use AsyncFlow.", stacklevel=2)
+            warnings.warn("Node won't run successors. Use AsyncFlow.")  # noqa: B028 - PocketFlow's attribution
         return await run_root_async(self, shared, observer, cancel, self._run_async)
 
     async def _run_async(self, shared: Any) -> Any:
@@ -132,6 +132,8 @@ class AsyncBatchNode(AsyncNode, BatchNode):
             if check:
                 check_cancelled(ctx)
             results.append(await self._exec_item_async(item, index, stats))
+        if stats is not None:
+            stats.flush()
         return results
 
 
@@ -142,7 +144,10 @@ class AsyncParallelBatchNode(AsyncNode, BatchNode):
         ctx, stats = _batch_stats(items)
         check_cancelled(ctx)
         run_item = self._exec_item_async
-        return await gather_or_cancel(run_item(item, index, stats) for index, item in enumerate(items))
+        results = await gather_or_cancel(run_item(item, index, stats) for index, item in enumerate(items))
+        if stats is not None:
+            stats.flush()
+        return results
 
 
 class WorkerPoolBatchNode(AsyncNode, BatchNode):
@@ -201,6 +206,8 @@ class WorkerPoolBatchNode(AsyncNode, BatchNode):
                     results[index] = await run_item(item, index, stats)
 
             await gather_or_cancel([async_worker() for _ in range(workers)])
+            if stats is not None:
+                stats.flush()
             return results
 
         iterator: Iterator[Any] = iter(items)
@@ -216,4 +223,6 @@ class WorkerPoolBatchNode(AsyncNode, BatchNode):
                 results[index] = await run_item(item, index, stats)
 
         await gather_or_cancel([worker() for _ in range(workers)])
+        if stats is not None:
+            stats.flush()
         return results

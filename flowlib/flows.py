@@ -30,9 +30,7 @@ class Flow(BaseNode):
     never ends into a :class:`~flowlib.MaxStepsExceeded` naming the node it kept returning to.
     """
 
-    def __init__(
-        self, start: BaseNode | None = None, *, max_steps: int | None = None, name: str | None = None
-    ) -> None:
+    def __init__(self, start: BaseNode | None = None, *, max_steps: int | None = None, name: str | None = None) -> None:
         super().__init__(name=name)
         if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
             raise ValueError(f"max_steps must be a whole number >= 1, not {max_steps!r}")
@@ -46,7 +44,7 @@ class Flow(BaseNode):
     def get_next_node(self, curr: BaseNode, action: Any) -> BaseNode | None:
         nxt = curr.successors.get(action or "default")
         if not nxt and curr.successors:
-            warnings.warn(f"Flow ends: '{action}' not found in {list(curr.successors)}", stacklevel=2)
+            warnings.warn(f"Flow ends: '{action}' not found in {list(curr.successors)}")  # noqa: B028 - PocketFlow's attribution
         return nxt
 
     def _orch(self, shared: Any, params: dict[str, Any] | None = None) -> Any:

@@ -38,7 +38,7 @@ class BaseNode:
     def next(self, node: BaseNode, action: str = "default") -> BaseNode:
         """Make ``node`` the successor for ``action``; returns ``node`` so wiring can chain."""
         if action in self.successors:
-            warnings.warn(f"Overwriting successor for action '{action}'", stacklevel=2)
+            warnings.warn(f"Overwriting successor for action '{action}'")  # noqa: B028 - PocketFlow's attribution
         self.successors[action] = node
         return node
 
@@ -66,7 +66,7 @@ class BaseNode:
         Without either, a run started from inside another run's node joins that run's context.
         """
         if self.successors:
-            warnings.warn("Node won't run successors. Use Flow.", stacklevel=2)
+            warnings.warn("Node won't run successors. Use Flow.")  # noqa: B028 - PocketFlow's attribution
         return run_root(self, shared, observer, cancel)
 
     def __rshift__(self, other: BaseNode) -> BaseNode:
@@ -89,9 +89,18 @@ class _ConditionalTransition:
 
 
 class _ItemStats:
-    """Item counts of one batch execution, reported through ``BatchProgress`` events."""
+    """Item counts of one batch execution, reported through ``BatchProgress`` events.
 
-    __slots__ = ("ctx", "done", "failed", "path", "total")
+    Counts are cumulative, so intermediate reports can be coalesced without losing anything: every
+    item is reported for the first ``EVERY_ITEM`` items, then about ``REPORTS`` times per batch
+    (every ``UNSIZED_STEP`` items when the total is unknown), and the last count always is. An
+    observer of a million-item batch gets a thousand events, not a million.
+    """
+
+    __slots__ = ("ctx", "done", "failed", "next_report", "path", "reported", "step", "total")
+    EVERY_ITEM = 100
+    REPORTS = 1000
+    UNSIZED_STEP = 1000
 
     def __init__(self, ctx: RunContext, total: int | None) -> None:
         self.ctx = ctx
@@ -99,8 +108,25 @@ class _ItemStats:
         self.total = total
         self.done = 0
         self.failed = 0
+        self.reported = -1
+        self.step = max(1, total // self.REPORTS) if total is not None else self.UNSIZED_STEP
+        self.next_report = 0
 
     def report(self) -> None:
+        finished = self.done + self.failed
+        if finished > self.EVERY_ITEM and finished < self.next_report and finished != self.total:
+            return
+        self.next_report = finished + self.step
+        self._emit(finished)
+
+    def flush(self) -> None:
+        """Report the final count if the last item's report was coalesced away."""
+        finished = self.done + self.failed
+        if finished != self.reported:
+            self._emit(finished)
+
+    def _emit(self, finished: int) -> None:
+        self.reported = finished
         self.ctx.emit(BatchProgress(self.path, self.total, self.done, self.failed))
 
 
@@ -241,4 +267,6 @@ class BatchNode(Node):
             results.append(self._exec_item(item, index, stats))
             if stats is not None:
                 stats.report()
+        if stats is not None:
+            stats.flush()
         return results

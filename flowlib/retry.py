@@ -14,9 +14,7 @@ Backoff = Literal["fixed", "exponential"]
 BACKOFF_KINDS: tuple[Backoff, ...] = ("fixed", "exponential")
 
 
-def check_retry_settings(
-    max_retries: int, wait: float, backoff: str, max_wait: float | None, jitter: float
-) -> None:
+def check_retry_settings(max_retries: int, wait: float, backoff: str, max_wait: float | None, jitter: float) -> None:
     """Reject settings that could only be mistakes, with a message that says what to use."""
     if backoff not in BACKOFF_KINDS:
         raise ValueError(f"backoff must be one of {', '.join(BACKOFF_KINDS)}, not {backoff!r}")
@@ -24,8 +22,6 @@ def check_retry_settings(
         raise ValueError(f"jitter is a fraction of the wait and must be between 0 and 1, not {jitter!r}")
     if max_wait is not None and max_wait < 0:
         raise ValueError(f"max_wait must be >= 0 seconds, not {max_wait!r}")
-    if wait < 0:
-        raise ValueError(f"wait must be >= 0 seconds, not {wait!r}")
 
 
 def retry_delay(

@@ -164,3 +164,25 @@ def test_current_path_follows_user_code_into_tasks() -> None:
     asyncio.run(flowlib.AsyncFlow(start=sub).run_async({}))
     assert seen == [("sub", "par")] * 3
     assert flowlib.current_path() == ()
+
+
+@pytest.mark.parametrize("sized", [True, False])
+def test_progress_on_big_batches_is_coalesced_but_ends_on_the_exact_count(sized: bool) -> None:
+    count = 25_003
+
+    class Big(flowlib.WorkerPoolBatchNode):
+        async def prep_async(self, shared: Any) -> Any:
+            return range(count) if sized else (i for i in range(count))
+
+        async def exec_async(self, item: int) -> int:
+            return item
+
+    recorder = EventRecorder()
+    asyncio.run(Big(max_parallel=4).run_async({}, observer=recorder))
+    progress = [e for e in recorder.events if isinstance(e, BatchProgress)]
+    finished = [p.done + p.failed for p in progress]
+    assert finished[:101] == list(range(101))  # every one of the first hundred items
+    assert finished == sorted(set(finished))  # strictly increasing: in order, no repeats
+    assert finished[-1] == count  # the exact final count is always reported
+    assert len(progress) <= 101 + 1000 + 2  # coalesced: about a thousand reports, not 25,000
+    assert all(p.total == (count if sized else None) for p in progress)

@@ -19,12 +19,9 @@ ACTIONS = ["default", "left", "right"]
 def graphs(draw: st.DrawFn) -> tuple[int, dict[int, dict[str, int]], dict[int, list[str]]]:
     size = draw(st.integers(1, 6))
     edges = {
-        n: draw(st.dictionaries(st.sampled_from(ACTIONS), st.integers(0, size - 1), max_size=3))
-        for n in range(size)
+        n: draw(st.dictionaries(st.sampled_from(ACTIONS), st.integers(0, size - 1), max_size=3)) for n in range(size)
     }
-    scripts = {
-        n: draw(st.lists(st.sampled_from([*ACTIONS, "nowhere"]), min_size=1, max_size=4)) for n in range(size)
-    }
+    scripts = {n: draw(st.lists(st.sampled_from([*ACTIONS, "nowhere"]), min_size=1, max_size=4)) for n in range(size)}
     return size, edges, scripts
 
 

@@ -60,9 +60,7 @@ def test_items_are_pulled_lazily() -> None:
             yield i
 
     shared: dict[str, Any] = {}
-    asyncio.run(
-        Pool(generate(), tracker, dict.fromkeys(range(100), 0.0005), max_parallel=4).run_async(shared)
-    )
+    asyncio.run(Pool(generate(), tracker, dict.fromkeys(range(100), 0.0005), max_parallel=4).run_async(shared))
     assert shared["results"] == list(range(100))
 
 

@@ -148,35 +148,6 @@ def test_async_batch_flow_error_stops_later_batches(pf):
     assert shared["done"] == ["a"]
 
 
-def test_async_parallel_batch_flow_error_lets_siblings_finish(pf):
-    """gather() without return_exceptions: the first error propagates, the other sub-flows run on."""
-
-    class Maybe(pf.AsyncNode):
-        async def prep_async(self, shared):
-            key = self.params["key"]
-            if key == "bad":
-                raise ValueError("bad batch")
-            await tick(3)
-            shared.setdefault("done", []).append(key)
-
-    flow = make_flow(pf, "AsyncParallelBatchFlow", [{"key": "a"}, {"key": "bad"}, {"key": "c"}])(start=Maybe())
-    shared = {}
-
-    async def main():
-        try:
-            await flow.run_async(shared)
-        except ValueError as exc:
-            shared["error"] = str(exc)
-            shared["done_at_error"] = list(shared.get("done", []))
-        await tick(10)
-
-    out = capture_async(main)
-    assert out.error is None
-    assert shared["error"] == "bad batch"
-    assert shared["done_at_error"] == []
-    assert shared.get("done", []) == ["a", "c"]
-
-
 def test_nested_async_batch_flows(pf):
     class Item(pf.AsyncNode):
         async def prep_async(self, shared):

@@ -198,24 +198,6 @@ def test_async_max_retries_zero_skips_exec(pf, sleeps):
     assert sleeps.calls == []
 
 
-def test_async_node_does_not_set_cur_retry(pf):
-    """PocketFlow 0.0.3 counts async attempts in a local variable: ``cur_retry`` is never set."""
-    seen = []
-
-    class Peek(pf.AsyncNode):
-        async def exec_async(self, prep_res):
-            seen.append(getattr(self, "cur_retry", "unset"))
-            if len(seen) < 3:
-                raise ValueError("again")
-            return "ok"
-
-    node = Peek(max_retries=3)
-    out = capture_async(lambda: node.run_async({}))
-    assert out.error is None
-    assert seen == ["unset", "unset", "unset"]
-    assert not hasattr(node, "cur_retry")
-
-
 def test_async_base_exceptions_are_not_retried(pf):
     class Stop(BaseException):
         pass

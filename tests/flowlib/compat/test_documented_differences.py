@@ -1,9 +1,11 @@
-"""The one documented difference from PocketFlow (flowlib/README.md, "Differences from PocketFlow").
+"""The documented differences from PocketFlow (flowlib/README.md, "Differences from PocketFlow").
 
-The first failing item of an ``AsyncParallelBatchNode`` cancels its siblings in flowlib, and the error
-is raised once they are gone; PocketFlow's ``asyncio.gather`` lets them run on in the background. The
-side-by-side tests stay off this case; here it is held on flowlib, with PocketFlow's behaviour shown
-alongside so that the scenario provably tells the two apart.
+The first failing item of an ``AsyncParallelBatchNode`` (and the first failing run of an
+``AsyncParallelBatchFlow``) cancels its siblings in flowlib, and the error is raised once they are
+gone; PocketFlow's ``asyncio.gather`` lets them run on in the background. Async nodes keep
+``cur_retry`` up to date, as sync nodes (and PocketFlow's main branch) do; PocketFlow 0.0.3 never
+sets it on async nodes. The side-by-side tests stay off these cases; here each is held on flowlib,
+with PocketFlow's behaviour shown alongside so that the scenario provably tells the two apart.
 """
 
 from __future__ import annotations
@@ -130,3 +132,64 @@ def test_recovered_failures_do_not_cancel_anything(impl):
     result = asyncio.run(Parallel(max_retries=2).run_async({}))
     assert result == [0, 1, "fallback 2: permanent"]
     assert sorted(events) == [("try", 0), ("try", 0), ("try", 1), ("try", 2), ("try", 2)]
+
+
+def _parallel_flow_failure(pf):
+    from ._support import capture_async
+    from .test_async_batch_flow import make_flow
+
+    class Maybe(pf.AsyncNode):
+        async def prep_async(self, shared):
+            key = self.params["key"]
+            if key == "bad":
+                raise ValueError("bad batch")
+            await tick(3)
+            shared.setdefault("done", []).append(key)
+
+    flow = make_flow(pf, "AsyncParallelBatchFlow", [{"key": "a"}, {"key": "bad"}, {"key": "c"}])(start=Maybe())
+    shared = {}
+
+    async def main():
+        try:
+            await flow.run_async(shared)
+        except ValueError as exc:
+            shared["error"] = str(exc)
+        await tick(10)
+
+    out = capture_async(main)
+    assert out.error is None
+    assert shared["error"] == "bad batch"
+    return shared.get("done", [])
+
+
+def test_parallel_batch_flow_failure_cancels_the_other_runs_in_flowlib():
+    assert _parallel_flow_failure(load("flowlib")) == []
+
+
+def test_parallel_batch_flow_failure_lets_the_other_runs_finish_in_pocketflow():
+    assert _parallel_flow_failure(load("pocketflow")) == ["a", "c"]
+
+
+def _async_cur_retry(pf):
+    from ._support import capture_async
+
+    seen = []
+
+    class Peek(pf.AsyncNode):
+        async def exec_async(self, prep_res):
+            seen.append(getattr(self, "cur_retry", "unset"))
+            if len(seen) < 3:
+                raise ValueError("again")
+            return "ok"
+
+    out = capture_async(lambda: Peek(max_retries=3).run_async({}))
+    assert out.error is None
+    return seen
+
+
+def test_async_nodes_keep_cur_retry_in_flowlib():
+    assert _async_cur_retry(load("flowlib")) == [0, 1, 2]
+
+
+def test_async_nodes_never_set_cur_retry_in_pocketflow_0_0_3():
+    assert _async_cur_retry(load("pocketflow")) == ["unset", "unset", "unset"]
