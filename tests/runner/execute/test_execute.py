@@ -27,9 +27,7 @@ def run(text: str, **options: Any) -> RunStatus:
     return asyncio.run(execute_async(load(text), **options))
 
 
-@pytest.mark.parametrize(
-    "kind", ["batch", "async_batch", "parallel_batch", "worker_pool", "worker_pool_batch"]
-)
+@pytest.mark.parametrize("kind", ["batch", "async_batch", "parallel_batch", "worker_pool", "worker_pool_batch"])
 def test_every_batch_type_maps_its_items(kind: str) -> None:
     status = run(
         f"""
@@ -176,9 +174,7 @@ def test_cancel_token_ends_the_run_cancelled() -> None:
         token = CancelToken()
         tracker = StatusTracker()
         task = asyncio.create_task(
-            execute_async(
-                load(SLOW), input={"xs": list(range(100_000))}, cancel=token, tracker=tracker, outputs=[]
-            )
+            execute_async(load(SLOW), input={"xs": list(range(100_000))}, cancel=token, tracker=tracker, outputs=[])
         )
         while tracker.version < 20:
             await asyncio.sleep(0.01)
@@ -255,11 +251,6 @@ def test_input_top_level_is_not_mutated() -> None:
     assert given == {"xs": [1]} and status.output == {"xs": [2], "a": None}
 
 
-@pytest.mark.xfail(
-    reason="loader bug: inline Python defining post but no exec raises KeyError('exec') "
-    "(runkinds/python.py ModuleCode.exec); the README promises any of prep/exec/post/exec_fallback",
-    strict=True,
-)
 def test_inline_python_with_only_post() -> None:
     status = run(
         """
