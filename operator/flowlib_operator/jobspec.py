@@ -1,0 +1,161 @@
+"""The runner Job of a FlowRun, as a manifest (pure: no API calls, so it is tested as data).
+
+The pod passes the Kubernetes "restricted" Pod Security Standard: non-root with a fixed UID, no
+privilege escalation, every capability dropped, the RuntimeDefault seccomp profile and a read-only
+root filesystem (``/tmp`` is an emptyDir for user code that needs scratch space). It never retries
+by itself (``restartPolicy: Never``): pod-level retries are the Job's ``backoffLimit``, which the
+FlowRun's ``retries`` sets, so each attempt is a new pod with its own logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flowlib_operator.durations import deadline_seconds
+from flowlib_operator.naming import (
+    RUNNER_NAME,
+    RUNNER_SERVICE_ACCOUNT,
+    SNAPSHOT_KEY,
+    SNAPSHOT_MOUNT,
+    job_name,
+    run_labels,
+    snapshot_name,
+)
+
+RUNNER_UID = 65532
+TERMINATION_GRACE_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """Operator-wide defaults for runner pods (flags or environment of the operator)."""
+
+    image: str
+    image_pull_policy: str = "IfNotPresent"
+    service_account: str = RUNNER_SERVICE_ACCOUNT
+    default_requests: tuple[tuple[str, str], ...] = (("cpu", "100m"), ("memory", "128Mi"))
+    default_limits: tuple[tuple[str, str], ...] = (("memory", "1Gi"),)
+
+
+def owner_reference(flowrun: dict[str, Any]) -> dict[str, Any]:
+    meta = flowrun["metadata"]
+    return {
+        "apiVersion": flowrun.get("apiVersion", "flowlib.dev/v1alpha1"),
+        "kind": flowrun.get("kind", "FlowRun"),
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def snapshot_configmap(flowrun: dict[str, Any], flow_name: str | None, definition_json: str) -> dict[str, Any]:
+    """The immutable ConfigMap that freezes the resolved definition for this run."""
+    meta = flowrun["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": snapshot_name(meta["name"]),
+            "namespace": meta["namespace"],
+            "labels": run_labels(meta["name"], flow_name),
+            "ownerReferences": [owner_reference(flowrun)],
+        },
+        "immutable": True,
+        "data": {SNAPSHOT_KEY: definition_json},
+    }
+
+
+def _restricted_container_security() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": RUNNER_UID,
+        "runAsGroup": RUNNER_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _resources(spec: dict[str, Any], settings: RunnerSettings) -> dict[str, Any]:
+    wanted = spec.get("resources") or {}
+    return {
+        "requests": wanted.get("requests", dict(settings.default_requests)),
+        "limits": wanted.get("limits", dict(settings.default_limits)),
+    }
+
+
+def runner_job(flowrun: dict[str, Any], flow_name: str | None, settings: RunnerSettings) -> dict[str, Any]:
+    """The Job that runs ``flowrun``; deterministic, so creating it twice is a 409, never a second Job."""
+    meta, spec = flowrun["metadata"], flowrun.get("spec") or {}
+    name, namespace = meta["name"], meta["namespace"]
+    labels = run_labels(name, flow_name)
+    env: list[dict[str, Any]] = [
+        {"name": "FLOWLIB_FLOWRUN", "value": name},
+        {"name": "FLOWLIB_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "FLOWLIB_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "FLOWLIB_DEFINITION", "value": f"{SNAPSHOT_MOUNT}/{SNAPSHOT_KEY}"},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "HOME", "value": "/tmp"},
+        *(spec.get("env") or []),
+    ]
+    container = {
+        "name": "runner",
+        "image": spec.get("image") or settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["flowlib-runner"],
+        "env": env,
+        "resources": _resources(spec, settings),
+        "securityContext": _restricted_container_security(),
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [
+            {"name": "definition", "mountPath": SNAPSHOT_MOUNT, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    pod_spec = {
+        "restartPolicy": "Never",
+        "serviceAccountName": spec.get("serviceAccountName") or settings.service_account,
+        "automountServiceAccountToken": True,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUNNER_UID,
+            "runAsGroup": RUNNER_UID,
+            "fsGroup": RUNNER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [
+            {"name": "definition", "configMap": {"name": snapshot_name(name)}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+        ],
+    }
+    job_spec: dict[str, Any] = {
+        "backoffLimit": int(spec.get("retries") or 0),
+        "template": {
+            "metadata": {
+                "labels": labels,
+                "annotations": {"kubectl.kubernetes.io/default-container": "runner"},
+            },
+            "spec": pod_spec,
+        },
+    }
+    if spec.get("timeout"):
+        job_spec["activeDeadlineSeconds"] = deadline_seconds(str(spec["timeout"]))
+    if spec.get("ttlSecondsAfterFinished") is not None:
+        job_spec["ttlSecondsAfterFinished"] = int(spec["ttlSecondsAfterFinished"])
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(name),
+            "namespace": namespace,
+            "labels": {**labels, "app.kubernetes.io/component": RUNNER_NAME},
+            "ownerReferences": [owner_reference(flowrun)],
+        },
+        "spec": job_spec,
+    }

@@ -1,0 +1,129 @@
+"""``flowlib-operator``: the command line of the operator, following kopf's conventions.
+
+It reads the current kubeconfig (``--kubeconfig``, ``$KUBECONFIG``, ``~/.kube/config``) or, in a
+pod, the in-cluster service account, then runs the kopf handlers of :mod:`flowlib_operator.handlers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import click
+import kopf
+from flowlib_runner.kube import KubeClient, load_config
+
+from flowlib_operator import __version__, metrics
+from flowlib_operator.handlers import Operator, OperatorConfig, register
+from flowlib_operator.jobspec import RunnerSettings
+
+DEFAULT_IMAGE = f"ghcr.io/flowlib/flowlib-operator:{__version__}"
+
+
+@click.command(context_settings={"auto_envvar_prefix": "FLOWLIB_OPERATOR", "show_default": True})
+@click.option("-n", "--namespace", "namespaces", multiple=True, help="Watch only this namespace (repeatable).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace (cluster-wide).")
+@click.option("--standalone", is_flag=True, help="Run without peering (no coordination with other replicas).")
+@click.option("--peering", "peering_name", default="flowlib-operator", help="Peering object shared by replicas.")
+@click.option("--priority", type=int, default=0, help="Peering priority; the highest active replica acts.")
+@click.option(
+    "--liveness",
+    "liveness_endpoint",
+    default=None,
+    help="Serve health checks, e.g. http://0.0.0.0:8081/healthz.",
+)
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None, help="Kubeconfig file to use.")
+@click.option(
+    "--runner-image",
+    envvar="FLOWLIB_RUNNER_IMAGE",
+    default=DEFAULT_IMAGE,
+    help="Default image of runner pods (a FlowRun may set spec.image).",
+)
+@click.option(
+    "--runner-pull-policy",
+    type=click.Choice(["Always", "IfNotPresent", "Never"]),
+    default="IfNotPresent",
+    help="imagePullPolicy of runner pods.",
+)
+@click.option(
+    "--pod-start-timeout",
+    type=float,
+    default=120.0,
+    help="Seconds a runner pod may wait (bad image, unschedulable) before the run fails.",
+)
+@click.option(
+    "--resync-interval",
+    type=float,
+    default=10.0,
+    help="Seconds between passes over all runs (timeouts, TTL).",
+)
+@click.option(
+    "--metrics-port", type=int, default=8080, help="Port of the Prometheus /metrics endpoint; 0 turns it off."
+)
+@click.option("-v", "--verbose", is_flag=True, help="More logs.")
+@click.option("--debug", is_flag=True, help="Even more logs, including every API request.")
+@click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
+@click.option("--log-format", type=click.Choice(["plain", "full", "json"]), default="full", help="Log line format.")
+@click.version_option(__version__, prog_name="flowlib-operator")
+def cli(
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    standalone: bool,
+    peering_name: str,
+    priority: int,
+    liveness_endpoint: str | None,
+    kubeconfig: str | None,
+    runner_image: str,
+    runner_pull_policy: str,
+    pod_start_timeout: float,
+    resync_interval: float,
+    metrics_port: int,
+    verbose: bool,
+    debug: bool,
+    quiet: bool,
+    log_format: str,
+) -> None:
+    """Run the flowlib operator: Flows are validated, FlowRuns run as Jobs."""
+    if bool(namespaces) == all_namespaces:
+        raise click.UsageError("pass either --all-namespaces or one or more --namespace NS")
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig  # kopf's login reads the same file as our client
+    kopf.configure(debug=debug, verbose=verbose, quiet=quiet, log_format=kopf.LogFormat[log_format.upper()])
+    config = OperatorConfig(
+        runner=RunnerSettings(image=runner_image, image_pull_policy=runner_pull_policy),
+        pod_start_timeout=pod_start_timeout,
+        resync_interval=resync_interval,
+    )
+    client = KubeClient(
+        load_config(kubeconfig), on_retry=metrics.count_retry, user_agent=f"flowlib-operator/{__version__}"
+    )
+    operator = Operator(client=client, config=config)
+    registry = kopf.OperatorRegistry()
+    register(registry, operator)
+    if metrics_port:
+        metrics.serve(metrics_port)
+    logging.getLogger("flowlib.operator").info(
+        "starting: %s, runner image %s",
+        "all namespaces" if all_namespaces else ", ".join(namespaces),
+        runner_image,
+    )
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            standalone=standalone,
+            priority=priority,
+            peering_name=peering_name,
+            liveness_endpoint=liveness_endpoint,
+            clusterwide=all_namespaces,
+            namespaces=list(namespaces),
+        )
+    )
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""What the operator must say about a run that the runner cannot say itself (pure decisions).
+
+The runner reports Running, node progress and the final phase. The operator fills the gaps, from the
+Job and its pods as the watch shows them: a pod that never starts (bad image, unschedulable), a
+runner that crashed or was OOM-killed, a deadline exceeded, a Job deleted from under the run, a
+cancellation that arrived before any runner could act on it, and a runner that exited without
+publishing its final status (its termination message carries it). Everything here is a function
+of its inputs, so the decisions are tested as data and the handlers only fetch and write.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+FINISHED = frozenset({"Succeeded", "Failed", "Cancelled"})
+START_FAILURES = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
+
+
+@dataclass
+class Decision:
+    """A status patch to apply (None: nothing to say), whether to delete the Job, and an Event."""
+
+    status: dict[str, Any] | None = None
+    delete_job: bool = False
+    event: tuple[str, str, str] | None = None  # (type, reason, message)
+    notes: list[str] = field(default_factory=list)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def succeeded_condition(
+    status: str, reason: str, message: str, generation: int | None, moment: datetime
+) -> dict[str, Any]:
+    condition: dict[str, Any] = {
+        "type": "Succeeded",
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": rfc3339(moment),
+    }
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    return condition
+
+
+def final_status(flowrun: dict[str, Any], phase: str, reason: str, message: str, moment: datetime) -> dict[str, Any]:
+    """A terminal status written by the operator (the runner could not write it)."""
+    generation = flowrun.get("metadata", {}).get("generation")
+    status = flowrun.get("status") or {}
+    started = parse_time(status.get("startTime"))
+    result: dict[str, Any] = {
+        "phase": phase,
+        "message": message,
+        "completionTime": rfc3339(moment),
+        "currentNode": None,
+        "conditions": [
+            succeeded_condition("True" if phase == "Succeeded" else "False", reason, message, generation, moment)
+        ],
+    }
+    if started is not None:
+        result["duration"] = _format_seconds((moment - started).total_seconds())
+    return result
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+        f"{secs}s" if secs or not (hours or minutes) else "",
+    ]
+    return "".join(parts)
+
+
+def _job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
+            return condition  # type: ignore[no-any-return]
+    return None
+
+
+def _latest_pod(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not pods:
+        return None
+    return max(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"].get("name", "")))
+
+
+def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
+    for state in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (state.get("state") or {}).get("terminated") or (state.get("lastState") or {}).get("terminated")
+        if terminated:
+            return terminated  # type: ignore[no-any-return]
+    return None
+
+
+def _waiting_failure(pod: dict[str, Any]) -> tuple[str, str] | None:
+    status = pod.get("status") or {}
+    for state in status.get("containerStatuses") or []:
+        waiting = (state.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in START_FAILURES:
+            return waiting["reason"], waiting.get("message") or waiting["reason"]
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return condition.get("reason") or "Unschedulable", condition.get("message") or "the pod cannot be scheduled"
+    return None
+
+
+def describe_termination(terminated: dict[str, Any]) -> str:
+    reason = terminated.get("reason") or "Error"
+    code = terminated.get("exitCode")
+    text = f"{reason} (exit code {code})" if code is not None else reason
+    if reason == "OOMKilled":
+        text += "; raise spec.resources.limits.memory"
+    return text
+
+
+def reported_final(pod: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The final status a runner left in its termination message when it could not patch it."""
+    terminated = _terminated(pod) if pod else None
+    message = (terminated or {}).get("message") or ""
+    try:
+        data = json.loads(message)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    if isinstance(data, dict) and data.get("phase") in FINISHED:
+        return data
+    return None
+
+
+def decide(
+    flowrun: dict[str, Any],
+    job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    *,
+    job_seen: bool,
+    moment: datetime,
+    start_timeout: float,
+) -> Decision:
+    """What to write about ``flowrun`` given its Job (None: not there) and the Job's pods.
+
+    ``job_seen`` says whether the Job was ever observed for this run, so that a Job not yet in the
+    watch cache is not mistaken for a deleted one.
+    """
+    status = flowrun.get("status") or {}
+    spec = flowrun.get("spec") or {}
+    phase = status.get("phase")
+    if phase in FINISHED:
+        return Decision()
+    latest = _latest_pod(pods)
+
+    if spec.get("cancel"):
+        if job is None or not any(_is_active(p) for p in pods):
+            message = "cancelled before the runner reported (spec.cancel)"
+            return Decision(
+                final_status(flowrun, "Cancelled", "Cancelled", message, moment),
+                event=("Normal", "Cancelled", message),
+            )
+        return Decision(delete_job=job.get("metadata", {}).get("deletionTimestamp") is None)
+
+    if job is not None:
+        failed = _job_condition(job, "Failed")
+        if failed is not None:
+            return _job_failed(flowrun, failed, latest, moment)
+        if _job_condition(job, "Complete") is not None:
+            final = reported_final(latest)
+            if final is not None:
+                return Decision(final, event=_final_event(final))
+            message = "the runner exited without reporting a final status; see its logs"
+            return Decision(
+                final_status(flowrun, "Failed", "RunnerLost", message, moment),
+                event=("Warning", "RunnerLost", message),
+            )
+        return _pods_going(flowrun, pods, latest, moment, start_timeout)
+
+    if job_seen and status.get("jobName"):
+        message = f"the runner Job {status['jobName']} was deleted before the run finished"
+        return Decision(
+            final_status(flowrun, "Failed", "JobDeleted", message, moment),
+            event=("Warning", "JobDeleted", message),
+        )
+    return Decision()
+
+
+def _is_active(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Pending", "Running") and not pod["metadata"].get(
+        "deletionTimestamp"
+    )
+
+
+def _final_event(final: dict[str, Any]) -> tuple[str, str, str]:
+    phase = final["phase"]
+    return (
+        "Normal" if phase == "Succeeded" else "Warning",
+        phase,
+        final.get("message") or f"run {phase.lower()}",
+    )
+
+
+def _job_failed(
+    flowrun: dict[str, Any], failed: dict[str, Any], latest: dict[str, Any] | None, moment: datetime
+) -> Decision:
+    final = reported_final(latest)
+    if final is not None:
+        return Decision(final, event=_final_event(final))
+    reason = failed.get("reason") or "JobFailed"
+    if reason == "DeadlineExceeded":
+        timeout = (flowrun.get("spec") or {}).get("timeout")
+        message = f"the run exceeded its timeout ({timeout}) and was stopped"
+        return Decision(
+            final_status(flowrun, "Failed", "Timeout", message, moment), event=("Warning", "Timeout", message)
+        )
+    terminated = _terminated(latest) if latest else None
+    detail = describe_termination(terminated) if terminated else (failed.get("message") or reason)
+    retries = int((flowrun.get("spec") or {}).get("retries") or 0)
+    message = f"the runner failed: {detail}"
+    if retries:
+        message += f" (after {retries + 1} attempts)"
+    return Decision(
+        final_status(flowrun, "Failed", "RunnerFailed", message, moment),
+        event=("Warning", "RunnerFailed", message),
+    )
+
+
+def _pods_going(
+    flowrun: dict[str, Any],
+    pods: list[dict[str, Any]],
+    latest: dict[str, Any] | None,
+    moment: datetime,
+    start_timeout: float,
+) -> Decision:
+    status = flowrun.get("status") or {}
+    if latest is None:
+        return Decision()
+    waiting = _waiting_failure(latest)
+    if waiting is not None:
+        reason, detail = waiting
+        created = parse_time(latest["metadata"].get("creationTimestamp")) or moment
+        waited = (moment - created).total_seconds()
+        if waited >= start_timeout:
+            message = f"the runner pod {latest['metadata']['name']} could not start within {start_timeout:g}s: {reason}: {detail}"
+            return Decision(
+                final_status(flowrun, "Failed", reason, message, moment),
+                delete_job=True,
+                event=("Warning", reason, message),
+            )
+        message = f"waiting for the runner pod to start: {reason}: {detail}"
+        if status.get("message") != message:
+            return Decision({"message": message})
+        return Decision()
+    failed_pods = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
+    if failed_pods and any(_is_active(p) for p in pods) is False:
+        return Decision()  # between attempts: the Job will start the next pod or fail
+    if failed_pods and latest not in failed_pods:
+        last_failed = max(failed_pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        terminated = _terminated(last_failed)
+        if terminated is not None:
+            attempt = len(failed_pods)
+            message = f"runner attempt {attempt} ended: {describe_termination(terminated)}; the Job started it again"
+            if status.get("message") != message and status.get("phase") != "Running":
+                return Decision({"message": message})
+    return Decision()
+
+
+def ttl_expired(flowrun: dict[str, Any], moment: datetime) -> bool:
+    """Whether a finished FlowRun has outlived its ``ttlSecondsAfterFinished``."""
+    ttl = (flowrun.get("spec") or {}).get("ttlSecondsAfterFinished")
+    status = flowrun.get("status") or {}
+    if ttl is None or status.get("phase") not in FINISHED:
+        return False
+    finished = parse_time(status.get("completionTime"))
+    return finished is not None and (moment - finished).total_seconds() >= float(ttl)

@@ -1,0 +1,117 @@
+"""Turn a FlowRun's ``flowRef``/``flow`` into the definition snapshot its runner will execute.
+
+Referenced Flows (and the Flows their ``type: flow`` nodes name, transitively) are read once,
+validated with the shared loader -- which never imports or runs user code -- and frozen into a
+JSON document. The run uses that snapshot even if a Flow is edited while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowlib_runner.kube.client import FLOWS, KubeClient
+from flowlib_runner.loader import load_object
+
+INLINE_NAME = "inline"
+
+
+@dataclass
+class Resolution:
+    """The outcome: the flow's name, the snapshot (when valid), and every problem found."""
+
+    flow_name: str
+    snapshot: str | None = None
+    problems: list[str] = field(default_factory=list)
+    node_count: int = 0
+
+
+def _flow_refs(spec: Mapping[str, Any]) -> list[str]:
+    nodes = spec.get("nodes")
+    if not isinstance(nodes, Mapping):
+        return []
+    return [
+        node["flow"]
+        for node in nodes.values()
+        if isinstance(node, Mapping) and node.get("type") == "flow" and isinstance(node.get("flow"), str)
+    ]
+
+
+async def fetch_library(
+    client: KubeClient, namespace: str, spec: Mapping[str, Any], skip: str | None = None
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Every Flow that ``spec`` reaches through sub-flow nodes, by name; plus those not found."""
+    library: dict[str, dict[str, Any]] = {}
+    missing: list[str] = []
+    pending = [name for name in _flow_refs(spec) if name != skip]
+    while pending:
+        name = pending.pop()
+        if name in library or name in missing or name == skip:
+            continue
+        flow = await client.get_or_none(FLOWS, name, namespace)
+        if flow is None:
+            missing.append(name)
+            continue
+        library[name] = {"metadata": {"name": name}, "spec": flow.get("spec") or {}}
+        pending.extend(_flow_refs(library[name]["spec"]))
+    return library, missing
+
+
+def validate(
+    name: str, spec: Mapping[str, Any], library: Mapping[str, Mapping[str, Any]], missing: list[str]
+) -> Resolution:
+    """Validate ``spec`` with its library; on success freeze everything into a snapshot."""
+    manifest = {
+        "apiVersion": "flowlib.dev/v1alpha1",
+        "kind": "Flow",
+        "metadata": {"name": name},
+        "spec": dict(spec),
+    }
+    result = load_object(manifest, library=library)
+    problems = [str(p) for p in result.problems if p.severity == "error"]
+    for flow in missing:
+        text = f"sub-flow '{flow}' does not exist in this namespace; create the Flow '{flow}' or fix the node's flow:"
+        if not any(f"'{flow}'" in p for p in problems):
+            problems.append(text)
+    resolution = Resolution(flow_name=name, problems=problems, node_count=len(spec.get("nodes") or {}))
+    if result.definition is None or problems:
+        if not problems:
+            problems.append("the definition is invalid")
+        return resolution
+    snapshot = {
+        "apiVersion": "flowlib.dev/v1alpha1",
+        "kind": "Flow",
+        "metadata": {"name": name},
+        "spec": dict(spec),
+        "library": {n: {"spec": lib.get("spec", {})} for n, lib in sorted(library.items())},
+    }
+    resolution.snapshot = json.dumps(snapshot, sort_keys=True, separators=(",", ":"))
+    return resolution
+
+
+async def resolve_run(client: KubeClient, namespace: str, run_spec: Mapping[str, Any]) -> Resolution:
+    """Resolve and validate what a FlowRun asks to run."""
+    ref = (run_spec.get("flowRef") or {}).get("name")
+    inline = run_spec.get("flow")
+    if bool(ref) == (inline is not None):
+        return Resolution(
+            flow_name=ref or INLINE_NAME,
+            problems=["spec: set exactly one of spec.flowRef.name (a Flow's name) and spec.flow (an inline flow)"],
+        )
+    if ref:
+        flow = await client.get_or_none(FLOWS, ref, namespace)
+        if flow is None:
+            return Resolution(
+                flow_name=ref,
+                problems=[
+                    f"spec.flowRef.name: Flow '{ref}' does not exist in namespace '{namespace}'; create it first"
+                ],
+            )
+        spec = flow.get("spec") or {}
+        name = ref
+    else:
+        spec, name = inline or {}, INLINE_NAME
+    library, missing = await fetch_library(client, namespace, spec, skip=name)
+    return validate(name, spec, library, missing)

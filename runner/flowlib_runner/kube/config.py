@@ -1,0 +1,77 @@
+"""Where the API server is and how to authenticate: the kubeconfig, or the pod's service account."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+
+@dataclass
+class ClusterConfig:
+    """Connection settings read once; ``headers()`` is called per request so tokens can rotate."""
+
+    host: str
+    ssl_context: ssl.SSLContext | bool
+    default_namespace: str = "default"
+    _configuration: Any = field(default=None, repr=False)
+
+    def headers(self) -> dict[str, str]:
+        configuration = self._configuration
+        if configuration is None:
+            return {}
+        hook = getattr(configuration, "refresh_api_key_hook", None)
+        if hook is not None:
+            hook(configuration)  # in-cluster: re-reads the projected token when it rotates
+        token = configuration.get_api_key_with_prefix("authorization")
+        return {"Authorization": token} if token else {}
+
+
+IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def load_config(kubeconfig: str | None = None, context: str | None = None) -> ClusterConfig:
+    """In a pod (``KUBERNETES_SERVICE_HOST`` set and no explicit kubeconfig): the service account;
+    otherwise ``kubeconfig``, ``$KUBECONFIG`` or ``~/.kube/config``, as ``kubectl`` does."""
+    configuration = k8s_client.Configuration()
+    namespace = "default"
+    if kubeconfig is None and "KUBECONFIG" not in os.environ and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        try:
+            with open(IN_CLUSTER_NAMESPACE_FILE, encoding="utf-8") as handle:
+                namespace = handle.read().strip() or namespace
+        except OSError:
+            pass  # not every pod mounts the namespace file; "default" is kubectl's answer too
+    else:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+        try:
+            _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+            if context is not None:
+                contexts, _ = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+                active = next((c for c in contexts if c["name"] == context), active)
+            namespace = (active or {}).get("context", {}).get("namespace") or namespace
+        except (k8s_config.ConfigException, OSError, KeyError):
+            pass  # the context has no namespace: kubectl also falls back to "default"
+    return ClusterConfig(
+        host=configuration.host.rstrip("/"),
+        ssl_context=_ssl_context(configuration),
+        default_namespace=namespace,
+        _configuration=configuration,
+    )
+
+
+def _ssl_context(configuration: Any) -> ssl.SSLContext | bool:
+    if not configuration.host.startswith("https"):
+        return False
+    if not configuration.verify_ssl:
+        return False
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    return context
