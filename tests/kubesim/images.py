@@ -25,6 +25,8 @@ class Image:
     entrypoint: list[str] = field(default_factory=list)
     cmd: list[str] = field(default_factory=list)
     working_dir: str = ""
+    user: int = 0  # the image's USER (numeric); securityContext.runAsUser overrides it
+    group: int = 0
 
 
 def venv_bin() -> str:

@@ -362,6 +362,7 @@ class PodRuntime:
             )
         term = work / "termination-log"
         term.write_text("")
+        os.chmod(term, 0o666)  # writable by non-root containers, as the kubelet makes it
         mounts.append(
             {
                 "source": str(term),
@@ -374,9 +375,29 @@ class PodRuntime:
             "env": env,
             "mounts": mounts,
             "workingDir": spec.get("workingDir") or image.working_dir,
+            "user": self._user(container, image),
             "startErrorFile": str(work / "start-error"),
             "terminationFile": str(term),
         }
+
+    def _user(self, container: Container, image: images_mod.Image) -> JSON | None:
+        """The identity the process runs as: securityContext runAsUser/runAsGroup (container over pod),
+        else the image's user; fsGroup and supplementalGroups as extra groups. Refuses runAsNonRoot
+        with a root user, as the kubelet does."""
+        pod_ctx = self.pod["spec"].get("securityContext") or {}
+        ctx = {**pod_ctx, **(container.spec.get("securityContext") or {})}
+        uid = ctx.get("runAsUser", image.user)
+        gid = ctx.get("runAsGroup", uid if "runAsUser" in ctx else image.group)
+        if ctx.get("runAsNonRoot") and uid == 0:
+            raise volumes.NotReady(
+                "CreateContainerConfigError",
+                "container has runAsNonRoot and image will run as root "
+                f'(pod: "{self.name}_{self.ns}({self.uid})", container: {container.name})',
+            )
+        if uid == 0 and gid == 0 and not pod_ctx.get("fsGroup") and not pod_ctx.get("supplementalGroups"):
+            return None
+        groups = [g for g in [pod_ctx.get("fsGroup"), *(pod_ctx.get("supplementalGroups") or [])] if g is not None]
+        return {"uid": int(uid), "gid": int(gid), "groups": [int(gid), *map(int, groups)]}
 
     async def _run_container(self, container: Container, plan: JSON) -> int:
         """Start the container, wait for it to exit, record its terminated state; returns the exit code."""
@@ -437,7 +458,7 @@ class PodRuntime:
             "finishedAt": timestamp(),
             "containerID": container.container_id,
         }
-        if start_error.exists():
+        if start_error.exists() and start_error.stat().st_size:
             terminated.update(
                 reason="StartError",
                 exitCode=128,

@@ -12,6 +12,7 @@ import ctypes
 import json
 import os
 import sys
+from typing import Any
 
 CLONE_NEWNS = 0x00020000
 MS_RDONLY = 1
@@ -30,27 +31,45 @@ def _check(result: int, what: str) -> None:
 def main() -> None:
     with open(sys.argv[1]) as fh:
         spec = json.load(fh)
+    # Open what we need before mounting anything: a mount over e.g. /tmp must not hide the sources
+    # of later mounts or the start-error file. Parents are mounted before children, as container
+    # runtimes do. (os.open descriptors are close-on-exec, so none leaks into the container.)
+    error_fd = os.open(spec["startErrorFile"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    argv = spec["argv"]
+    try:
+        _enter(spec)
+        os.execvpe(argv[0], argv, spec["env"])
+    except OSError as exc:
+        # Reported by the kubelet as the container's StartError, as a runtime reports it.
+        where = f'exec: "{argv[0]}"' if exc.filename is None or exc.filename == argv[0] else "setup"
+        os.write(error_fd, f"{where}: {exc.strerror or exc}: unknown".encode())
+        sys.exit(128)
+
+
+def _enter(spec: dict[str, Any]) -> None:
+    """Private mount namespace, bind mounts, user switch and working directory."""
+    mounts = sorted(spec["mounts"], key=lambda m: m["target"].rstrip("/").count("/"))
     libc = ctypes.CDLL(None, use_errno=True)
     _check(libc.unshare(CLONE_NEWNS), "unshare")
     _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
-    for mount in spec["mounts"]:
-        src, dst = mount["source"].encode(), mount["target"].encode()
+    # Descriptors must be opened inside the new namespace: a bind source from another mount
+    # namespace is refused (EINVAL).
+    held = [os.open(m["source"], os.O_PATH) for m in mounts]
+    for mount, fd in zip(mounts, held, strict=True):
+        src, dst = f"/proc/self/fd/{fd}".encode(), mount["target"].encode()
         _check(libc.mount(src, dst, None, MS_BIND | MS_REC, None), f"bind {mount['source']} -> {mount['target']}")
         if mount.get("readOnly"):
-            _check(
-                libc.mount(b"none", dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None),
-                f"read-only {mount['target']}",
-            )
+            flags = MS_BIND | MS_REMOUNT | MS_RDONLY
+            _check(libc.mount(b"none", dst, None, flags, None), f"read-only {mount['target']}")
+        os.close(fd)
+    user = spec.get("user")
+    if user is not None:
+        os.setgroups(user["groups"])
+        os.setgid(user["gid"])
+        os.setuid(user["uid"])
     if spec.get("workingDir"):
         os.makedirs(spec["workingDir"], exist_ok=True)
         os.chdir(spec["workingDir"])
-    argv = spec["argv"]
-    try:
-        os.execvpe(argv[0], argv, spec["env"])
-    except OSError as exc:
-        with open(spec["startErrorFile"], "w") as fh:
-            fh.write(f'exec: "{argv[0]}": {exc.strerror}: unknown')
-        sys.exit(128)
 
 
 if __name__ == "__main__":

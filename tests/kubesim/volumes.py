@@ -147,6 +147,7 @@ def materialize(store: Store, pod: JSON, volume: JSON, directory: Path, token: s
         return Path(volume["hostPath"]["path"])
     directory.mkdir(parents=True, exist_ok=True)
     if "emptyDir" in volume:
+        os.chmod(directory, 0o777)  # as the kubelet creates emptyDir volumes
         return directory
     files: dict[str, bytes]
     if "configMap" in volume:

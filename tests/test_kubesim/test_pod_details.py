@@ -212,3 +212,60 @@ def test_kubectl_describe_pod_and_get_pods_watch(kubesim_session: Simulator, kub
     lines = kubesim_session.kubectl("get", "pods", "-n", ns).stdout.splitlines()
     assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert lines[1].split()[:4] == ["described", "0/1", "Completed", "0"]
+
+
+def test_restricted_pod_like_the_runner_pods(kubesim_session: Simulator, kubesim_namespace: str) -> None:
+    """runAsUser/runAsNonRoot/fsGroup, an emptyDir over /tmp (which also hides the simulator's own
+    files when they live under /tmp) and a read-only ConfigMap, as the operator's runner pods use."""
+    raw, ns = Raw(kubesim_session), kubesim_namespace
+    raw.post(f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "def"}, "data": {"flow.yaml": "nodes: []\n"}})
+    script = (
+        "id -u; id -G; cat /etc/flow/flow.yaml; echo scratch > /tmp/x && cat /tmp/x; echo done > /dev/termination-log"
+    )
+    container = {
+        "name": "runner",
+        "image": "busybox",
+        "command": ["sh", "-c", script],
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [
+            {"name": "definition", "mountPath": "/etc/flow", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    spec = {
+        "restartPolicy": "Never",
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001},
+        "containers": [container],
+        "volumes": [
+            {"name": "definition", "configMap": {"name": "def"}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+        ],
+    }
+    raw.post(f"/api/v1/namespaces/{ns}/pods", {"metadata": {"name": "restricted"}, "spec": spec})
+    eventually(lambda: get_pod(raw, ns, "restricted")["status"].get("phase") in ("Succeeded", "Failed"))
+    assert raw.get(f"/api/v1/namespaces/{ns}/pods/restricted/log").raw == b"10001\n10001\nnodes: []\nscratch\n"
+    term = get_pod(raw, ns, "restricted")["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 0 and term["message"] == "done\n"
+
+
+def test_run_as_non_root_without_a_user_cannot_start(kubesim_session: Simulator, kubesim_namespace: str) -> None:
+    raw, ns = Raw(kubesim_session), kubesim_namespace
+    spec = {
+        "securityContext": {"runAsNonRoot": True},
+        "containers": [{"name": "c", "image": "busybox", "command": ["true"]}],
+    }
+    raw.post(f"/api/v1/namespaces/{ns}/pods", {"metadata": {"name": "rootless"}, "spec": spec})
+    waiting = eventually(
+        lambda: get_pod(raw, ns, "rootless")["status"].get("containerStatuses", [{}])[0].get("state", {}).get("waiting")
+    )
+    eventually(
+        lambda: (
+            get_pod(raw, ns, "rootless")["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+            == "CreateContainerConfigError"
+        )
+    )
+    assert (
+        "runAsNonRoot and image will run as root"
+        in get_pod(raw, ns, "rootless")["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    )
+    assert waiting
