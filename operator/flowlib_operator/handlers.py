@@ -81,7 +81,7 @@ class Operator:
     async def event(self, body: dict[str, Any], event_type: str, reason: str, message: str) -> None:
         involved = {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": body.get("kind", "FlowRun"), **body}
         try:
-            await post_event(self.client, involved, event_type, reason, message, "operator")
+            await post_event(self.client, involved, event_type, reason, message, component="operator")
         except ApiError as error:
             # An Event is a courtesy copy of what status already says: log the loss, do not retry forever.
             log.warning("could not post %s event %s on %s: %s", event_type, reason, body["metadata"]["name"], error)
@@ -312,6 +312,11 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
     managed = {LABEL_MANAGED_BY: MANAGED_BY}
     background: list[asyncio.Task[None]] = []
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same sources as our own client: the kubeconfig, or the pod's service account.
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=group)
@@ -368,7 +373,7 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
         if key is not None:
             await _reconcile_quietly(op, key)
 
-    del configure, stop, flow_changed, flowrun_event, flowrun_created, flowrun_cancel, job_event, pod_event
+    del login, configure, stop, flow_changed, flowrun_event, flowrun_created, flowrun_cancel, job_event, pod_event
     _ = RUNNER_SERVICE_ACCOUNT
 
 

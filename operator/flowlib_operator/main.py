@@ -66,7 +66,7 @@ DEFAULT_IMAGE = f"ghcr.io/flowlib/flowlib-operator:{__version__}"
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
 @click.option("--log-format", type=click.Choice(["plain", "full", "json"]), default="full", help="Log line format.")
 @click.version_option(__version__, prog_name="flowlib-operator")
-def cli(
+def cli(  # noqa: PLR0917 - one parameter per command-line option, as click passes them
     namespaces: tuple[str, ...],
     all_namespaces: bool,
     standalone: bool,
@@ -113,7 +113,7 @@ def cli(
             registry=registry,
             standalone=standalone,
             priority=priority,
-            peering_name=peering_name,
+            peering_name=None if standalone else peering_name,  # a named peering is mandatory in kopf
             liveness_endpoint=liveness_endpoint,
             clusterwide=all_namespaces,
             namespaces=list(namespaces),

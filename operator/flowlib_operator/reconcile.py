@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from flowlib_runner.resources import human_duration
+
 FINISHED = frozenset({"Succeeded", "Failed", "Cancelled"})
 START_FAILURES = frozenset(
     {
@@ -81,20 +83,8 @@ def final_status(flowrun: dict[str, Any], phase: str, reason: str, message: str,
         ],
     }
     if started is not None:
-        result["duration"] = _format_seconds((moment - started).total_seconds())
+        result["duration"] = human_duration((moment - started).total_seconds())
     return result
-
-
-def _format_seconds(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [
-        f"{hours}h" if hours else "",
-        f"{minutes}m" if minutes else "",
-        f"{secs}s" if secs or not (hours or minutes) else "",
-    ]
-    return "".join(parts)
 
 
 def _job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -262,7 +252,8 @@ def _pods_going(
         created = parse_time(latest["metadata"].get("creationTimestamp")) or moment
         waited = (moment - created).total_seconds()
         if waited >= start_timeout:
-            message = f"the runner pod {latest['metadata']['name']} could not start within {start_timeout:g}s: {reason}: {detail}"
+            pod = latest["metadata"]["name"]
+            message = f"the runner pod {pod} could not start within {start_timeout:g}s: {reason}: {detail}"
             return Decision(
                 final_status(flowrun, "Failed", reason, message, moment),
                 delete_job=True,

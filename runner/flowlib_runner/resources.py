@@ -137,3 +137,12 @@ class FlowStatus(_Model):
     )
     node_count: int | None = Field(None, description="Number of nodes in the flow.")
     problems: list[str] | None = Field(None, description="Every validation problem, with its path and a fix.")
+
+
+def human_duration(seconds: float) -> str:
+    """``status.duration`` as people read it: 45s, 1m12s, 2h3m4s (whole seconds, sub-second as 0s)."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{secs}s" if secs or not text else "")

@@ -27,8 +27,15 @@ class ClusterConfig:
         hook = getattr(configuration, "refresh_api_key_hook", None)
         if hook is not None:
             hook(configuration)  # in-cluster: re-reads the projected token when it rotates
-        token = configuration.get_api_key_with_prefix("authorization")
-        return {"Authorization": token} if token else {}
+        # auth_settings() is the client's own answer to "which headers authenticate a request";
+        # the key naming inside api_key differs between client versions, this does not.
+        headers: dict[str, str] = {}
+        for setting in configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"].title() if setting["key"] == "authorization" else setting["key"]] = setting[
+                    "value"
+                ]
+        return headers
 
 
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"

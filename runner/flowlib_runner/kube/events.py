@@ -45,11 +45,11 @@ def event_body(involved: dict[str, Any], event_type: str, reason: str, message: 
 
 
 async def post_event(
-    client: KubeClient, involved: dict[str, Any], event_type: str, reason: str, message: str, component: str
+    client: KubeClient, involved: dict[str, Any], event_type: str, reason: str, message: str, *, component: str
 ) -> None:
     """Post an Event; raises like any other API call (callers decide whether it may be lost)."""
     await client.create(
         EVENTS,
-        event_body(involved, event_type, reason, message, component),
+        event_body(involved, event_type, reason, message, component=component),
         involved["metadata"]["namespace"],
     )

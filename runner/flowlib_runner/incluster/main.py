@@ -1,0 +1,164 @@
+"""``flowlib-runner``: run one FlowRun inside its Job's pod.
+
+Exit codes: 0 when the run reached a final state and it was recorded (Succeeded, Failed or
+Cancelled alike: a failed flow is not a reason for the Job to start the pod again); 143 when the pod
+was stopped from outside before the run ended (the Job may retry it); 1 when the runner itself
+could not work (no FlowRun, unreadable snapshot), so the Job's own failure handling applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from flowlib import CancelToken
+from flowlib_runner import __version__
+from flowlib_runner.execute import execute_async
+from flowlib_runner.incluster.reporter import FlowRunStatusReporter
+from flowlib_runner.kube import KubeClient, load_config
+from flowlib_runner.kube.client import FLOWRUNS, ApiError
+from flowlib_runner.kube.events import post_event
+from flowlib_runner.loader import load_object
+from flowlib_runner.logs import RunLogger, stream_sink
+from flowlib_runner.resources import GROUP_VERSION
+from flowlib_runner.status import FINISHED_PHASES, RunStatus
+
+log = logging.getLogger("flowlib.runner")
+EXIT_DONE, EXIT_BROKEN, EXIT_INTERRUPTED = 0, 1, 143
+
+
+class RunnerError(RuntimeError):
+    """The runner cannot run at all (as opposed to a flow that fails, which is a normal outcome)."""
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RunnerError(f"environment variable {name} is not set; the operator sets it on runner pods")
+    return value
+
+
+def read_snapshot(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The frozen definition the operator mounted: (manifest, library of sub-flows)."""
+    try:
+        snapshot = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise RunnerError(f"cannot read the flow snapshot {path}: {error}") from error
+    library = snapshot.pop("library", {}) or {}
+    return snapshot, library
+
+
+async def run(log_format: Literal["text", "json"] = "text") -> int:
+    name = _env("FLOWLIB_FLOWRUN")
+    pod_name = os.environ.get("FLOWLIB_POD_NAME")
+    config = load_config()
+    namespace = os.environ.get("FLOWLIB_NAMESPACE") or config.default_namespace
+    snapshot_path = Path(os.environ.get("FLOWLIB_DEFINITION", "/etc/flowlib/definition.json"))
+    async with KubeClient(config, user_agent=f"flowlib-runner/{__version__}") as client:
+        flowrun = await client.get_or_none(FLOWRUNS, name, namespace)
+        if flowrun is None:
+            raise RunnerError(f"FlowRun {namespace}/{name} does not exist (deleted before the runner started?)")
+        flowrun.setdefault("apiVersion", GROUP_VERSION)
+        flowrun.setdefault("kind", "FlowRun")
+        spec, status = flowrun.get("spec") or {}, flowrun.get("status") or {}
+        if status.get("phase") in FINISHED_PHASES:
+            print(f"FlowRun {name} already ended {status['phase']}; nothing to do", flush=True)
+            return EXIT_DONE
+        manifest, library = read_snapshot(snapshot_path)
+        flow_name = str(manifest.get("metadata", {}).get("name") or "inline")
+        result = load_object(manifest, library=library)
+        attempt = int(status.get("attempt") or 0) + 1
+        reporter = FlowRunStatusReporter(
+            client, flowrun, pod_name=pod_name, attempt=attempt, flow_name=flow_name, on_error=_report_error
+        )
+        if result.definition is None:
+            problems = "; ".join(str(p) for p in result.problems)
+            final = RunStatus.model_validate({"phase": "Failed", "message": f"invalid flow: {problems}"})
+            await reporter.publish(final, final=True)
+            return EXIT_DONE
+        token = CancelToken()
+        if spec.get("cancel"):
+            token.cancel("cancelled before the runner started (spec.cancel)")
+        _install_signal_handlers(client, name, namespace, token, reporter)
+        await _event(client, flowrun, "Normal", "Started", f"runner pod {pod_name} started (attempt {attempt})")
+        final = await execute_async(
+            result.definition,
+            input=spec.get("input") or {},
+            params=spec.get("params"),
+            outputs=list(spec.get("outputs") or []),
+            reporters=[reporter],
+            log=RunLogger(stream_sink(sys.stdout), log_format),
+            cancel=token,
+        )
+        if reporter.interrupted is not None:
+            return EXIT_INTERRUPTED
+        if not reporter.gone:
+            event_type = "Normal" if final.phase == "Succeeded" else "Warning"
+            await _event(client, flowrun, event_type, final.phase, final.message or f"run {final.phase.lower()}")
+        return EXIT_DONE
+
+
+def _install_signal_handlers(
+    client: KubeClient, name: str, namespace: str, token: CancelToken, reporter: FlowRunStatusReporter
+) -> None:
+    """SIGTERM/SIGINT: a cancelled or deleted FlowRun ends Cancelled; any other stop is an interruption."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[None]] = set()
+
+    async def decide(signame: str) -> None:
+        reason = f"runner pod stopped ({signame}) before the run finished"
+        try:
+            current = await asyncio.wait_for(client.get_or_none(FLOWRUNS, name, namespace), timeout=5)
+        except (ApiError, OSError, TimeoutError) as error:
+            current = {"spec": {}}
+            reason += f" (could not check spec.cancel: {error})"
+        if current is None:
+            reporter.gone = True
+            token.cancel("the FlowRun was deleted")
+        elif (current.get("spec") or {}).get("cancel"):
+            token.cancel("cancelled (spec.cancel)")
+        else:
+            reporter.interrupted = reason + "; the Job may start it again"
+            token.cancel(reason)
+
+    def on_signal(sig: signal.Signals) -> None:
+        if token.cancelled:
+            return
+        task = loop.create_task(decide(sig.name))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+async def _event(client: KubeClient, flowrun: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+    try:
+        await post_event(client, flowrun, event_type, reason, message, component="runner")
+    except (ApiError, OSError, TimeoutError) as error:
+        log.warning("could not post the %s event: %s", reason, error)
+
+
+def _report_error(reporter: object, error: BaseException) -> None:
+    log.warning("status update failed (retried at the next tick): %s", error)
+
+
+def main() -> None:
+    """Console entry point of runner pods."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log_format: Literal["text", "json"] = "json" if os.environ.get("FLOWLIB_LOG_FORMAT") == "json" else "text"
+    try:
+        code = asyncio.run(run(log_format))
+    except RunnerError as error:
+        log.error("%s", error)
+        code = EXIT_BROKEN
+    except ApiError as error:
+        log.error("the Kubernetes API refused a request: %s", error)
+        code = EXIT_BROKEN
+    sys.exit(code)
