@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from . import crds
 from .errors import ApiError, forbidden, invalid
 from .meta import deep, dig, random_suffix
+from .selectors import selector_to_matcher
 
 if TYPE_CHECKING:
     from .core import Api
@@ -87,6 +88,34 @@ def _validate_pod_spec(spec: Any, prefix: str) -> list[tuple[str, str, str]]:
     return causes
 
 
+def _validate_workload(obj: JSON, old: JSON | None) -> list[tuple[str, str, str]]:
+    selector = dig(obj, "spec", "selector")
+    if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        return [("FieldValueRequired", "spec.selector", "Required value")]
+    causes = _validate_pod_spec(dig(obj, "spec", "template", "spec"), "spec.template.spec")
+    labels = dig(obj, "spec", "template", "metadata", "labels") or {}
+    if not selector_to_matcher(selector)({"metadata": {"labels": labels}}):
+        causes.append(
+            (
+                "FieldValueInvalid",
+                "spec.template.metadata.labels",
+                "Invalid value: `selector` does not match template `labels`",
+            )
+        )
+    policy = dig(obj, "spec", "template", "spec", "restartPolicy")
+    if policy not in (None, "Always"):
+        causes.append(
+            (
+                "FieldValueNotSupported",
+                "spec.template.spec.restartPolicy",
+                f'Unsupported value: "{policy}": supported values: "Always"',
+            )
+        )
+    if old is not None and dig(old, "spec", "selector") != selector:
+        causes.append(("FieldValueInvalid", "spec.selector", "Invalid value: field is immutable"))
+    return causes
+
+
 def validate_builtin(api: Api, rt: ResourceType, obj: JSON, old: JSON | None) -> None:
     name = obj["metadata"].get("name", "")
     causes: list[tuple[str, str, str]] = []
@@ -127,6 +156,8 @@ def validate_builtin(api: Api, rt: ResourceType, obj: JSON, old: JSON | None) ->
                 )
         if dig(obj, "spec", "completionMode") == "Indexed" and dig(obj, "spec", "completions") is None:
             causes.append(("FieldValueRequired", "spec.completions", "Required value: when completion mode is Indexed"))
+    elif rt.key in (("apps", "deployments"), ("apps", "replicasets")):
+        causes = _validate_workload(obj, old)
     elif rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         causes = crds.validate_crd(obj, old)
     elif rt.key == ("", "configmaps") or rt.key == ("", "secrets"):
@@ -149,12 +180,27 @@ def admit_create(api: Api, rt: ResourceType, obj: JSON) -> None:
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
     elif rt.key == ("", "secrets"):
         _default_secret(api, obj)
+    elif rt.key in (("apps", "deployments"), ("apps", "replicasets")):
+        _default_workload(obj, rt.plural == "deployments")
     elif rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         crds.default_crd(obj)
         finalizers = obj["metadata"].setdefault("finalizers", [])
         if crds.CLEANUP not in finalizers:
             finalizers.append(crds.CLEANUP)
         obj["status"] = crds.status_for(obj)
+
+
+def _default_workload(obj: JSON, deployment: bool) -> None:
+    """apps/v1 defaults (https://kubernetes.io/docs/concepts/workloads/controllers/deployment/)."""
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    if deployment:
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        spec.setdefault(
+            "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+        )
+    pod_spec_defaults(spec.setdefault("template", {}).setdefault("spec", {}))
 
 
 def _default_secret(api: Api, obj: JSON) -> None:
@@ -321,6 +367,8 @@ def admit_update(api: Api, rt: ResourceType, new: JSON, old: JSON) -> None:
             )
     elif rt.key == ("", "namespaces"):
         new["spec"] = deep(old.get("spec", {}))
+    elif rt.key in (("apps", "deployments"), ("apps", "replicasets")):
+        _default_workload(new, rt.plural == "deployments")
     elif rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         crds.default_crd(new)
         if not new["metadata"].get("deletionTimestamp"):

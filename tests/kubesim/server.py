@@ -18,8 +18,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from . import discovery, openapi, protobuf, streams, tables
-from .errors import ApiError, bad_request, forbidden, method_not_allowed
+from .errors import ApiError, bad_request, forbidden, invalid, method_not_allowed
 from .meta import timestamp
+from .patch import json_patch, merge_patch, strategic_merge_patch
 from .rbac import Attributes, Authorizer, forbidden_message
 
 if TYPE_CHECKING:
@@ -46,6 +47,45 @@ def _json(
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status, headers=headers)
+
+
+def _scale_of(obj: JSON) -> JSON:
+    meta = obj["metadata"]
+    selector = (obj.get("spec") or {}).get("selector") or {}
+    match = ",".join(f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items()))
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
+        },
+        "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+        "status": {"replicas": (obj.get("status") or {}).get("replicas", 0), "selector": match},
+    }
+
+
+def invalid_scale(name: str, replicas: Any) -> ApiError:
+    return invalid(
+        "autoscaling",
+        "Scale",
+        name,
+        [("FieldValueInvalid", "spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")],
+    )
+
+
+def patch_document(doc: JSON, content_type: str, raw: bytes) -> Any:
+    ctype = content_type.split(";", maxsplit=1)[0].strip()
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError as exc:
+        raise bad_request(f"error decoding patch: {exc}") from exc
+    if ctype == "application/json-patch+json":
+        return json_patch(doc, body)
+    if ctype == "application/strategic-merge-patch+json":
+        return strategic_merge_patch(doc, body)
+    if ctype == "application/merge-patch+json":
+        return merge_patch(doc, body)
+    raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format ({ctype})")
 
 
 def error_response(error: ApiError) -> web.Response:
@@ -239,6 +279,8 @@ class ApiServer:
             return await streams.watch(self, request, rt, namespace, as_table)
         if verb == "list":
             return self._list(rt, namespace, request, as_table)
+        if sub == "scale":
+            return await self._scale(request, rt, verb, ns, name, dry_run)
         if verb == "get":
             obj = api.get(rt, ns, name)
             if sub == "log":
@@ -285,6 +327,32 @@ class ApiServer:
                 api.delete_collection(rt, namespace, q.get("labelSelector"), q.get("fieldSelector"), options, dry_run)
             )
         raise method_not_allowed()
+
+    async def _scale(
+        self, request: web.Request, rt: ResourceType, verb: str, ns: str, name: str, dry_run: bool
+    ) -> web.Response:
+        """The ``scale`` subresource: an ``autoscaling/v1`` Scale view of ``spec.replicas``."""
+        obj = self.api.get(rt, ns, name)
+        if verb not in ("get", "update", "patch"):
+            raise method_not_allowed()
+        if verb != "get":
+            raw = await request.read()
+            if verb == "update":
+                body = await self._parse(raw, request.headers.get("Content-Type", "application/json"))
+            else:
+                body = patch_document(_scale_of(obj), request.headers.get("Content-Type", ""), raw)
+            replicas = ((body or {}).get("spec") or {}).get("replicas")
+            if not isinstance(replicas, int) or replicas < 0:
+                raise invalid_scale(name, replicas)
+            new = {**obj, "spec": {**obj["spec"], "replicas": replicas}}
+            obj, _ = self.api.update(rt, ns, name, new, None, dry_run)
+        return _json(_scale_of(obj))
+
+    async def _parse(self, raw: bytes, ctype: str) -> Any:
+        try:
+            return yaml.safe_load(raw) if "yaml" in ctype else json.loads(raw or b"null")
+        except (ValueError, yaml.YAMLError) as exc:
+            raise bad_request(f"couldn't decode the body: {exc}") from exc
 
     async def _delete_options(self, request: web.Request) -> JSON:
         body = await self._body(request) if request.can_read_body else None

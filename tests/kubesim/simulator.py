@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import rbac
+from .apps import AppsController
 from .auth import Authenticator
 from .controller import Controller
 from .core import Api
@@ -89,6 +90,7 @@ class Simulator:
             GarbageCollector(self.api),
             NamespaceController(self.api),
             JobController(self.api),
+            AppsController(self.api),
             self.kubelet,
         ]
         self.server = ApiServer(self.api, self.authn, rbac.Authorizer(self.store), self.faults, self.kubelet)

@@ -167,6 +167,32 @@ _BUILTIN: dict[tuple[str, str], list[Column]] = {
             lambda o: ",".join(f"{k}={v}" for k, v in (dig(o, "spec", "selector", "matchLabels") or {}).items()),
         ),
     ],
+    ("apps", "deployments"): [
+        _NAME,
+        ("Ready", "string", 0, lambda o: f"{dig(o, 'status', 'readyReplicas') or 0}/{dig(o, 'spec', 'replicas')}"),
+        ("Up-to-date", "integer", 0, lambda o: dig(o, "status", "updatedReplicas") or 0),
+        ("Available", "integer", 0, lambda o: dig(o, "status", "availableReplicas") or 0),
+        _AGE,
+        (
+            "Containers",
+            "string",
+            1,
+            lambda o: ",".join(c["name"] for c in dig(o, "spec", "template", "spec", "containers") or []),
+        ),
+        (
+            "Images",
+            "string",
+            1,
+            lambda o: ",".join(c["image"] for c in dig(o, "spec", "template", "spec", "containers") or []),
+        ),
+    ],
+    ("apps", "replicasets"): [
+        _NAME,
+        ("Desired", "integer", 0, lambda o: dig(o, "spec", "replicas") or 0),
+        ("Current", "integer", 0, lambda o: dig(o, "status", "replicas") or 0),
+        ("Ready", "integer", 0, lambda o: dig(o, "status", "readyReplicas") or 0),
+        _AGE,
+    ],
     ("", "namespaces"): [_NAME, ("Status", "string", 0, lambda o: dig(o, "status", "phase") or ""), _AGE],
     ("", "configmaps"): [
         _NAME,
