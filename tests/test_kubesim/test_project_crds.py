@@ -1,4 +1,4 @@
-"""The project's own CRDs (crds/*.yaml) on the simulator: they must install with kubectl, and their
+"""The project's own CRDs (crds/, a kustomization) on the simulator: they must install with kubectl, and their
 CEL rules (exactly-one and immutability transition rules) must be enforced as a real server would."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ spec: {flowRef: {name: hello}}
 def installed(kubesim: Simulator) -> Simulator:
     if not (CRDS / "flowruns.flowlib.dev.yaml").exists():
         pytest.skip(reason="crds/flowruns.flowlib.dev.yaml is not in this checkout")
-    kubesim.kubectl("apply", "-f", str(CRDS))
+    kubesim.kubectl("apply", "-k", str(CRDS))
     kubesim.kubectl("wait", "--for=condition=Established", "crd/flowruns.flowlib.dev", "--timeout=10s")
     return kubesim
 
