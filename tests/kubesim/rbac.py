@@ -76,7 +76,7 @@ class Authorizer:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def _role_rules(self, ref: JSON, namespace: str) -> list[JSON]:
+    def role_rules(self, ref: JSON, namespace: str) -> list[JSON]:
         if ref.get("kind") == "ClusterRole":
             role = self.store.get((RBAC, "clusterroles"), "", ref.get("name", ""))
         else:
@@ -99,13 +99,13 @@ class Authorizer:
             return True
         namespace = attrs.namespace if attrs.is_resource else ""
         for binding, ns in self._bindings(user, namespace):
-            if any(rule_allows(r, attrs) for r in self._role_rules(binding.get("roleRef") or {}, ns)):
+            if any(rule_allows(r, attrs) for r in self.role_rules(binding.get("roleRef") or {}, ns)):
                 return True
         return False
 
     def rules_for(self, user: User, namespace: str) -> list[JSON]:
         """Every rule that applies to ``user`` in ``namespace`` (SelfSubjectRulesReview)."""
-        return [r for b, ns in self._bindings(user, namespace) for r in self._role_rules(b.get("roleRef") or {}, ns)]
+        return [r for b, ns in self._bindings(user, namespace) for r in self.role_rules(b.get("roleRef") or {}, ns)]
 
 
 def forbidden_message(user: User, attrs: Attributes) -> str:
@@ -223,3 +223,69 @@ def bootstrap_objects() -> list[tuple[str, JSON]]:
             )
         )
     return out
+
+
+def _breakdown(rule: JSON) -> list[JSON]:
+    """Split a rule into single-verb, single-group, single-resource, single-name rules."""
+    if rule.get("nonResourceURLs"):
+        return [
+            {"verbs": [v], "nonResourceURLs": [u]} for v in rule.get("verbs") or [] for u in rule["nonResourceURLs"]
+        ]
+    out = []
+    for group in rule.get("apiGroups") or []:
+        for resource in rule.get("resources") or []:
+            for verb in rule.get("verbs") or []:
+                names = rule.get("resourceNames") or [None]
+                for name in names:
+                    single: JSON = {"apiGroups": [group], "resources": [resource], "verbs": [verb]}
+                    if name is not None:
+                        single["resourceNames"] = [name]
+                    out.append(single)
+    return out
+
+
+def _has(values: list[str] | None, value: str) -> bool:
+    return bool(values) and ("*" in values or value in values)  # type: ignore[operator]
+
+
+def _covered(owner: JSON, single: JSON) -> bool:
+    verb = single["verbs"][0]
+    if not _has(owner.get("verbs"), verb):
+        return False
+    if "nonResourceURLs" in single:
+        url = single["nonResourceURLs"][0]
+        return any(
+            o == "*" or o == url or (o.endswith("*") and url.startswith(o[:-1]))
+            for o in owner.get("nonResourceURLs") or []
+        )
+    if not _has(owner.get("apiGroups"), single["apiGroups"][0]):
+        return False
+    resource = single["resources"][0]
+    sub = resource.partition("/")[2]
+    owned = owner.get("resources") or []
+    if not ("*" in owned or resource in owned or (sub and f"*/{sub}" in owned)):
+        return False
+    names = owner.get("resourceNames") or []
+    return not names or (bool(single.get("resourceNames")) and single["resourceNames"][0] in names)
+
+
+def escalation(held: list[JSON], granted: list[JSON]) -> list[JSON]:
+    """The parts of ``granted`` that the ``held`` rules do not cover (RBAC escalation prevention,
+    https://kubernetes.io/docs/reference/access-authn-authz/rbac/#privilege-escalation-prevention-and-bootstrapping)."""
+    return [single for rule in granted for single in _breakdown(rule) if not any(_covered(o, single) for o in held)]
+
+
+def escalation_message(plural: str, name: str, user: User, missing: list[JSON]) -> str:
+    groups = " ".join(f'"{g}"' for g in user.groups)
+
+    def show(rule: JSON) -> str:
+        if "nonResourceURLs" in rule:
+            return f'{{NonResourceURLs:["{rule["nonResourceURLs"][0]}"], Verbs:["{rule["verbs"][0]}"]}}'
+        names = f', ResourceNames:["{rule["resourceNames"][0]}"]' if rule.get("resourceNames") else ""
+        group, resource, verb = rule["apiGroups"][0], rule["resources"][0], rule["verbs"][0]
+        return f'{{APIGroups:["{group}"], Resources:["{resource}"]{names}, Verbs:["{verb}"]}}'
+
+    return (
+        f'{plural}.{RBAC} "{name}" is forbidden: user "{user.name}" (groups=[{groups}]) is attempting to grant RBAC '
+        "permissions not currently held:\n" + "\n".join(show(r) for r in missing)
+    )

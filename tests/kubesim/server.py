@@ -21,7 +21,7 @@ from . import discovery, openapi, protobuf, streams, tables
 from .errors import ApiError, bad_request, forbidden, invalid, method_not_allowed
 from .meta import timestamp
 from .patch import json_patch, merge_patch, strategic_merge_patch
-from .rbac import Attributes, Authorizer, forbidden_message
+from .rbac import RBAC, Attributes, Authorizer, escalation, escalation_message, forbidden_message
 
 if TYPE_CHECKING:
     import ssl
@@ -298,14 +298,29 @@ class ApiServer:
                 raise method_not_allowed()
             if rt.group in ("authorization.k8s.io", "authentication.k8s.io"):
                 return self._review(rt, body, user)
+            self._no_escalation(user, rt, ns, body)
             obj, warnings = api.create(rt, ns, body, dry_run, strict)
             return _json(obj, 201, [] if ignore else warnings)
         if verb == "update":
             body = await self._body(request, rt)
+            self._no_escalation(user, rt, ns, body)
             obj, warnings = api.update(rt, ns, name, body, sub or None, dry_run, strict)
             return _json(obj, 200, [] if ignore else warnings)
         if verb == "patch":
             raw = await request.read()
+            if rt.group == RBAC and not user.is_admin:
+                result, _ = api.patch(
+                    rt,
+                    ns,
+                    name,
+                    request.headers.get("Content-Type", ""),
+                    raw,
+                    sub or None,
+                    True,
+                    strict,
+                    q.get("fieldManager"),
+                )
+                self._no_escalation(user, rt, ns, result)
             obj, warnings = api.patch(
                 rt,
                 ns,
@@ -353,6 +368,29 @@ class ApiServer:
             return yaml.safe_load(raw) if "yaml" in ctype else json.loads(raw or b"null")
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"couldn't decode the body: {exc}") from exc
+
+    def _no_escalation(self, user: User, rt: ResourceType, ns: str, body: Any) -> None:
+        """RBAC escalation prevention: a role may only grant what its author holds (or the author has
+        ``escalate``); a binding may only bind a role whose permissions the author holds (or ``bind``)."""
+        if rt.group != RBAC or user.is_admin or not isinstance(body, dict):
+            return
+        name = (body.get("metadata") or {}).get("name", "")
+        scope = ns if rt.namespaced else ""
+        if rt.plural in ("roles", "clusterroles"):
+            if self.authz.allowed(user, Attributes("escalate", scope, RBAC, rt.plural, "", name)):
+                return
+            granted = list(body.get("rules") or [])
+        elif rt.plural in ("rolebindings", "clusterrolebindings"):
+            ref = body.get("roleRef") or {}
+            target = "clusterroles" if ref.get("kind") == "ClusterRole" else "roles"
+            if self.authz.allowed(user, Attributes("bind", scope, RBAC, target, "", ref.get("name", ""))):
+                return
+            granted = self.authz.role_rules(ref, scope)
+        else:
+            return
+        missing = escalation(self.authz.rules_for(user, scope), granted)
+        if missing:
+            raise forbidden(escalation_message(rt.plural, name, user, missing))
 
     async def _delete_options(self, request: web.Request) -> JSON:
         body = await self._body(request) if request.can_read_body else None

@@ -150,3 +150,69 @@ def test_token_request_subresource(kubesim: Simulator) -> None:
     token = r.body["status"]["token"]
     review = Raw(kubesim).post("/apis/authentication.k8s.io/v1/tokenreviews", {"spec": {"token": token}}).body
     assert review["status"]["user"]["username"] == "system:serviceaccount:default:bot"
+
+
+def test_escalation_prevention_for_roles_and_bindings(kubesim: Simulator) -> None:
+    """https://kubernetes.io/docs/reference/access-authn-authz/rbac/#privilege-escalation-prevention-and-bootstrapping"""
+    kubesim.ensure_service_account("default", "bot")
+    admin, bot = Raw(kubesim), Raw(kubesim, kubesim.token_for("default", "bot"))
+    rbac_rule = {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["roles", "rolebindings"],
+        "verbs": ["create", "patch"],
+    }
+    grant(
+        admin, "default", "rbac-writer", [rbac_rule, {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]
+    )
+    jobs_role = {
+        "metadata": {"name": "job-maker"},
+        "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]}],
+    }
+    denied = bot.post(f"{RBAC}/namespaces/default/roles", jobs_role)
+    assert denied.status == 403
+    assert "is attempting to grant RBAC permissions not currently held" in denied.body["message"]
+    assert '{APIGroups:["batch"], Resources:["jobs"], Verbs:["create"]}' in denied.body["message"]
+    held = {
+        "metadata": {"name": "cm-getter"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+    }
+    assert bot.post(f"{RBAC}/namespaces/default/roles", held).status == 201
+    widened = bot.patch(
+        f"{RBAC}/namespaces/default/roles/cm-getter",
+        {"rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]},
+    )
+    assert widened.status == 403
+    admin.post(f"{RBAC}/namespaces/default/roles", jobs_role)
+    binding = {
+        "metadata": {"name": "bind-jobs"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "job-maker"},
+        "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": "default"}],
+    }
+    assert bot.post(f"{RBAC}/namespaces/default/rolebindings", binding).status == 403
+    grant(
+        admin,
+        "default",
+        "binder",
+        [
+            {
+                "apiGroups": ["rbac.authorization.k8s.io"],
+                "resources": ["roles"],
+                "resourceNames": ["job-maker"],
+                "verbs": ["bind"],
+            }
+        ],
+    )
+    assert bot.post(f"{RBAC}/namespaces/default/rolebindings", binding).status == 201
+    assert (
+        bot.post(
+            "/apis/batch/v1/namespaces/default/jobs",
+            {
+                "metadata": {"name": "x"},
+                "spec": {
+                    "suspend": True,
+                    "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}},
+                },
+            },
+        ).status
+        == 201
+    )

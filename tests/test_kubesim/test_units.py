@@ -127,3 +127,22 @@ def test_jsonpath_and_durations() -> None:
     assert human_duration(dt.timedelta(minutes=5, seconds=3)) == "5m3s"
     assert human_duration(dt.timedelta(hours=3)) == "3h"
     assert human_duration(dt.timedelta(days=3, hours=2)) == "3d2h"
+
+
+def test_rbac_escalation_coverage() -> None:
+    from tests.kubesim.rbac import escalation
+
+    admin = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    wanted = [{"apiGroups": ["batch"], "resources": ["jobs", "jobs/status"], "verbs": ["get", "patch"]}]
+    assert escalation(admin, wanted) == []
+    status_only = [{"apiGroups": ["batch"], "resources": ["*/status"], "verbs": ["get", "patch"]}]
+    assert [r["resources"] for r in escalation(status_only, wanted)] == [["jobs"], ["jobs"]]
+    named = [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"], "verbs": ["get"]}]
+    assert (
+        escalation(named, [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"], "verbs": ["get"]}])
+        == []
+    )
+    assert escalation(named, [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]) != []
+    urls = [{"nonResourceURLs": ["/metrics*"], "verbs": ["get"]}]
+    assert escalation(urls, [{"nonResourceURLs": ["/metrics/x"], "verbs": ["get"]}]) == []
+    assert escalation(urls, [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]) != []
