@@ -42,7 +42,7 @@ def _flow_refs(spec: Mapping[str, Any]) -> list[str]:
 async def fetch_library(
     client: KubeClient, namespace: str, spec: Mapping[str, Any], skip: str | None = None
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Every Flow that ``spec`` reaches through sub-flow nodes, by name; plus those not found."""
+    """The spec of every Flow that ``spec`` reaches through sub-flow nodes, by name; plus the missing."""
     library: dict[str, dict[str, Any]] = {}
     missing: list[str] = []
     pending = [name for name in _flow_refs(spec) if name != skip]
@@ -54,8 +54,8 @@ async def fetch_library(
         if flow is None:
             missing.append(name)
             continue
-        library[name] = {"metadata": {"name": name}, "spec": flow.get("spec") or {}}
-        pending.extend(_flow_refs(library[name]["spec"]))
+        library[name] = flow.get("spec") or {}  # a bare spec: the loader names it by its key
+        pending.extend(_flow_refs(library[name]))
     return library, missing
 
 
@@ -85,7 +85,7 @@ def validate(
         "kind": "Flow",
         "metadata": {"name": name},
         "spec": dict(spec),
-        "library": {n: {"spec": lib.get("spec", {})} for n, lib in sorted(library.items())},
+        "library": {n: dict(lib) for n, lib in sorted(library.items())},
     }
     resolution.snapshot = json.dumps(snapshot, sort_keys=True, separators=(",", ":"))
     return resolution
