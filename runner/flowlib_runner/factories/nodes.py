@@ -10,12 +10,14 @@ the next edge, and a node with an ``error`` edge turns its final failure into th
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Iterable
 from typing import Any
 
 import flowlib
 
 from ..runkinds import Code
+from ..runkinds.python import PLAIN_RESULTS, NodeInfo
 from ..schema import DEFAULT_ACTION, ERROR_ACTION
 from ..templates import Template
 
@@ -31,11 +33,7 @@ def resolve_items(shared: Any, path: str, where: str) -> Iterable[Any]:
     for part in path.split("."):
         if isinstance(value, dict) and part in value:
             value = value[part]
-        elif (
-            isinstance(value, list | tuple)
-            and part.lstrip("-").isdigit()
-            and -len(value) <= int(part) < len(value)
-        ):
+        elif isinstance(value, list | tuple) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
             value = value[int(part)]
         else:
             at = ".".join(walked) or "the shared store"
@@ -96,6 +94,7 @@ class SpecBehaviour(ParamsAndErrorEdge):
     is_batch = False
     shared: dict[str, Any]
     params: dict[str, Any]
+    node_info: NodeInfo | None = None
 
     def template_context(self, item: Any = None) -> dict[str, Any]:
         return {
@@ -105,35 +104,82 @@ class SpecBehaviour(ParamsAndErrorEdge):
             "node": {"name": self.name, "type": self.node_type},
         }
 
+    async def _run_async(self, shared: Any) -> Any:
+        # ParamsAndErrorEdge's error edge plus the code's visit context in one coroutine: a loop
+        # visiting a trivial node 10,000 times pays for every extra layer here.
+        var = self.code.visit_context
+        token = None if var is None else var.set(self)
+        try:
+            return await super(ParamsAndErrorEdge, self)._run_async(shared)  # type: ignore[misc]
+        except Exception as exc:
+            if not self.error_edge:
+                raise
+            shared["error"] = error_info(self, exc)
+            return ERROR_ACTION
+        finally:
+            if var is not None and token is not None:
+                var.reset(token)
+
     async def prep_async(self, shared: Any) -> Any:
         self.shared = shared
-        if self.code.has_prep:
-            return await self.code.prep(self, shared)
+        code = self.code
+        # Once per visit (params are set by then), not once per item: see Code.expression.
+        self.node_info = NodeInfo(self) if code.expression_uses_node else None
+        if code.has_prep:
+            if code.sync_prep is not None:
+                return await _settled(code.sync_prep(shared))
+            return await code.prep(self, shared)
         if self.is_batch and self.items_path is not None:
             return resolve_items(shared, self.items_path, f"nodes.{self.name}.batch.items")
         return [] if self.is_batch else None
 
     async def exec_async(self, prep_res: Any) -> Any:
-        if not self.code.has_exec:
+        # The per-item hot path of batch nodes: a direct call, no coroutine of the code's own.
+        code = self.code
+        expression = code.expression
+        if expression is not None:
+            result = expression(prep_res, self.shared, self.params, self.node_info)
+        elif code.sync_exec is not None:
+            result = code.sync_exec(prep_res)
+        elif code.has_exec:
+            return await code.exec(self, prep_res)
+        else:
             return None  # e.g. inline code defining only prep/post: nothing to run, nothing stored
-        return await self.code.exec(self, prep_res)
+        if type(result) in PLAIN_RESULTS or not inspect.isawaitable(result):
+            return result
+        return await result
 
     async def exec_fallback_async(self, prep_res: Any, exc: Exception) -> Any:
-        if self.code.has_fallback:
-            return await self.code.fallback(self, prep_res, exc)
+        code = self.code
+        if code.sync_fallback is not None:
+            return await _settled(code.sync_fallback(prep_res, exc))
+        if code.has_fallback:
+            return await code.fallback(self, prep_res, exc)
         raise exc
 
     async def post_async(self, shared: Any, prep_res: Any, exec_res: Any) -> Any:
-        if self.code.has_exec and self.output:
+        code = self.code
+        if code.has_exec and self.output:
             shared[self.output] = exec_res
         action: Any = None
-        if self.code.has_post:
-            action = await self.code.post(self, shared, prep_res, exec_res)
+        if code.sync_post is not None:
+            action = code.sync_post(shared, prep_res, exec_res)
+            if type(action) not in PLAIN_RESULTS and inspect.isawaitable(action):
+                action = await action
+        elif code.has_post:
+            action = await code.post(self, shared, prep_res, exec_res)
         if self.action_template is not None:
             context = self.template_context()
             context["result"] = exec_res
             action = self.action_template.render(context).strip() or None
         return action
+
+
+async def _settled(result: Any) -> Any:
+    """``result``, awaited if it is awaitable (a sync hook may return a coroutine)."""
+    if type(result) in PLAIN_RESULTS or not inspect.isawaitable(result):
+        return result
+    return await result
 
 
 class YamlNode(SpecBehaviour, flowlib.AsyncNode):

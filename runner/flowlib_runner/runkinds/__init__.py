@@ -9,7 +9,8 @@ knows their names from package metadata without importing them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
@@ -45,6 +46,17 @@ class Code:
 
     ``payload`` is prep's result for plain nodes and the current item for batch nodes. When
     ``node_class`` is set (``call`` naming a flowlib Node subclass) it replaces the generated node.
+
+    ``expression``, when set, is a fast path for exec that the generated node calls instead of
+    awaiting ``exec``: a plain function ``fn(payload, shared, params, node_info)`` returning the result
+    or an awaitable of it (``node_info`` is a ``NodeInfo`` snapshot when ``expression_uses_node``,
+    else None). It exists because a batch node calls exec once per item, and a coroutine plus its
+    ``await`` per item is a large part of a trivial item's cost. ``exec`` must still behave the same.
+    Likewise ``sync_prep``/``sync_exec``/``sync_post``/``sync_fallback``, when set, are plain
+    functions with PocketFlow's arguments (no node) that the node calls directly instead of the
+    matching coroutine; their result is awaited only if it is awaitable. ``visit_context``, when
+    set, is a context variable the node sets to itself for its whole visit (module code's
+    ``params`` and ``node`` read it), so the direct calls need no per-call setup.
     """
 
     has_prep = False
@@ -52,6 +64,13 @@ class Code:
     has_post = False
     has_fallback = False
     node_class: type[Any] | None = None
+    expression: Callable[[Any, dict[str, Any], dict[str, Any], Any], Any] | None = None
+    expression_uses_node = False
+    sync_prep: Callable[[dict[str, Any]], Any] | None = None
+    sync_exec: Callable[[Any], Any] | None = None
+    sync_post: Callable[[dict[str, Any], Any, Any], Any] | None = None
+    sync_fallback: Callable[[Any, Exception], Any] | None = None
+    visit_context: ContextVar[Any] | None = None
 
     async def prep(self, node: NodeRuntime, shared: dict[str, Any]) -> Any:
         return None
