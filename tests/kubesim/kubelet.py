@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import images as images_mod
-from . import volumes
+from . import mountpoints, volumes
 from .controller import Controller, log
 from .errors import ApiError
 from .meta import deep, dig, timestamp
@@ -561,7 +561,6 @@ class Kubelet(Controller):
         self.retry_interval = 1.0
         self.backoff_base = 1.0
         self.backoff_max = 10.0
-        self._mount_refs: dict[str, list[Any]] = {}
 
     def interested(self, event: Event) -> bool:
         return event.key == ("", "pods")
@@ -660,48 +659,15 @@ class Kubelet(Controller):
             return  # the whole group is already gone
 
     # -- mount points on the host --------------------------------------------------------------
-    def acquire(self, target: str, is_file: bool) -> list[str]:
+    @staticmethod
+    def acquire(target: str, is_file: bool) -> list[str]:
         """Make sure ``target`` exists to bind-mount onto; returns the paths to release later."""
-        path = Path(target)
-        ref = self._mount_refs.get(target)
-        if ref is not None:
-            ref[0] += 1
-            return [target]
-        created: list[str] = []
-        parent = path.parent
-        missing = []
-        while not parent.exists():
-            missing.append(parent)
-            parent = parent.parent
-        for directory in reversed(missing):
-            directory.mkdir()
-            created.append(str(directory))
-        if not path.exists():
-            if is_file:
-                path.touch()
-            else:
-                path.mkdir()
-            created.append(target)
-        self._mount_refs[target] = [1, created]
-        return [target]
+        return [mountpoints.acquire(target, is_file)]
 
-    def release(self, targets: list[str]) -> None:
+    @staticmethod
+    def release(targets: list[str]) -> None:
         for target in targets:
-            ref = self._mount_refs.get(target)
-            if ref is None:
-                continue
-            ref[0] -= 1
-            if ref[0] > 0:
-                continue
-            del self._mount_refs[target]
-            for created in reversed(ref[1]):
-                path = Path(created)
-                if any(t.startswith(created + "/") for t in self._mount_refs):
-                    continue
-                if path.is_dir() and not any(path.iterdir()):
-                    path.rmdir()
-                elif path.is_file() and path.stat().st_size == 0:
-                    path.unlink()
+            mountpoints.release(target)
         targets.clear()
 
     async def shutdown(self) -> None:
