@@ -26,6 +26,9 @@ _REASONS = {
 }
 
 
+DROP = 0  # the "status code" of a dropped connection
+
+
 @dataclass
 class _Rule:
     method: str | None
@@ -64,6 +67,14 @@ class Faults:
         with self._lock:
             self._failures.append(
                 _Rule(method.upper() if method else None, re.compile(path), times, code, retry_after, text)
+            )
+
+    def drop(self, method: str | None, path: str, times: int = 1) -> None:
+        """Close the connection of the next ``times`` matching requests without answering
+        (clients see a reset/disconnect, as when a load balancer or apiserver instance dies)."""
+        with self._lock:
+            self._failures.append(
+                _Rule(method.upper() if method else None, re.compile(path), times, DROP, None, "dropped")
             )
 
     def latency(self, seconds: float, method: str | None = None, path: str = "", times: int | None = None) -> None:

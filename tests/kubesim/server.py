@@ -19,6 +19,7 @@ from multidict import CIMultiDict
 
 from . import discovery, openapi, protobuf, streams, tables
 from .errors import ApiError, bad_request, forbidden, invalid, method_not_allowed
+from .faults import DROP
 from .meta import timestamp
 from .patch import json_patch, merge_patch, strategic_merge_patch
 from .rbac import RBAC, Attributes, Authorizer, escalation, escalation_message, forbidden_message
@@ -142,6 +143,9 @@ class ApiServer:
             if delay:
                 await asyncio.sleep(delay)
             if fault is not None:
+                if fault.code == DROP and request.transport is not None:
+                    request.transport.abort()
+                    return web.Response(status=499)  # never sent: the connection is gone
                 raise fault
             user = self.authn.authenticate(request.headers.get("Authorization"))
             if user is None:

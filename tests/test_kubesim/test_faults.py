@@ -3,6 +3,7 @@ and restarting the API endpoint while keeping state (pods keep running)."""
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 
@@ -99,3 +100,11 @@ def test_restart_api_keeps_state_and_running_pods(kubesim: Simulator) -> None:
     assert raw.get("/api/v1/namespaces/default/pods/runner").body["status"]["phase"] == "Running"
     assert int(raw.get(CM).body["metadata"]["resourceVersion"]) >= int(rv)
     assert kubesim.kubectl("get", "cm", "survivor").returncode == 0
+
+
+def test_dropped_connection(kubesim: Simulator) -> None:
+    raw = Raw(kubesim)
+    kubesim.faults.drop("GET", "/configmaps$")
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        raw.get(CM)
+    assert raw.get(CM).status == 200
