@@ -1,13 +1,27 @@
-"""Run logs: one line per flowlib event, plus user output, all attributed to the node running.
+"""Run logs: a line per flowlib event worth reading, plus user output, attributed to the node running.
 
 Why one stream: in a pod, `kubectl logs` shows only stdout/stderr, so what the runner says about the
 flow and what user code prints or logs must be interleaved in one place, each line saying which
 node (path and attempt) it came from. User output is attributed with `flowlib.current_path()`,
 which follows the node into asyncio tasks and `asyncio.to_thread`.
 
-Batch progress is the exception to "one line per event": a 100,000-item pool emits one event per
-item, so progress is logged at most once per `progress_interval` seconds for the whole run, and when a
-batch completes. Every other event gets its line.
+What gets a line (the policy; `RunLogger`'s arguments tune it):
+- the run's start and end, every failure, cancellation and retry, and all user output: always;
+- a node's `started`/`finished` lines for its first `visit_lines` (10) visits. A node visited more
+  often (a loop) is summarised after that: its lines are written only when `summary_interval` (1 s)
+  has passed since its previous line, or at its 100th, 1,000th, 10,000th... visit; they say the
+  visit number and the visits and time so far. The first skipped line says that summarising began,
+  and when the run ends every node whose last visit went unlogged gets a final `NodeVisits` line
+  (visits, total time, last duration and action). Why: a 10,000-step loop wrote 20,000 identical
+  lines, which buried everything else in `kubectl logs` and cost more than the loop itself; a slow
+  loop (a visit a second or slower) still gets every line, so nothing a reader follows live is lost.
+- batch progress: at most once per `progress_interval` (1 s) for the whole run, and when a batch
+  completes (flowlib already coalesces its progress events to about a thousand per batch).
+
+Flushing (`stream_sink`): warnings, errors, user output and the run's last lines are flushed at
+once -- they are what someone reads after a crash or an OOM kill, when a buffer would be lost. The
+runner's INFO lines are buffered and flushed by a timer at most `flush_interval` (0.1 s) later, on
+a thread of its own, so `kubectl logs -f` stays live even while sync user code holds the event loop.
 """
 
 from __future__ import annotations
@@ -33,63 +47,134 @@ Sink = Callable[[str], None]
 _PADDED = {level: f"{level:<7}" for level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")}
 
 
-def stream_sink(stream: TextIO) -> Sink:
-    """A sink writing each line to `stream` and flushing, so `kubectl logs -f` sees it at once.
+class StreamSink:
+    """A sink writing lines to `stream`; `flush()` now, or on its own at most `flush_interval` s later.
+
+    Why a timer thread rather than the event loop: sync user code may hold the loop for minutes,
+    and the lines written before it must still reach `kubectl logs -f`. A `threading.Timer` is
+    started only when a buffered line is waiting and none is pending, so an idle run starts no
+    thread, and a busy one at most one per interval.
 
     When the reader goes away (`flowctl run f.yaml | head`), later lines are dropped instead of
     failing the run: the run's outcome is its status and exit code, not whether anyone still reads.
     """
-    closed = False
 
-    def write(line: str) -> None:
-        nonlocal closed
-        if closed:
+    def __init__(self, stream: TextIO, *, flush_interval: float = 0.1) -> None:
+        self.stream = stream
+        self.flush_interval = flush_interval
+        self.closed = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            try:
+                self.stream.write(line + "\n")
+            except (BrokenPipeError, ValueError):  # reader gone, or the stream closed under us
+                self.closed = True
+                return
+            if self._timer is None:
+                self._timer = threading.Timer(self.flush_interval, self._timed_flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        """Write out buffered lines now (and let a pending timer find nothing to do)."""
+        with self._lock:
+            self._flush_locked()
+
+    def _timed_flush(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self.closed:
             return
         try:
-            stream.write(line + "\n")
-            stream.flush()
-        except BrokenPipeError:
-            closed = True
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):
+            self.closed = True
 
-    return write
+
+def stream_sink(stream: TextIO, *, flush_interval: float = 0.1) -> StreamSink:
+    """A sink for `RunLogger` writing to `stream` (see `StreamSink` and the module docstring)."""
+    return StreamSink(stream, flush_interval=flush_interval)
+
+
+class _Visits:
+    """What the log remembers of one node path for the summarising policy (module docstring)."""
+
+    __slots__ = (
+        "finished_line",
+        "last_action",
+        "last_duration",
+        "next_decade",
+        "pending",
+        "started_line",
+        "total",
+        "visits",
+    )
+
+    def __init__(self) -> None:
+        self.visits = 0
+        self.total = 0.0  # seconds spent in finished visits
+        self.started_line = 0.0  # event times of the node's last started and finished lines
+        self.finished_line = 0.0
+        self.next_decade = 100
+        self.pending = False  # a finished visit whose line was skipped
+        self.last_duration = 0.0
+        self.last_action: object = None
 
 
 class RunLogger:
-    """Formats log lines and writes them to a sink; also the flowlib observer that logs events."""
+    """Formats log lines and writes them to a sink; also the flowlib observer that logs events.
+
+    The policy (which events get a line, when lines are flushed) is the module docstring's.
+    """
 
     def __init__(
-        self, sink: Sink, fmt: LogFormat = "text", *, progress_interval: float = 1.0, info_events: bool = True
+        self,
+        sink: Sink,
+        fmt: LogFormat = "text",
+        *,
+        progress_interval: float = 1.0,
+        info_events: bool = True,
+        visit_lines: int = 10,
+        summary_interval: float = 1.0,
     ) -> None:
-        """`info_events=False` keeps only warnings and errors about events (the live view shows the rest)."""
+        """`info_events=False` keeps only warnings and errors about events (the live view shows the rest).
+
+        `visit_lines` visits of a node are logged in full, later ones summarised (see the module
+        docstring); `summary_interval` is the least time between two summarised lines of a node.
+        """
         if fmt not in LOG_FORMATS:
             raise ValueError(f"unknown log format {fmt!r}; use one of {', '.join(LOG_FORMATS)}")
+        if visit_lines < 1:
+            raise ValueError(f"visit_lines must be at least 1, not {visit_lines}")
         self.sink = sink
         self.fmt = fmt
         self.progress_interval = progress_interval
         self.info_events = info_events
+        self.visit_lines = visit_lines
+        self.summary_interval = summary_interval
+        self._flush: Callable[[], None] | None = getattr(sink, "flush", None)
         self._lock = threading.Lock()
         self._attempts: dict[tuple[str, ...], int] = {}
+        self._visits: dict[tuple[str, ...], _Visits] = {}
         self._progress_due = 0.0
         self._handlers: dict[type, Callable[[Any], None]] = {
             ev.FlowStarted: lambda e: self._event("INFO", e.path, "run started", "FlowStarted", e.time),
             ev.FlowFinished: self._flow_finished,
-            ev.FlowFailed: lambda e: self._event(
-                "ERROR", e.path, f"run failed: {describe_error(e.error)}", "FlowFailed", e.time
-            ),
-            ev.FlowCancelled: lambda e: self._event(
-                "WARNING", e.path, f"run cancelled{_reason(e.reason)}", "FlowCancelled", e.time
-            ),
+            ev.FlowFailed: self._flow_failed,
+            ev.FlowCancelled: self._flow_cancelled,
             ev.NodeStarted: self._node_started,
             ev.NodeFinished: self._node_finished,
-            ev.NodeFailed: lambda e: self._event(
-                "ERROR",
-                e.path,
-                f"failed after {e.duration:.3f}s: {describe_error(e.error)}",
-                "NodeFailed",
-                e.time,
-            ),
+            ev.NodeFailed: self._node_failed,
             ev.NodeCancelled: lambda e: self._event(
-                "WARNING", e.path, f"cancelled after {e.duration:.3f}s", "NodeCancelled", e.time
+                "WARNING", e.path, f"cancelled after {e.duration:.3f}s{self._visit(e.path)}", "NodeCancelled", e.time
             ),
             ev.RetryScheduled: self._retry,
             ev.BatchProgress: self._progress,
@@ -107,7 +192,10 @@ class RunLogger:
         logger: str | None = None,
         when: float | None = None,
     ) -> None:
-        """Write one line about `path` (the node's attempt is added when known)."""
+        """Write one line about `path` (the node's attempt is added when known).
+
+        Lines that are not runner INFO lines (warnings, errors, user output) are flushed at once.
+        """
         if event is not None and level == "INFO" and not self.info_events:
             return
         stamp = rfc3339(time.time() if when is None else when)
@@ -126,9 +214,11 @@ class RunLogger:
             text = f"{stamp} {level:<7} [{where}]{source} {message}"
         with self._lock:
             self.sink(text)
+            if self._flush is not None and (event is None or level != "INFO"):
+                self._flush()
 
     def _event(self, level: str, path: tuple[str, ...], message: str, event: str, when: float) -> None:
-        """`line` for flowlib events: positional and with a text fast path (a line per loop step)."""
+        """`line` for flowlib events: positional and with a text fast path."""
         if level == "INFO" and not self.info_events:
             return
         if self.fmt != "text":
@@ -141,6 +231,14 @@ class RunLogger:
         text = f"{rfc3339(when)} {_PADDED.get(level) or level} [{where}] {message}"
         with self._lock:
             self.sink(text)
+            if self._flush is not None and level != "INFO":
+                self._flush()
+
+    def flush(self) -> None:
+        """Flush the sink now, if it buffers (the end of a run does it)."""
+        if self._flush is not None:
+            with self._lock:
+                self._flush()
 
     # -- the observer ---------------------------------------------------------------------------------
     @property
@@ -154,32 +252,118 @@ class RunLogger:
             raise TypeError(f"RunLogger got an event it does not know: {event!r}")
         handler(event)
 
+    def _visit(self, path: tuple[str, ...]) -> str:
+        """`, visit N` once a node is summarised, so a failure says which visit failed."""
+        record = self._visits.get(path)
+        return f" (visit {record.visits})" if record is not None and record.visits > self.visit_lines else ""
+
+    def _run_ended(self, path: tuple[str, ...], when: float) -> None:
+        """Before the run's last line: a `NodeVisits` line for each node whose last visit went unlogged."""
+        if path:
+            return
+        for node, record in self._visits.items():
+            if record.pending:
+                record.pending = False
+                self._event(
+                    "INFO",
+                    node,
+                    f"{record.visits} visits, {record.total:.3f}s in all; the last finished in "
+                    f"{record.last_duration:.3f}s{_action(record.last_action)}",
+                    "NodeVisits",
+                    when,
+                )
+
     def _flow_finished(self, e: ev.FlowFinished) -> None:
+        self._run_ended(e.path, e.time)
         self._event("INFO", e.path, f"run finished{_action(e.action)}", "FlowFinished", e.time)
+        if not e.path:
+            self.flush()
+
+    def _flow_failed(self, e: ev.FlowFailed) -> None:
+        self._run_ended(e.path, e.time)
+        self._event("ERROR", e.path, f"run failed: {describe_error(e.error)}", "FlowFailed", e.time)
+
+    def _flow_cancelled(self, e: ev.FlowCancelled) -> None:
+        self._run_ended(e.path, e.time)
+        self._event("WARNING", e.path, f"run cancelled{_reason(e.reason)}", "FlowCancelled", e.time)
 
     def _node_started(self, e: ev.NodeStarted) -> None:
-        self._attempts[e.path] = 1
-        self._event("INFO", e.path, f"started ({e.kind})", "NodeStarted", e.time)
+        # Once per node visit, so the skipped case is a few comparisons (see the module docstring).
+        path = e.path
+        self._attempts[path] = 1
+        record = self._visits.get(path)
+        if record is None:
+            record = self._visits[path] = _Visits()
+        record.visits += 1
+        visits = record.visits
+        if visits <= self.visit_lines:
+            record.started_line = e.time
+            self._event("INFO", path, f"started ({e.kind})", "NodeStarted", e.time)
+        elif visits == self.visit_lines + 1:
+            record.started_line = e.time
+            self._event(
+                "INFO",
+                path,
+                f"started ({e.kind}), visit {visits}: from now on this node's lines are summarised "
+                f"(at most one per {self.summary_interval:g}s, and at visits 100, 1000, ...)",
+                "NodeStarted",
+                e.time,
+            )
+        elif e.time - record.started_line >= self.summary_interval:
+            record.started_line = e.time
+            self._event("INFO", path, f"started ({e.kind}), visit {visits}", "NodeStarted", e.time)
 
     def _node_finished(self, e: ev.NodeFinished) -> None:
+        record = self._visits.get(e.path)
+        if record is None:  # a NodeFinished without its NodeStarted: log it as it is
+            self._event("INFO", e.path, f"finished in {e.duration:.3f}s{_action(e.action)}", "NodeFinished", e.time)
+            return
+        record.total += e.duration
+        visits = record.visits
+        if visits <= self.visit_lines:
+            record.finished_line = e.time
+            self._event("INFO", e.path, f"finished in {e.duration:.3f}s{_action(e.action)}", "NodeFinished", e.time)
+            return
+        if visits < record.next_decade and e.time - record.finished_line < self.summary_interval:
+            record.pending = True
+            record.last_duration = e.duration
+            record.last_action = e.action
+            return
+        while record.next_decade <= visits:
+            record.next_decade *= 10
+        record.pending = False
+        record.finished_line = e.time
         self._event(
             "INFO",
             e.path,
-            f"finished in {e.duration:.3f}s{_action(e.action)}",
+            f"finished visit {visits} in {e.duration:.3f}s{_action(e.action)}; "
+            f"{visits} visits, {record.total:.3f}s in all",
             "NodeFinished",
+            e.time,
+        )
+
+    def _node_failed(self, e: ev.NodeFailed) -> None:
+        record = self._visits.get(e.path)
+        if record is not None:
+            record.total += e.duration
+            record.pending = False  # this line is the visit's last word
+        self._event(
+            "ERROR",
+            e.path,
+            f"failed after {e.duration:.3f}s{self._visit(e.path)}: {describe_error(e.error)}",
+            "NodeFailed",
             e.time,
         )
 
     def _retry(self, e: ev.RetryScheduled) -> None:
         what = f"item {e.item} attempt {e.attempt}" if e.item is not None else f"attempt {e.attempt}"
-        message = f"{what} failed: {describe_error(e.error)}; retrying in {e.delay:.3g}s"
+        message = f"{what}{self._visit(e.path)} failed: {describe_error(e.error)}; retrying in {e.delay:.3g}s"
         self._event("WARNING", e.path, message, "RetryScheduled", e.time)
         if e.item is None:
             self._attempts[e.path] = e.attempt + 1
 
     def _progress(self, e: ev.BatchProgress) -> None:
-        # The hot path, one call per batch item: one comparison unless a line is due. Lines are due
-        # once per `progress_interval` for the whole run, and when a batch completes.
+        # Lines are due once per `progress_interval` for the whole run, and when a batch completes.
         if e.time < self._progress_due and e.done + e.failed != e.total:
             return
         self._progress_due = e.time + self.progress_interval
@@ -210,6 +394,7 @@ class RunLogger:
         finally:
             out.flush_all()
             err.flush_all()
+            self.flush()
             root.removeHandler(handler)
             sys.stdout, sys.stderr, level = saved
             root.setLevel(level)
