@@ -5,8 +5,8 @@
 Custom resources publish their CRD schemas; built-ins are described loosely
 (``x-kubernetes-preserve-unknown-fields``), and their PATCH does not advertise strategic merge so
 that kubectl computes it from its compiled-in types, which is what it does whenever the server's
-OpenAPI lacks a kind. ``/openapi/v2`` is served as JSON only (kubectl asks for protobuf and gets 406,
-which it tolerates).
+OpenAPI lacks a kind. ``/openapi/v2`` is JSON for JSON clients; kubectl's protobuf request gets a
+document without definitions (see ``V2_PROTOBUF``).
 """
 
 from __future__ import annotations
@@ -122,6 +122,11 @@ def v3_group_version(registry: Registry, group: str, version: str) -> JSON:
         "paths": paths,
         "components": {"schemas": schemas},
     }
+
+
+# A gnostic ``openapi_v2.Document`` holding only ``swagger: "2.0"`` (field 1): no definitions.
+V2_PROTOBUF = b"\x0a\x032.0"
+V2_PROTOBUF_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 
 
 def v2(registry: Registry) -> JSON:
