@@ -25,6 +25,7 @@ from . import mountpoints, volumes
 from .controller import Controller, log
 from .errors import ApiError
 from .meta import deep, dig, timestamp
+from .podnet import PodNetwork
 from .store import Event
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ class PodRuntime:
         self.task: asyncio.Task[None] | None = None
         self.reason = ""
         self.mount_points: list[str] = []
+        self.net: PodNetwork | None = None
 
     # -- status ------------------------------------------------------------------------------
     def _conditions(self) -> list[JSON]:
@@ -197,9 +199,13 @@ class PodRuntime:
     # -- lifecycle ---------------------------------------------------------------------------
     async def run(self) -> None:
         try:
+            if self.kubelet.pod_network == "isolated":
+                self.net = await PodNetwork.create(self.kubelet.port)
             await self._run()
         finally:
             await self._kill_all(signal.SIGKILL)
+            if self.net is not None:
+                await self.net.close()
             self.kubelet.release(self.mount_points)
             shutil.rmtree(self.dir, ignore_errors=True)
             self.kubelet.runtimes.pop(self.uid, None)
@@ -377,6 +383,7 @@ class PodRuntime:
             "workingDir": spec.get("workingDir") or image.working_dir,
             "user": self._user(container, image),
             "startErrorFile": str(work / "start-error"),
+            "netnsFd": self.net.fd if self.net is not None else None,
             "terminationFile": str(term),
         }
 
@@ -427,6 +434,7 @@ class PodRuntime:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            pass_fds=(self.net.fd,) if self.net is not None else (),
         )
         container.proc = proc
         container.container_id = f"containerd://{secrets.token_hex(32)}"
@@ -559,6 +567,7 @@ class Kubelet(Controller):
         self.python = str(Path(images_mod.venv_bin()) / "python")
         self.runtimes: dict[str, PodRuntime] = {}
         self.retry_interval = 1.0
+        self.pod_network = "host"  # or "isolated": a network namespace per pod (podnet.py)
         self.backoff_base = 1.0
         self.backoff_max = 10.0
 

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
 MS_RDONLY = 1
 MS_REMOUNT = 32
 MS_BIND = 4096
@@ -50,6 +51,9 @@ def _enter(spec: dict[str, Any]) -> None:
     """Private mount namespace, bind mounts, user switch and working directory."""
     mounts = sorted(spec["mounts"], key=lambda m: m["target"].rstrip("/").count("/"))
     libc = ctypes.CDLL(None, use_errno=True)
+    if spec.get("netnsFd") is not None:
+        _check(libc.setns(spec["netnsFd"], CLONE_NEWNET), "join the pod's network namespace")
+        os.close(spec["netnsFd"])
     _check(libc.unshare(CLONE_NEWNS), "unshare")
     _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
     # Descriptors must be opened inside the new namespace: a bind source from another mount

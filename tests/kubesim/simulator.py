@@ -40,7 +40,16 @@ JSON = dict[str, Any]
 class Simulator:
     """Start with ``start()`` (or use as a context manager); every public method is thread-safe."""
 
-    def __init__(self, workdir: Path | None = None, images: dict[str, Image] | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        images: dict[str, Image] | None = None,
+        port: int = 0,
+        pod_network: str = "host",
+    ) -> None:
+        if pod_network not in ("host", "isolated"):
+            raise ValueError(f"pod_network must be 'host' or 'isolated', not {pod_network!r}")
+        self.pod_network = pod_network
         self._own_dir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="kubesim-")) if workdir is None else workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +95,7 @@ class Simulator:
         )
         self._bootstrap()
         self.kubelet = Kubelet(self.api, self.authn, self.workdir / "pods", self.images)
+        self.kubelet.pod_network = self.pod_network
         self.controllers: list[Controller] = [
             GarbageCollector(self.api),
             NamespaceController(self.api),
