@@ -104,6 +104,11 @@ class SpecBehaviour(ParamsAndErrorEdge):
             "node": {"name": self.name, "type": self.node_type},
         }
 
+    def set_params(self, params: dict[str, Any]) -> None:
+        # ParamsAndErrorEdge's merge without its super() chain (flowlib's set_params only assigns):
+        # flows call this on every visit.
+        self.params = {**self.param_defaults, **params} if self.param_defaults else params
+
     async def _run_async(self, shared: Any) -> Any:
         # ParamsAndErrorEdge's error edge plus the code's visit context in one coroutine: a loop
         # visiting a trivial node 10,000 times pays for every extra layer here.

@@ -42,8 +42,9 @@ class Dispatch:
         self._table = {kind: tuple(calls) for kind, calls in table.items()}
 
     def on_event(self, event: ev.Event) -> None:
-        calls = self._table.get(type(event))
-        if calls is None:
-            raise TypeError(f"unknown flowlib event {event!r}")
+        try:
+            calls = self._table[type(event)]  # a `try` costs nothing in 3.11 until it catches
+        except KeyError:
+            raise TypeError(f"unknown flowlib event {event!r}") from None
         for call in calls:
             call(event)

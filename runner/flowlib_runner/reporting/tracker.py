@@ -82,9 +82,7 @@ class StatusTracker:
     `version` increases with every event, so a reporter can skip publishing when nothing changed.
     """
 
-    def __init__(
-        self, *, budget: int = DEFAULT_BUDGET, kinds: Mapping[tuple[str, ...], str] | None = None
-    ) -> None:
+    def __init__(self, *, budget: int = DEFAULT_BUDGET, kinds: Mapping[tuple[str, ...], str] | None = None) -> None:
         """`kinds` maps node paths to the type users wrote (worker_pool, flow...); flowlib only knows
         class names, which are used for nodes missing from it."""
         self.version = 0
@@ -146,28 +144,38 @@ class StatusTracker:
         node.phase = phase
 
     def _node_started(self, event: ev.NodeStarted) -> None:
+        # Once per node visit (a 10,000-step loop: 10,000 calls), so written out inline.
         self.version += 1
-        node = self._node(event.path)
-        if node.phase in FINISHED_PHASES:
+        path = event.path
+        node = self._nodes.get(path)
+        if node is None:
+            node = self._nodes[path] = _Node()
+        elif node.phase in FINISHED_PHASES:
             self._done -= 1
+        if node.kind is None:
+            node.kind = self._kinds.get(path, event.kind)
         node.phase = "Running"
-        node.kind = self._kinds.get(event.path, event.kind)
         node.visits += 1
         node.attempts = 1
-        self._current = event.path
+        self._current = path
 
     def _leave(self, event: ev.NodeFinished | ev.NodeFailed | ev.NodeCancelled, phase: str) -> _Node:
         self.version += 1
-        node = self._node(event.path)
-        self._enter_finished(node, phase)
-        node.duration = (node.duration or 0.0) + event.duration
-        if self._current == event.path:
-            self._current = event.path[:-1] or None
+        path = event.path
+        node = self._nodes.get(path)
+        if node is None:
+            node = self._nodes[path] = _Node()
+        if node.phase not in FINISHED_PHASES:
+            self._done += 1
+        node.phase = phase
+        node.duration = event.duration if node.duration is None else node.duration + event.duration
+        if self._current == path:
+            self._current = path[:-1] or None
         return node
 
     def _node_finished(self, event: ev.NodeFinished) -> None:
-        node = self._leave(event, "Succeeded")
-        node.action = None if event.action is None else str(event.action)
+        action = event.action
+        self._leave(event, "Succeeded").action = action if action is None or type(action) is str else str(action)
 
     def _node_failed(self, event: ev.NodeFailed) -> None:
         self._leave(event, "Failed").message = describe_error(event.error)
@@ -199,9 +207,7 @@ class StatusTracker:
         self.phase = "Running"
         self.version += 1
 
-    def finish(
-        self, phase: RunPhase, *, message: str | None = None, output: dict[str, Any] | None = None
-    ) -> None:
+    def finish(self, phase: RunPhase, *, message: str | None = None, output: dict[str, Any] | None = None) -> None:
         """Record the end of the run; nodes still running end as Cancelled (they were interrupted)."""
         if self.start_time is None:
             self.start_time = time.time()
@@ -229,10 +235,7 @@ class StatusTracker:
             completion_time=None if self.completion_time is None else rfc3339(self.completion_time),
             current_node=None if self._current is None else "/".join(self._current),
             progress=f"{self._done}/{len(self._nodes)}",
-            nodes={
-                "/".join(path): node.state(self._progress.get(path))
-                for path, node in list(self._nodes.items())
-            },
+            nodes={"/".join(path): node.state(self._progress.get(path)) for path, node in list(self._nodes.items())},
             output=self.output,
             message=None if self.message is None else shorten(self.message, 64 * 1024),
             notes=[],

@@ -7,6 +7,8 @@ import io
 import itertools
 import json
 import logging
+import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +247,119 @@ def test_dispatch_calls_plain_observers_too() -> None:
         "FlowFinished",
     ]
     assert tracker.snapshot().nodes["loop"].action == "done"
+
+
+class Loop(flowlib.AsyncNode):
+    """Visits itself `shared["steps"]` times; fails on visit `shared.get("fail_at")`, once."""
+
+    async def post_async(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+        shared["n"] = shared.get("n", 0) + 1
+        if shared["n"] == shared.get("fail_at"):
+            raise ValueError(f"visit {shared['n']}")
+        return "again" if shared["n"] < shared["steps"] else "done"
+
+
+def loop_log(steps: int, **options: Any) -> list[str]:
+    out = io.StringIO()
+    log = RunLogger(stream_sink(out), **options)
+    loop = named(Loop(), "loop")
+    loop - "again" >> loop
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PocketFlow's "Flow ends: 'done' not found": the loop's way out
+        run(flowlib.AsyncFlow(loop), {"steps": steps}, log)
+    return [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
+
+
+def test_a_loop_logs_its_first_visits_then_powers_of_ten_and_a_final_line() -> None:
+    lines = loop_log(2500, summary_interval=3600)
+    started = [line for line in lines if line.startswith("started")]
+    assert len(started) == 11 and "visit 11: from now on this node's lines are summarised" in started[-1]
+    finished = [line for line in lines if line.startswith("finished")]
+    assert len(finished) == 12  # visits 1..10, then 100 and 1000
+    assert finished[-2].startswith("finished visit 100 in") and "; 100 visits, " in finished[-2]
+    assert finished[-1].startswith("finished visit 1000 in")
+    # the last visit (2500) went unlogged: the run's end says how it ended, before "run finished"
+    assert lines[-2].startswith("2500 visits, ") and lines[-2].endswith("-> done")
+    assert lines[-1] == "run finished -> done"
+    assert len(lines) == 26
+
+
+def test_a_loop_whose_last_visit_is_logged_gets_no_extra_line() -> None:
+    lines = loop_log(1000, summary_interval=3600)
+    assert lines[-2].startswith("finished visit 1000 in") and lines[-2].split(";")[0].endswith("-> done")
+    assert not any("1000 visits, " in line and line.startswith("1000") for line in lines)
+
+
+def test_with_no_summary_interval_every_visit_is_logged() -> None:
+    # summary_interval is the least time between two lines of a node; 0 means a slow loop's case:
+    # every visit keeps its lines, numbered.
+    lines = loop_log(30, summary_interval=0)
+    assert sum(line.startswith("started") for line in lines) == 30
+    assert sum(line.startswith("finished") for line in lines) == 30
+    assert "started (Loop), visit 30" in lines
+
+
+def test_failures_and_retries_are_logged_even_when_visits_are_summarised() -> None:
+    out = io.StringIO()
+    log = RunLogger(stream_sink(out), summary_interval=3600)
+    loop = named(Loop(), "loop")
+    loop - "again" >> loop
+    with pytest.raises(ValueError, match="visit 500"):
+        run(flowlib.AsyncFlow(loop), {"steps": 1000, "fail_at": 500}, log)
+    text = out.getvalue()
+    assert "ERROR   [loop#1] failed after " in text and "(visit 500): ValueError: visit 500" in text
+    assert "ERROR   [run] run failed: ValueError: visit 500" in text
+    assert "499 visits" not in text  # the failure is the node's last word, not a summary
+
+
+class Recording(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes: list[str] = []  # what had been written at each flush
+        self.flushed = threading.Event()
+
+    def flush(self) -> None:
+        self.flushes.append(self.getvalue())
+        self.flushed.set()
+
+
+def test_info_lines_wait_for_the_timer_while_warnings_and_user_output_flush_at_once() -> None:
+    stream = Recording()
+    log = RunLogger(stream_sink(stream, flush_interval=3600))
+    log._event("INFO", ("a",), "started (X)", "NodeStarted", 0.0)
+    assert stream.flushes == []  # buffered: the timer (an hour away here) would flush it
+    log.line("INFO", ("a",), "printed", stream="stdout")
+    assert len(stream.flushes) == 1 and "printed" in stream.flushes[0]
+    log._event("WARNING", ("a",), "attempt 1 failed", "RetryScheduled", 0.0)
+    assert len(stream.flushes) == 2
+    log._event("INFO", ("a",), "finished", "NodeFinished", 0.0)
+    log.flush()
+    assert len(stream.flushes) == 3 and stream.flushes[-1].endswith("finished\n")
+
+
+def test_the_timer_flushes_buffered_lines_on_its_own() -> None:
+    stream = Recording()
+    sink = stream_sink(stream, flush_interval=0.01)
+    sink("one")
+    sink("two")  # the same pending timer covers both
+    assert stream.flushed.wait(10)
+    assert stream.flushes[0] == "one\ntwo\n"
+
+
+def test_the_end_of_a_run_flushes_its_last_lines() -> None:
+    stream = Recording()
+    log = RunLogger(stream_sink(stream, flush_interval=3600))
+    run(flowlib.AsyncFlow(named(Count(), "count")), {}, log)
+    assert stream.flushes and stream.flushes[-1].endswith("run finished -> again\n")
+
+
+def test_a_closed_reader_drops_lines_instead_of_failing() -> None:
+    class Gone(io.StringIO):
+        def flush(self) -> None:
+            raise BrokenPipeError
+
+    sink = stream_sink(Gone())
+    sink("kept in the buffer")
+    sink.flush()
+    sink("dropped")
+    assert sink.closed

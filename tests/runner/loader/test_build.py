@@ -308,15 +308,11 @@ def test_template_errors_name_the_node_and_the_variables() -> None:
 
 
 def test_batch_items_path_errors_are_clear() -> None:
-    with pytest.raises(
-        RuntimeError, match=r"nodes\.b\.batch\.items: the shared store has no 'docs'; it has: other"
-    ):
+    with pytest.raises(RuntimeError, match=r"nodes\.b\.batch\.items: the shared store has no 'docs'; it has: other"):
         run("nodes: {b: {type: batch, batch: {items: docs}}}", {"other": 1})
     with pytest.raises(RuntimeError, match="'x' is a int, not a list of items"):
         run("nodes: {b: {type: batch, batch: {items: x}}}", {"x": 1})
-    _, shared = run(
-        "nodes: {b: {type: batch, batch: {items: x.1}, run: {python: item}}}", {"x": [[0], [5, 6]]}
-    )
+    _, shared = run("nodes: {b: {type: batch, batch: {items: x.1}, run: {python: item}}}", {"x": [[0], [5, 6]]})
     assert shared["b"] == [5, 6]
 
 
@@ -484,3 +480,104 @@ def test_inline_code_with_only_post_chooses_the_action() -> None:
     """
     _, shared = run(text)
     assert shared == {"posted": None, "b": "reached"}
+
+
+def test_expressions_are_functions_so_comprehensions_see_item_and_the_node_is_per_visit() -> None:
+    # With eval and a locals dict, a comprehension could not see `item` (NameError in 3.11).
+    text = """
+    nodes:
+      a:
+        type: worker_pool
+        batch: {items: xs}
+        run: {python: "[item * k for k in range(3)] + [node.name, node.type, node.params['p'], prep_res]"}
+        params: {p: 7}
+    """
+    _, shared = run(text, {"xs": [1, 2]})
+    assert shared["a"] == [[0, 1, 2, "a", "worker_pool", 7, None], [0, 2, 4, "a", "worker_pool", 7, None]]
+
+
+def test_an_expression_error_points_at_the_users_line() -> None:
+    text = """
+    nodes:
+      a:
+        run:
+          python: |
+            (
+              1 +
+              1 / 0
+            )
+    """
+    with pytest.raises(ZeroDivisionError) as caught:
+        run(text)
+    last = caught.traceback[-1]
+    assert str(last.path) == "<inline python of node a>" and last.lineno + 1 == 3
+
+
+def test_awaitable_results_of_sync_code_are_awaited_and_async_hooks_too() -> None:
+    async def double(x: int) -> int:
+        return 2 * x
+
+    text = """
+    nodes:
+      expr:
+        type: batch
+        batch: {items: xs}
+        run: {python: "shared['double'](item)"}
+        next: {default: mod}
+      mod:
+        run:
+          python: |
+            async def prep(shared):
+                return shared["xs"]
+
+            def exec(prep_res):
+                return shared_double(prep_res)
+
+            def post(shared, prep_res, exec_res):
+                return node.name + ":" + str(params["p"])
+
+            shared_double = None
+        params: {p: 3}
+        action: "{{ result }}"
+    """
+    shared: dict[str, Any] = {"xs": [1, 2], "double": double}
+    flow = build_flow(definition(text))
+    mod: Any = flow.start_node.successors["default"]  # type: ignore[union-attr]
+    mod.code.sync_exec.__globals__["shared_double"] = lambda xs: asyncio.sleep(0, [x * 10 for x in xs])
+    action = asyncio.run(flow.run_async(shared))
+    assert shared["expr"] == [2, 4] and shared["mod"] == [10, 20]
+    assert action == "[10, 20]"  # the action template wins over post's "mod:3"
+
+
+def test_module_code_sees_the_running_node_in_sync_hooks_of_concurrent_sub_flows() -> None:
+    text = """\
+apiVersion: flowlib.dev/v1alpha1
+kind: Flow
+metadata: {name: outer}
+spec:
+  nodes:
+    fan:
+      type: flow
+      flow: inner
+      batch: {items: xs, maxParallel: 4}
+---
+apiVersion: flowlib.dev/v1alpha1
+kind: Flow
+metadata: {name: inner}
+spec:
+  nodes:
+    who:
+      run:
+        python: |
+          import asyncio
+
+          async def exec(prep_res):
+              await asyncio.sleep(0)
+              return params["item"]
+
+          def post(shared, prep_res, exec_res):
+              shared.setdefault("seen", []).append((node.name, params["item"], exec_res))
+"""
+    shared: dict[str, Any] = {"xs": [1, 2, 3, 4]}
+    asyncio.run(build_flow(definition(text)).run_async(shared))
+    assert sorted(shared["seen"]) == [("who", i, i) for i in (1, 2, 3, 4)]
