@@ -387,11 +387,14 @@ def after_create(api: Api, rt: ResourceType, obj: JSON) -> None:
         crds.register(api, obj)
 
 
+def removed_by_controller(rt: ResourceType) -> bool:
+    """Kinds whose deletion only starts on request and ends when a controller finalizes them
+    (namespaces: the namespace controller empties them first)."""
+    return rt.key == ("", "namespaces")
+
+
 def grace_period(api: Api, rt: ResourceType, obj: JSON, requested: Any) -> int:
-    """Seconds of graceful termination: only pods that a kubelet may still be running get one,
-    and namespaces are always finalized by their controller (represented as a grace of 1)."""
-    if rt.key == ("", "namespaces"):
-        return 1
+    """Seconds of graceful termination: only pods that a kubelet may still be running get one."""
     if rt.key != ("", "pods"):
         return 0
     if not dig(obj, "spec", "nodeName") or dig(obj, "status", "phase") in ("Succeeded", "Failed"):

@@ -373,6 +373,7 @@ class Api:
             nmeta.get("deletionTimestamp")
             and not nmeta.get("finalizers")
             and not nmeta.get("deletionGracePeriodSeconds")
+            and not admission.removed_by_controller(rt)
         ):
             final = self.store.remove(rt.key, new)
             admission.after_delete(self, rt, final)
@@ -431,12 +432,12 @@ class Api:
             # Already terminating: a shorter grace period may still be requested (force delete).
             if grace == 0 and rt.key == ("", "pods") and meta.get("deletionGracePeriodSeconds"):
                 if not meta.get("finalizers"):
-                    return self._remove(rt, old, dry_run)
+                    return self.remove_now(rt, old, dry_run)
                 meta["deletionGracePeriodSeconds"] = 0
                 if not dry_run:
                     return self._present(rt, self.store.put(rt.key, new, old))
             return self._present(rt, old)
-        if grace or finalizers:
+        if grace or finalizers or admission.removed_by_controller(rt):
             meta["finalizers"] = finalizers
             if not finalizers:
                 meta.pop("finalizers")
@@ -450,9 +451,10 @@ class Api:
             stored = self.store.put(rt.key, new, old)
             self._changed()
             return self._present(rt, stored)
-        return self._remove(rt, old, dry_run)
+        return self.remove_now(rt, old, dry_run)
 
-    def _remove(self, rt: ResourceType, old: JSON, dry_run: bool) -> JSON:
+    def remove_now(self, rt: ResourceType, old: JSON, dry_run: bool = False) -> JSON:
+        """Remove without graceful deletion (a finalized namespace, a grace-0 pod)."""
         if dry_run:
             return self._present(rt, old)
         final = self.store.remove(rt.key, old)

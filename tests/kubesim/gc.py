@@ -118,7 +118,7 @@ class NamespaceController(Controller):
             if left:
                 again = 0.2
             elif not space["metadata"].get("finalizers"):
-                self.api._remove(self.api.resource("", "v1", "namespaces"), space, False)
+                self.api.remove_now(self.api.resource("", "v1", "namespaces"), space)
         crd_rt = self.api.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         for crd in store.items(crd_rt.key):
             meta = crd["metadata"]

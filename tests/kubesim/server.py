@@ -190,8 +190,6 @@ class ApiServer:
         verb = self._verb(request, bool(name))
         self._authorize(user, Attributes(verb, namespace or "", group, plural, sub, name))
         ns = namespace or ""
-        if not rt.namespaced and namespace is None and rt.plural == "namespaces":
-            ns = ""
         if verb not in rt.verbs and not sub:
             raise method_not_allowed()
         return await self._resource(request, user, rt, verb, namespace, ns, name, sub)
