@@ -30,10 +30,24 @@ _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def _schema_dir() -> Path:
+    """The 1.32 strict schemas, or the newest strict set this kubernetes-validate ships."""
+    root = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    if (root / SCHEMA_VERSION).is_dir():
+        return root / SCHEMA_VERSION
+
+    def version(path: Path) -> tuple[int, ...]:
+        return tuple(int(p) for p in path.name[1:].split("-")[0].split("."))
+
+    candidates = sorted(root.glob("v*-local-strict"), key=version)
+    if not candidates:
+        raise FileNotFoundError(f"kubernetes-validate ships no strict schemas under {root}")
+    return candidates[-1]
+
+
 @functools.cache
 def _definitions() -> dict[str, JSON]:
-    base = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / SCHEMA_VERSION
-    with open(base / "_definitions.json") as fh:
+    with open(_schema_dir() / "_definitions.json") as fh:
         defs: dict[str, JSON] = json.load(fh)["$defs"]
     return defs
 
