@@ -157,23 +157,29 @@ class Operator:
             return
         if not spec.get("serviceAccountName"):
             await self.ensure_runner_identity(namespace)
+        job = runner_job(body, resolution.flow_name, self.config.runner)
+        if status.get("jobName") != job["metadata"]["name"]:
+            # Pending is written before the Job exists, so the runner's own updates (which can only
+            # start once the Job does) are never overwritten by it.
+            pending = {
+                "phase": status.get("phase") or "Pending",
+                "flow": resolution.flow_name,
+                "jobName": job["metadata"]["name"],
+                "observedGeneration": meta.get("generation"),
+                "conditions": [
+                    succeeded_condition(
+                        "Unknown",
+                        "JobCreated",
+                        f"creating Job {job['metadata']['name']}",
+                        meta.get("generation"),
+                        moment,
+                    )
+                ],
+            }
+            await self.client.patch(FLOWRUNS, name, {"status": pending}, namespace, subresource="status")
         configmap = snapshot_configmap(body, resolution.flow_name, resolution.snapshot)
         await _create_or_adopt(self.client, CONFIGMAPS, configmap, meta["uid"])
-        job = runner_job(body, resolution.flow_name, self.config.runner)
         created = await _create_or_adopt(self.client, JOBS, job, meta["uid"])
-        patch.status["phase"] = status.get("phase") or "Pending"
-        patch.status["flow"] = resolution.flow_name
-        patch.status["jobName"] = job["metadata"]["name"]
-        patch.status["observedGeneration"] = meta.get("generation")
-        patch.status["conditions"] = [
-            succeeded_condition(
-                "Unknown",
-                "JobCreated",
-                f"created Job {job['metadata']['name']}",
-                meta.get("generation"),
-                moment,
-            )
-        ]
         if created:
             metrics.RUNS_STARTED.inc()
             metrics.JOB_CREATION_LATENCY.observe(time.monotonic() - self.first_seen.get(key, time.monotonic()))
@@ -211,15 +217,28 @@ class Operator:
             flowrun = self.cache.flowruns.get(key)
             if flowrun is None or key in self.finalized:
                 return
-            decision = decide(
-                flowrun,
-                self.cache.jobs.get(key),
-                self.cache.pods_of(key),
-                job_seen=key in self.cache.jobs_seen,
-                moment=now_utc(),
-                start_timeout=self.config.pod_start_timeout,
-            )
+            decision = self._decide(key, flowrun)
+            if (decision.status or {}).get("phase") in FINISHED:
+                # Watch streams are independent: the Job's end can arrive before the runner's final
+                # status patch does. Before the operator writes a final state of its own, it reads
+                # the FlowRun afresh and decides again.
+                fresh = await self.client.get_or_none(FLOWRUNS, key[1], key[0])
+                if fresh is None:
+                    return
+                self.cache.put_flowrun(fresh, deleted=False)
+                flowrun = fresh
+                decision = self._decide(key, flowrun)
             await self._apply(key, flowrun, decision)
+
+    def _decide(self, key: Key, flowrun: dict[str, Any]) -> Decision:
+        return decide(
+            flowrun,
+            self.cache.jobs.get(key),
+            self.cache.pods_of(key),
+            job_seen=key in self.cache.jobs_seen,
+            moment=now_utc(),
+            start_timeout=self.config.pod_start_timeout,
+        )
 
     async def _apply(self, key: Key, flowrun: dict[str, Any], decision: Decision) -> None:
         namespace, name = key

@@ -95,6 +95,16 @@ class Cluster:
     sim: Any = None
     operator: OperatorProcess | None = None
 
+    def try_kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run kubectl and return the whole outcome (for commands that are meant to be refused)."""
+        return subprocess.run(
+            ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
     def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> str:
         done = subprocess.run(
             ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
