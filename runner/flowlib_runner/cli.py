@@ -219,5 +219,9 @@ def graph(file: str, fmt: str, flow_name: str | None) -> None:
     click.echo(render(definition, "dot" if fmt == "dot" else "mermaid"), nl=False)
 
 
+from flowlib_runner.cluster_cli import register as _register_cluster_commands  # noqa: E402 (needs main)
+
+_register_cluster_commands(main)
+
 if __name__ == "__main__":  # pragma: no cover - `python -m flowlib_runner.cli`
     main()
