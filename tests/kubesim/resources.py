@@ -175,6 +175,16 @@ def builtin_types() -> list[ResourceType]:
             "authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False, verbs=["create"]
         ),
         _rt("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False, verbs=["create"]),
+        _rt(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+            False,
+        ),
+        _rt(
+            "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", False
+        ),
         _rt("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=["create"]),
     ]
 

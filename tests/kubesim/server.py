@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -23,6 +24,7 @@ from .faults import DROP
 from .meta import timestamp
 from .patch import json_patch, merge_patch, strategic_merge_patch
 from .rbac import RBAC, Attributes, Authorizer, escalation, escalation_message, forbidden_message
+from .webhooks import Webhooks
 
 if TYPE_CHECKING:
     import ssl
@@ -101,6 +103,7 @@ class ApiServer:
         self.faults = faults
         self.kubelet = kubelet
         self.open_watches: set[Watcher] = set()
+        self.webhooks = Webhooks(api)
         self.bookmark_interval = 5.0
         self.request_log: list[tuple[str, str]] = []
         self.log_requests = False
@@ -303,13 +306,25 @@ class ApiServer:
             if rt.group in ("authorization.k8s.io", "authentication.k8s.io"):
                 return self._review(rt, body, user)
             self._no_escalation(user, rt, ns, body)
+            hooked = await self._webhooks(
+                user, rt, "", "CREATE", ns, dry_run, lambda: api.create(rt, ns, body, True, strict)[0]
+            )
             obj, warnings = api.create(rt, ns, body, dry_run, strict)
-            return _json(obj, 201, [] if ignore else warnings)
+            return _json(obj, 201, hooked + ([] if ignore else warnings))
         if verb == "update":
             body = await self._body(request, rt)
             self._no_escalation(user, rt, ns, body)
+            hooked = await self._webhooks(
+                user,
+                rt,
+                sub,
+                "UPDATE",
+                ns,
+                dry_run,
+                lambda: api.update(rt, ns, name, body, sub or None, True, strict)[0],
+            )
             obj, warnings = api.update(rt, ns, name, body, sub or None, dry_run, strict)
-            return _json(obj, 200, [] if ignore else warnings)
+            return _json(obj, 200, hooked + ([] if ignore else warnings))
         if verb == "patch":
             raw = await request.read()
             if rt.group == RBAC and not user.is_admin:
@@ -325,20 +340,24 @@ class ApiServer:
                     q.get("fieldManager"),
                 )
                 self._no_escalation(user, rt, ns, result)
-            obj, warnings = api.patch(
+            ctype = request.headers.get("Content-Type", "")
+            operation = "UPDATE" if api.find(rt, ns, name) is not None else "CREATE"
+            hooked = await self._webhooks(
+                user,
                 rt,
+                sub,
+                operation,
                 ns,
-                name,
-                request.headers.get("Content-Type", ""),
-                raw,
-                sub or None,
                 dry_run,
-                strict,
-                q.get("fieldManager"),
+                lambda: api.patch(rt, ns, name, ctype, raw, sub or None, True, strict, q.get("fieldManager"))[0],
             )
-            return _json(obj, 200, [] if ignore else warnings)
+            obj, warnings = api.patch(rt, ns, name, ctype, raw, sub or None, dry_run, strict, q.get("fieldManager"))
+            return _json(obj, 200, hooked + ([] if ignore else warnings))
         options = await self._delete_options(request)
         if verb == "delete":
+            if self.webhooks.configured():
+                old = api.get(rt, ns, name)
+                await self.webhooks.validate(user, rt, "", "DELETE", None, old, ns, name, dry_run)
             obj = api.delete(rt, ns, name, options, dry_run)
             return _json(obj, 202 if obj["metadata"].get("deletionTimestamp") and api.find(rt, ns, name) else 200)
         if verb == "deletecollection":
@@ -372,6 +391,24 @@ class ApiServer:
             return yaml.safe_load(raw) if "yaml" in ctype else json.loads(raw or b"null")
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"couldn't decode the body: {exc}") from exc
+
+    async def _webhooks(
+        self,
+        user: User,
+        rt: ResourceType,
+        sub: str,
+        operation: str,
+        ns: str,
+        dry_run: bool,
+        preview: Callable[[], JSON],
+    ) -> list[str]:
+        """Run validating webhooks on what the request would store (computed with a dry run)."""
+        if not self.webhooks.configured():
+            return []
+        obj = preview()
+        meta = obj.get("metadata") or {}
+        old = self.api.find(rt, ns, meta.get("name", "")) if operation == "UPDATE" else None
+        return await self.webhooks.validate(user, rt, sub, operation, obj, old, ns, meta.get("name", ""), dry_run)
 
     def _no_escalation(self, user: User, rt: ResourceType, ns: str, body: Any) -> None:
         """RBAC escalation prevention: a role may only grant what its author holds (or the author has
