@@ -323,18 +323,10 @@ def test_job_active_deadline(sim: Simulator) -> None:
     eventually(lambda: not raw.get(f"{PODS}?labelSelector=job-name%3Dslow").body["items"])
 
 
-def test_indexed_job_and_ttl_after_finished(sim: Simulator) -> None:
+def test_indexed_job(sim: Simulator) -> None:
     raw = Raw(sim)
     raw.post(
-        JOB,
-        job(
-            "idx",
-            "echo index-$JOB_COMPLETION_INDEX",
-            completions=3,
-            parallelism=3,
-            completionMode="Indexed",
-            ttlSecondsAfterFinished=1,
-        ),
+        JOB, job("idx", "echo index-$JOB_COMPLETION_INDEX", completions=3, parallelism=3, completionMode="Indexed")
     )
     sim.kubectl("wait", "--for=condition=Complete", "job/idx", "--timeout=30s")
     body = raw.get(f"{JOB}/idx").body
@@ -343,8 +335,15 @@ def test_indexed_job_and_ttl_after_finished(sim: Simulator) -> None:
     logs = sorted(raw.get(f"{PODS}/{p['metadata']['name']}/log").raw.decode() for p in pods)
     assert logs == ["index-0\n", "index-1\n", "index-2\n"]
     assert {p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] for p in pods} == {"0", "1", "2"}
-    eventually(lambda: raw.get(f"{JOB}/idx").status == 404, 10)
-    eventually(lambda: not raw.get(f"{PODS}?labelSelector=job-name%3Didx").body["items"], 10)
+
+
+def test_ttl_after_finished_deletes_the_job_and_its_pods(sim: Simulator) -> None:
+    raw = Raw(sim)
+    raw.post(JOB, job("ttl", "echo done", ttlSecondsAfterFinished=0))
+    eventually(lambda: raw.get(f"{JOB}/ttl").status == 404, 20)
+    eventually(lambda: not raw.get(f"{PODS}?labelSelector=job-name%3Dttl").body["items"], 20)
+    events = raw.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dttl").body["items"]
+    assert "Completed" in {e["reason"] for e in events}  # it finished before the TTL removed it
 
 
 def test_job_template_is_immutable_and_restart_policy_validated(sim: Simulator) -> None:
