@@ -5,7 +5,12 @@ from __future__ import annotations
 import importlib
 import sys
 
-SCRIPTS = ["benchmarks.flowlib_bench", "benchmarks.loader_bench", "benchmarks.runner_bench"]
+SCRIPTS = [
+    "benchmarks.flowlib_bench",
+    "benchmarks.loader_bench",
+    "benchmarks.runner_bench",
+    "benchmarks.operator_bench",
+]
 
 
 def main() -> int:

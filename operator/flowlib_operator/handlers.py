@@ -176,9 +176,14 @@ class Operator:
                     )
                 ],
             }
-            await self.client.patch(FLOWRUNS, name, {"status": pending}, namespace, subresource="status")
+            status_written: Any = self.client.patch(
+                FLOWRUNS, name, {"status": pending}, namespace, subresource="status"
+            )
+        else:
+            status_written = asyncio.sleep(0)
         configmap = snapshot_configmap(body, resolution.flow_name, resolution.snapshot)
-        await _create_or_adopt(self.client, CONFIGMAPS, configmap, meta["uid"])
+        # Both must exist before the Job (the pod mounts the snapshot), neither depends on the other.
+        await asyncio.gather(status_written, _create_or_adopt(self.client, CONFIGMAPS, configmap, meta["uid"]))
         created = await _create_or_adopt(self.client, JOBS, job, meta["uid"])
         if created:
             metrics.RUNS_STARTED.inc()
