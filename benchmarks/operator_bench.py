@@ -49,6 +49,16 @@ def peak_rss_mib(pid: int) -> float:
     raise RuntimeError("VmHWM missing")
 
 
+def resource_of(method: str, path: str) -> str:
+    """``flowruns``, ``flowruns/status``, ``jobs``... from a request path."""
+    parts = path.split("?", maxsplit=1)[0].strip("/").split("/")
+    if method == "POST":
+        return parts[-1]
+    if parts[-1] == "status":
+        return f"{parts[-3]}/status"
+    return parts[-2]
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -152,26 +162,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.runs} FlowRuns of a 3-node flow, submitted at once, on the simulator (twice: see the docstring)")
     print(f"  finished: {len(to_done)}/{args.runs}")
     if to_job:
-        print(
-            f"  create -> Job:        median {statistics.median(to_job):.3f}s  p95 {percentile(to_job, 0.95):.3f}s (target median < 0.5s)"
-        )
+        median, p95 = statistics.median(to_job), percentile(to_job, 0.95)
+        print(f"  create -> Job:        median {median:.3f}s  p95 {p95:.3f}s (target median < 0.5s)")
     if to_done:
-        print(
-            f"  create -> Succeeded:  median {statistics.median(to_done):.2f}s  p95 {percentile(to_done, 0.95):.2f}s  last {max(to_done):.2f}s"
-        )
+        median, p95 = statistics.median(to_done), percentile(to_done, 0.95)
+        print(f"  create -> Succeeded:  median {median:.2f}s  p95 {p95:.2f}s  last {max(to_done):.2f}s")
     print(f"  operator peak RSS:    {rss:.1f} MiB (target < 150 MiB)")
     kinds: dict[str, int] = {}
     for method, path in writes:
-        resource = (
-            path.split("?")[0].split("/")[-1]
-            if method == "POST"
-            else path.split("?")[0].split("/")[-2] + ("/status" if path.split("?")[0].endswith("/status") else "")
-        )
-        kinds[f"{method} {resource}"] = kinds.get(f"{method} {resource}", 0) + 1
+        kind = f"{method} {resource_of(method, path)}"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    per_run_all = len(ours) / args.runs
+    print(f"  API writes/run (operator + runner): {per_run_writes:.1f} (target <= 12); all requests: {per_run_all:.1f}")
     print(
-        f"  API writes per run (operator + runner): {per_run_writes:.1f} (target <= 12); all requests per run: {len(ours) / args.runs:.1f}"
+        "  writes by kind: " + json.dumps({k: round(v / args.runs, 2) for k, v in sorted(kinds.items())}) + " per run"
     )
-    print("  writes by kind: " + json.dumps(dict(sorted(kinds.items(), key=lambda kv: -kv[1]))))
     ok = (
         bool(to_job)
         and statistics.median(to_job) < 0.5
