@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from flowlib_runner.cluster.api import ClusterApi, _Call
+from flowlib_runner.cluster.render import human_age, node_tree
+from flowlib_runner.kube.client import FLOWRUNS, PODS, ApiError
 
 from .conftest import Cluster, flow, flowrun
 
@@ -151,7 +154,9 @@ def test_submit_from_a_file_embeds_the_flow_and_prints_the_name(
     path = tmp_path / "greeter.yaml"
     path.write_text(yaml.safe_dump(manifest))
     done = flowctl(
-        cluster, "submit", str(path), "-n", namespace, "-p", "name=Ada", "--output", "greet", "--name", "greet-1"
+        cluster,
+        *("submit", str(path), "-n", namespace, "-p", "name=Ada", "--output", "greet", "--name", "greet-1"),
+        *("--input", '{"seed": 1}', "--timeout", "10m", "--retries", "2"),
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "greet-1"
@@ -161,6 +166,7 @@ def test_submit_from_a_file_embeds_the_flow_and_prints_the_name(
     body = cluster.get("flowrun", "greet-1", namespace)
     assert body is not None and "flowRef" not in body["spec"]
     assert body["spec"]["flow"]["nodes"]["greet"]["run"] == {"python": "'Hello, ' + params['name']"}
+    assert (body["spec"]["input"], body["spec"]["timeout"], body["spec"]["retries"]) == ({"seed": 1}, "10m", 2)
     assert cluster.get("flow", "greeter", namespace) is None  # nothing but the FlowRun was created
     again = flowctl(cluster, "submit", str(path), "-n", namespace, "--name", "greet-1")
     assert again.returncode == 3
@@ -273,7 +279,7 @@ def test_status_prints_the_node_tree_and_json(cluster: Cluster, namespace: str) 
     assert 'Output:     {"x": 42}' in lines
     header = next(i for i, line in enumerate(lines) if line.startswith("NODE"))
     rows = {line.split()[0]: line for line in lines[header + 1 :] if line.strip()}
-    names = [line.split("   ")[0] for line in lines[header + 1 :]]
+    names = [line[: lines[header].index("PHASE")].rstrip() for line in lines[header + 1 :]]
     assert names.index("sub") + 1 == names.index("  double")  # the sub-flow's node, nested under it
     assert "3/3" in rows["pool"]  # item counts
     assert rows["double"].split()[1:4] == ["Succeeded", "1", "1"]  # phase, visits, attempts
@@ -284,7 +290,9 @@ def test_status_prints_the_node_tree_and_json(cluster: Cluster, namespace: str) 
 def test_cancel_waits_for_the_cancelled_phase(cluster: Cluster, namespace: str) -> None:
     sleep_long = "import asyncio\nasync def exec(p):\n    await asyncio.sleep(60)"
     cluster.apply(namespace, slow_flow("long", sleep_long), flowrun("long-1", "long"))
-    cluster.wait_for("the slow node running", lambda: cluster.run_status("long-1", namespace).get("currentNode") == "slow")
+    cluster.wait_for(
+        "the slow node running", lambda: cluster.run_status("long-1", namespace).get("currentNode") == "slow"
+    )
     done = flowctl(cluster, "cancel", "long-1", "-n", namespace, "--wait")
     assert done.returncode == 130, done.stderr
     assert "cancel requested" in done.stdout
@@ -343,3 +351,42 @@ def test_forbidden_says_which_permission_is_missing(simulator_only: Cluster, nam
     assert done.returncode == 3
     assert f'forbidden: you may not list flowruns.flowlib.dev in namespace "{namespace}"' in done.stderr
     assert 'verb "list" on resource "flowruns" in API group "flowlib.dev"' in done.stderr
+
+
+# -- the pieces without a cluster ---------------------------------------------------------------
+
+
+def test_node_tree_nests_sub_flow_nodes_even_when_the_parent_row_is_missing() -> None:
+    nodes: dict[str, dict[str, Any]] = {
+        "a": {"phase": "Succeeded", "visits": 2, "attempts": 1, "durationSeconds": 0.5},
+        "outer/inner/leaf": {"phase": "Running", "visits": 1, "attempts": 3},
+        "pool": {"phase": "Failed", "items": {"total": 4, "done": 4, "failed": 1}},
+        "outer/x": {"phase": "Succeeded"},
+    }
+    rows = node_tree(nodes, current="outer/inner/leaf")
+    names = [row[: rows[0].index("PHASE")].rstrip() for row in rows[1:]]
+    assert names == ["a", "outer", "  inner", "    leaf *", "  x", "pool"]
+    assert "4/4 (1 failed)" in rows[-1]
+    assert rows[1].split() == ["a", "Succeeded", "2", "1", "0.50s"]
+
+
+def test_human_age_reads_like_kubectl() -> None:
+    assert [human_age(s) for s in (5, 119, 130, 600, 3 * 3600 + 60, 50 * 3600, 9 * 86400)] == [
+        "5s",
+        "119s",
+        "2m10s",
+        "10m",
+        "3h1m",
+        "2d2h",
+        "9d",
+    ]
+
+
+def test_errors_name_the_missing_permission_and_the_missing_crd() -> None:
+    api = ClusterApi(client=None, namespace="team", prog="kubectl flow")  # type: ignore[arg-type]
+    refused = api._explain(_Call("get", PODS, "log"), ApiError(403, "Forbidden", "no"), "team", "p")
+    assert 'verb "get" on resource "pods/log" in the core API group' in refused.message
+    gone = api._explain(_Call("get", FLOWRUNS), ApiError(404, "NotFound", "x", {"details": {"name": "r"}}), "team", "r")
+    assert gone.message.endswith("kubectl flow list -n team (or kubectl flow list -A for every namespace)")
+    no_crd = ApiError(404, "NotFound", "the server could not find the requested resource", {"details": {}})
+    assert "CRDs are not installed" in api._explain(_Call("get", FLOWRUNS), no_crd, "team", "r").message

@@ -83,7 +83,8 @@ class LogFollower:
         pods = await self.api.run_pods(self.run)
         started = [p for p in pods if has_started(p)]
         if not started:
-            self._say(self._waiting_text(flowrun.get("status") or {}, pods, ended=False))
+            status = flowrun.get("status") or {}
+            self._say(self._waiting_text(status, pods, ended=status.get("phase") in FINISHED_PHASES))
         for pod in started:
             await self._stream(pod, pods, follow=False)
         return flowrun
@@ -177,7 +178,9 @@ class LogFollower:
     def _waiting_text(self, status: dict[str, Any], pods: list[dict[str, Any]], *, ended: bool) -> str:
         phase = status.get("phase") or "Pending"
         message = status.get("message")
-        if ended:
+        if ended and not pods and status.get("podName"):
+            text = f"the run ended ({phase}) and its runner pods are gone (deleted with its Job): no log is left"
+        elif ended:
             text = f"the run ended ({phase}) before any runner pod wrote a line"
         elif pods:
             pod = pods[-1]

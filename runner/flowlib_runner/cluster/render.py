@@ -157,7 +157,7 @@ def status_report(flowrun: dict[str, Any], now: datetime | None = None) -> list[
     if status.get("duration"):
         lines.append(f"Duration:   {status['duration']}")
     elif started is not None:
-        lines.append(f"Running for {human_age(((completed or now) - started).total_seconds())}")
+        lines.append(f"Elapsed:    {human_age(((completed or now) - started).total_seconds())}")
     if status.get("jobName"):
         pod = f", pod {status['podName']}" if status.get("podName") else ""
         attempt = f" (attempt {status['attempt']})" if status.get("attempt") else ""
