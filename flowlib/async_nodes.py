@@ -93,7 +93,8 @@ class AsyncNode(Node):
             else:
                 if stats is not None:
                     stats.done += 1
-                    stats.report()
+                    if stats.done + stats.failed >= stats.next_report:
+                        stats.report()
                 return result
         return None
 
@@ -122,15 +123,17 @@ def _batch_stats(items: Any) -> tuple[RunContext | None, _ItemStats | None]:
 
 
 class AsyncBatchNode(AsyncNode, BatchNode):
-    """Runs ``exec_async`` once per item, one item after another."""
+    """Runs ``exec_async`` once per item, one item after another.
+
+    Async batches do not poll the cancel token per item: a run given a token cancels its task the
+    moment the token flips, which stops the item in flight and everything after it.
+    """
 
     async def _exec(self, items: Iterable[Any]) -> list[Any]:  # type: ignore[override]
         ctx, stats = _batch_stats(items)
-        check = ctx is not None and ctx.cancel is not None
+        check_cancelled(ctx)
         results = []
         for index, item in enumerate(items):
-            if check:
-                check_cancelled(ctx)
             results.append(await self._exec_item_async(item, index, stats))
         if stats is not None:
             stats.flush()
@@ -180,7 +183,6 @@ class WorkerPoolBatchNode(AsyncNode, BatchNode):
     async def _exec(self, items: Iterable[Any] | AsyncIterable[Any]) -> list[Any]:  # type: ignore[override]
         ctx, stats = _batch_stats(items)
         check_cancelled(ctx)
-        check = ctx is not None and ctx.cancel is not None
         results: list[Any] = []
         run_item = self._exec_item_async
         workers = self.max_parallel
@@ -194,8 +196,6 @@ class WorkerPoolBatchNode(AsyncNode, BatchNode):
 
             async def async_worker() -> None:
                 while True:
-                    if check:
-                        check_cancelled(ctx)
                     async with lock:
                         try:
                             item = await anext(source)
@@ -216,8 +216,6 @@ class WorkerPoolBatchNode(AsyncNode, BatchNode):
             # No await between next() and append(): workers share one event loop thread, so
             # claiming an index is atomic without a lock.
             for item in iterator:
-                if check:
-                    check_cancelled(ctx)
                 index = len(results)
                 results.append(None)
                 results[index] = await run_item(item, index, stats)

@@ -15,13 +15,15 @@ class CancelToken:
     (for example a signal handler) and cannot be reset: a cancelled run stays cancelled.
     """
 
-    __slots__ = ("_callbacks", "_event", "_lock", "reason")
+    __slots__ = ("_callbacks", "_event", "_lock", "is_set", "reason")
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
         self.reason: str | None = None
+        # A plain attribute mirror of the event, read between nodes and items: hot loops check it.
+        self.is_set = False
 
     @property
     def cancelled(self) -> bool:
@@ -34,6 +36,7 @@ class CancelToken:
             if self._event.is_set():
                 return
             self.reason = reason
+            self.is_set = True
             self._event.set()
             callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:

@@ -34,23 +34,20 @@ class RunContext:
 
 
 class Frame:
-    """One flow walk: the frame of the enclosing walk and the node this walk is running now."""
+    """One flow walk: the path of the node that runs the walk, and the node it is running now.
 
-    __slots__ = ("node", "parent")
+    ``prefix`` is computed once, when the walk starts (its enclosing node does not change while it
+    runs), so a node's path costs one tuple per step rather than a walk up the chain.
+    """
+
+    __slots__ = ("node", "prefix")
 
     def __init__(self, parent: Frame | None) -> None:
-        self.parent = parent
+        self.prefix: Path = parent.path() if parent is not None else ()
         self.node: Any = None
 
     def path(self) -> Path:
-        names: list[str] = []
-        frame: Frame | None = self
-        while frame is not None:
-            if frame.node is not None:
-                names.append(node_name(frame.node))
-            frame = frame.parent
-        names.reverse()
-        return tuple(names)
+        return self.prefix if self.node is None else (*self.prefix, node_name(self.node))
 
 
 RUN_CONTEXT: ContextVar[RunContext | None] = ContextVar("flowlib_run_context", default=None)

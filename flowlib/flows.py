@@ -14,7 +14,7 @@ import warnings
 from typing import Any
 
 from .async_nodes import AsyncNode
-from .context import FRAME, RUN_CONTEXT, Frame, RunContext, current_path
+from .context import FRAME, RUN_CONTEXT, Frame, RunContext
 from .copying import PLAIN_CLASSES, shallow_copy
 from .errors import MaxStepsExceeded
 from .events import NodeCancelled, NodeFailed, NodeFinished, NodeStarted
@@ -69,7 +69,7 @@ class Flow(BaseNode):
                 curr.set_params(p)
                 frame.node = curr
                 if observer is not None:
-                    last_action = _run_observed(curr, shared, ctx)  # type: ignore[arg-type]
+                    last_action = _run_observed(curr, shared, ctx, (*frame.prefix, node_name(curr)))  # type: ignore[arg-type]
                 else:
                     last_action = curr._run(shared)
                 nxt = self.get_next_node(curr, last_action)
@@ -92,8 +92,7 @@ class Flow(BaseNode):
         return exec_res
 
 
-def _run_observed(node: BaseNode, shared: Any, ctx: RunContext) -> Any:
-    path = current_path()
+def _run_observed(node: BaseNode, shared: Any, ctx: RunContext, path: tuple[str, ...]) -> Any:
     ctx.emit(NodeStarted(path, type(node).__name__))
     started = time.perf_counter()
     try:
@@ -145,7 +144,8 @@ class AsyncFlow(Flow, AsyncNode):
                 curr.set_params(p)
                 frame.node = curr
                 if observer is not None:
-                    last_action = await _run_observed_async(curr, shared, ctx)  # type: ignore[arg-type]
+                    path = (*frame.prefix, node_name(curr))
+                    last_action = await _run_observed_async(curr, shared, ctx, path)  # type: ignore[arg-type]
                 elif isinstance(curr, AsyncNode):
                     last_action = await curr._run_async(shared)
                 else:
@@ -164,8 +164,7 @@ class AsyncFlow(Flow, AsyncNode):
         return exec_res
 
 
-async def _run_observed_async(node: BaseNode, shared: Any, ctx: RunContext) -> Any:
-    path = current_path()
+async def _run_observed_async(node: BaseNode, shared: Any, ctx: RunContext, path: tuple[str, ...]) -> Any:
     ctx.emit(NodeStarted(path, type(node).__name__))
     started = time.perf_counter()
     try:

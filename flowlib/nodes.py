@@ -113,10 +113,13 @@ class _ItemStats:
         self.next_report = 0
 
     def report(self) -> None:
+        """Report if this count is due. Callers may skip the call while ``finished < next_report``."""
         finished = self.done + self.failed
         if finished > self.EVERY_ITEM and finished < self.next_report and finished != self.total:
             return
-        self.next_report = finished + self.step
+        self.next_report = finished + (1 if finished < self.EVERY_ITEM else self.step)
+        if self.total is not None and finished < self.total:
+            self.next_report = min(self.next_report, self.total)
         self._emit(finished)
 
     def flush(self) -> None:
@@ -240,7 +243,7 @@ def _sleep(seconds: float) -> None:
 
 def check_cancelled(ctx: RunContext | None) -> None:
     """Raise :class:`Cancelled` if the run's token has been cancelled."""
-    if ctx is not None and ctx.cancel is not None and ctx.cancel.cancelled:
+    if ctx is not None and ctx.cancel is not None and ctx.cancel.is_set:
         raise Cancelled(ctx.cancel.reason or "run cancelled")
 
 
