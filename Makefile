@@ -4,12 +4,17 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help venv run test lint typecheck unit bench crds clean
+.PHONY: help venv run run-flowlib test lint typecheck unit bench crds crds-check sim image deploy e2e clean
 
 help:
-	@echo "make run    - run an example flow locally (sets itself up)"
-	@echo "make test   - lint, type-check and run the whole test suite (sets itself up)"
-	@echo "make bench  - run the benchmarks and print ratios against PocketFlow"
+	@echo "make run     - run an example flow locally with flowctl (sets itself up)"
+	@echo "make test    - lint, type-check and run the whole test suite (sets itself up)"
+	@echo "make bench   - run the benchmarks (ratios against baselines measured in the same run)"
+	@echo "make crds    - regenerate crds/ from the pydantic models"
+	@echo "make sim     - start the Kubernetes API simulator (kubeconfig in .sim/kubeconfig)"
+	@echo "make image   - build the operator/runner image (docker or podman)"
+	@echo "make deploy  - kubectl apply -k deploy/ to the current cluster"
+	@echo "make e2e     - kind cluster, image, deploy, operator scenarios, teardown (needs Docker)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +26,9 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: venv
+	$(BIN)/flowctl run examples/map-reduce.yaml
+
+run-flowlib: venv
 	$(BIN)/python examples/hello_flowlib.py
 
 lint: venv
@@ -38,5 +46,24 @@ test: lint typecheck unit
 bench: venv
 	$(BIN)/python -m benchmarks
 
+crds: venv
+	$(BIN)/python -m flowlib_operator.crdgen --dir crds
+
+crds-check: venv
+	$(BIN)/python -m flowlib_operator.crdgen --dir crds --check
+
+sim: venv
+	@mkdir -p .sim
+	$(BIN)/python -m tests.kubesim --kubeconfig .sim/kubeconfig
+
+image:
+	bash hack/image.sh
+
+deploy:
+	kubectl apply -k deploy/
+
+e2e: venv
+	bash hack/e2e-kind.sh
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .sim
