@@ -246,6 +246,10 @@ def test_logs_follow_continues_on_the_retried_pod(simulator_only: Cluster, names
     starts = [line for line in live.out if node_line("early")(line)]
     assert len(starts) >= 2, live.out  # the early node ran in both pods, and both were followed
     assert any(node_line("late")(line) for line in live.out)
+    once = flowctl(cluster, "logs", "retried-1", "-n", namespace)  # without -f: every attempt, announced
+    assert once.returncode == 0
+    assert f"attempt 1: pod {first}" in once.stderr and f"attempt 2: pod {status['podName']}" in once.stderr
+    assert once.stdout.splitlines() == live.out
 
 
 def test_status_prints_the_node_tree_and_json(cluster: Cluster, namespace: str) -> None:

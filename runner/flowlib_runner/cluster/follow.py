@@ -73,7 +73,7 @@ class LogFollower:
     printed: dict[str, int] = field(default_factory=dict)
     """Lines printed per pod: a dropped stream resumes after them instead of repeating them."""
     finished_pods: set[str] = field(default_factory=set)
-    _last_note: str | None = None
+    _said: set[str] = field(default_factory=set)
 
     # -- one-shot (`flowctl logs RUN`) ------------------------------------------------------------
 
@@ -86,7 +86,7 @@ class LogFollower:
             status = flowrun.get("status") or {}
             self._say(self._waiting_text(status, pods, ended=status.get("phase") in FINISHED_PHASES))
         for pod in started:
-            await self._stream(pod, pods, follow=False)
+            await self._stream(pod, pods, follow=False, announce=len(started) > 1)
         return flowrun
 
     # -- following (`flowctl logs -f RUN`, `submit --follow`) -----------------------------------
@@ -138,7 +138,9 @@ class LogFollower:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(work, seconds)
 
-    async def _stream(self, pod: dict[str, Any], pods: list[dict[str, Any]], *, follow: bool) -> None:
+    async def _stream(
+        self, pod: dict[str, Any], pods: list[dict[str, Any]], *, follow: bool, announce: bool = False
+    ) -> None:
         """Print the pod's log (following it when asked) until its container is over.
 
         Marks the pod finished when it will write nothing more; a stream dropped while the
@@ -147,7 +149,7 @@ class LogFollower:
         name = pod["metadata"]["name"]
         if name not in self.printed:
             attempt = next((i for i, p in enumerate(pods, 1) if p["metadata"]["name"] == name), len(pods))
-            if self.printed or attempt > 1:
+            if announce or self.printed or attempt > 1:
                 self._say(f"attempt {attempt}: pod {name}")
             self.printed[name] = 0
         while True:
@@ -190,6 +192,7 @@ class LogFollower:
         return f"{text}: {message}" if message else text
 
     def _say(self, text: str) -> None:
-        if text != self._last_note:
-            self._last_note = text
+        """Each distinct note once: a pod flapping between ErrImagePull and ImagePullBackOff is no news."""
+        if text not in self._said:
+            self._said.add(text)
             self.note(text)
