@@ -27,6 +27,10 @@ class Image:
     working_dir: str = ""
     user: int = 0  # the image's USER (numeric); securityContext.runAsUser overrides it
     group: int = 0
+    # Host paths this image "ships": the launcher makes them reachable for any user, as files in a
+    # real image are, even when a parent directory on this machine is private (a pyenv Python
+    # under /root, mode 700). Nothing else of that parent becomes visible.
+    ships: list[str] = field(default_factory=list)
 
 
 def venv_bin() -> str:
@@ -34,12 +38,18 @@ def venv_bin() -> str:
     return str(Path(sys.executable).parent)
 
 
+def python_install() -> list[str]:
+    """Where the simulator's own interpreter lives: what a Python image would ship."""
+    return sorted({sys.base_prefix, sys.prefix})
+
+
 def default_images() -> dict[str, Image]:
     py_path = [venv_bin(), *SYSTEM_PATH]
-    python = Image(path=py_path, env={"PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}, cmd=["python3"])
-    shell = Image(path=py_path, cmd=["sh"])
+    ships = python_install()
+    python = Image(path=py_path, env={"PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}, cmd=["python3"], ships=ships)
+    shell = Image(path=py_path, cmd=["sh"], ships=ships)
     return {
-        "*flowlib*": Image(path=py_path, env={"PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}),
+        "*flowlib*": Image(path=py_path, env={"PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}, ships=ships),
         "python": python,
         "python:*": python,
         "busybox": shell,

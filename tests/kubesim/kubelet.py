@@ -382,6 +382,7 @@ class PodRuntime:
             "mounts": mounts,
             "workingDir": spec.get("workingDir") or image.working_dir,
             "user": self._user(container, image),
+            "ships": list(image.ships),
             "startErrorFile": str(work / "start-error"),
             "netnsFd": self.net.fd if self.net is not None else None,
             "terminationFile": str(term),

@@ -56,6 +56,9 @@ def _enter(spec: dict[str, Any]) -> None:
         os.close(spec["netnsFd"])
     _check(libc.unshare(CLONE_NEWNS), "unshare")
     _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    if spec.get("user") is not None:
+        for shipped in spec.get("ships") or []:
+            _ship(libc, shipped)
     # Descriptors must be opened inside the new namespace: a bind source from another mount
     # namespace is refused (EINVAL).
     held = [os.open(m["source"], os.O_PATH) for m in mounts]
@@ -74,6 +77,30 @@ def _enter(spec: dict[str, Any]) -> None:
     if spec.get("workingDir"):
         os.makedirs(spec["workingDir"], exist_ok=True)
         os.chdir(spec["workingDir"])
+
+
+def _ship(libc: Any, path: str) -> None:
+    """Make ``path`` reachable for a non-root user, as a file inside an image is.
+
+    On this machine a shipped path may sit below a directory others cannot enter (``/root``, mode
+    700). Inside the container's own mount namespace, that directory is covered with an empty,
+    world-traversable tmpfs and only ``path``'s branch is bound back into it: the container sees
+    the interpreter, and nothing else that the host keeps private.
+    """
+    current = "/"
+    for part in [p for p in path.split("/") if p]:
+        child = os.path.join(current, part)
+        if not os.stat(current).st_mode & 0o001:
+            branch = os.open(child, os.O_PATH)
+            _check(libc.mount(b"tmpfs", current.encode(), b"tmpfs", 0, b"mode=755"), f"cover {current}")
+            os.makedirs(child, exist_ok=True)
+            _check(
+                libc.mount(f"/proc/self/fd/{branch}".encode(), child.encode(), None, MS_BIND | MS_REC, None),
+                f"ship {child}",
+            )
+            os.close(branch)
+            return
+        current = child
 
 
 if __name__ == "__main__":
