@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help venv run run-flowlib test lint typecheck unit bench crds crds-check sim image deploy e2e clean
+.PHONY: help venv run run-flowlib test lint typecheck unit bench crds crds-check docs sim image deploy e2e clean
 
 help:
 	@echo "make run     - run an example flow locally with flowctl (sets itself up)"
@@ -13,7 +13,8 @@ help:
 	@echo "make crds    - regenerate crds/ from the pydantic models"
 	@echo "make sim     - start the Kubernetes API simulator (kubeconfig in .sim/kubeconfig)"
 	@echo "make image   - build the operator/runner image (docker or podman)"
-	@echo "make deploy  - kubectl apply -k deploy/ to the current cluster"
+	@echo "make deploy  - install deploy/ (CRDs first) into the current cluster; DIR=deploy/overlays/... for another"
+	@echo "make docs    - regenerate docs/reference.md from the CRDs"
 	@echo "make e2e     - kind cluster, image, deploy, operator scenarios, teardown (needs Docker)"
 
 $(STAMP): pyproject.toml
@@ -60,7 +61,10 @@ image:
 	bash hack/image.sh
 
 deploy:
-	kubectl apply -k deploy/
+	bash hack/deploy.sh $(or $(DIR),deploy)
+
+docs: venv
+	$(BIN)/python hack/gen_reference.py
 
 e2e: venv
 	bash hack/e2e-kind.sh
