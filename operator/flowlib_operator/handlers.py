@@ -31,6 +31,7 @@ from flowlib_runner.kube.events import post_event
 from flowlib_runner.resources import API_GROUP, API_VERSION
 
 from flowlib_operator import metrics
+from flowlib_operator.admission import flow_problems, flowrun_problems, spec_changed
 from flowlib_operator.cache import ClusterCache, Key
 from flowlib_operator.jobspec import RunnerSettings, runner_job, snapshot_configmap
 from flowlib_operator.naming import LABEL_MANAGED_BY, MANAGED_BY, RUNNER_SERVICE_ACCOUNT, job_name
@@ -58,6 +59,8 @@ class OperatorConfig:
     runner: RunnerSettings
     pod_start_timeout: float = 120.0
     resync_interval: float = 10.0
+    webhook_port: int = 0
+    webhook_tls_dir: str | None = None
 
 
 @dataclass
@@ -350,6 +353,16 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
         settings.posting.enabled = False  # we post our own, meaningful Events
         settings.watching.server_timeout = 300
         settings.networking.error_backoffs = [1, 2, 5, 10, 20]
+        if op.config.webhook_port:
+            tls = op.config.webhook_tls_dir
+            # kopf re-reads the files when they change (cert-manager renewals). The webhook
+            # configuration itself is static (deploy/overlays/webhook), so kopf does not manage it.
+            settings.admission.server = kopf.WebhookServer(
+                addr="0.0.0.0",
+                port=op.config.webhook_port,
+                certfile=f"{tls}/tls.crt" if tls else None,
+                pkeyfile=f"{tls}/tls.key" if tls else None,
+            )
         background.append(asyncio.create_task(op.resync_forever(), name="flowlib-resync"))
 
     @kopf.on.cleanup(registry=registry)
@@ -366,6 +379,20 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
     @kopf.on.resume(group, version, "flows", registry=registry)
     async def flow_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         await op.validate_flow(dict(body), patch)
+
+    if op.config.webhook_port:
+        # kopf refuses to start with admission handlers and no admission server: only with the flag.
+
+        @kopf.on.validate(group, version, "flows", id="validate-flow", registry=registry)
+        def validate_flow_at_the_door(body: kopf.Body, **kwargs: Any) -> None:
+            if spec_changed(kwargs.get("old"), body):  # kopf passes the old object as `old` on updates
+                _refuse(flow_problems(body), "Flow")
+
+        @kopf.on.validate(group, version, "flowruns", id="validate-flowrun", operations=["CREATE"], registry=registry)
+        def validate_flowrun_at_the_door(body: kopf.Body, **_: Any) -> None:
+            _refuse(flowrun_problems(body), "FlowRun")
+
+        del validate_flow_at_the_door, validate_flowrun_at_the_door
 
     @kopf.on.event(group, version, "flowruns", registry=registry)
     async def flowrun_event(body: kopf.Body, type: str | None, **_: Any) -> None:
@@ -399,6 +426,12 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
 
     del login, configure, stop, flow_changed, flowrun_event, flowrun_created, flowrun_cancel, job_event, pod_event
     _ = RUNNER_SERVICE_ACCOUNT
+
+
+def _refuse(problems: list[str], kind: str) -> None:
+    if problems:
+        metrics.INVALID_DEFINITIONS.labels(kind=kind).inc()
+        raise kopf.AdmissionError(f"invalid {kind}: " + "; ".join(problems), code=422)
 
 
 async def _reconcile_quietly(op: Operator, key: Key) -> None:

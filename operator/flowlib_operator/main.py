@@ -61,6 +61,15 @@ DEFAULT_IMAGE = f"ghcr.io/flowlib/flowlib-operator:{__version__}"
 @click.option(
     "--metrics-port", type=int, default=8080, help="Port of the Prometheus /metrics endpoint; 0 turns it off."
 )
+@click.option(
+    "--webhook-port", type=int, default=0, help="Serve the validating admission webhook on this port; 0 turns it off."
+)
+@click.option(
+    "--webhook-tls-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory with the webhook's tls.crt and tls.key (a mounted Secret); without it kopf self-signs.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="More logs.")
 @click.option("--debug", is_flag=True, help="Even more logs, including every API request.")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
@@ -79,6 +88,8 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
     pod_start_timeout: float,
     resync_interval: float,
     metrics_port: int,
+    webhook_port: int,
+    webhook_tls_dir: str | None,
     verbose: bool,
     debug: bool,
     quiet: bool,
@@ -94,6 +105,8 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
         runner=RunnerSettings(image=runner_image, image_pull_policy=runner_pull_policy),
         pod_start_timeout=pod_start_timeout,
         resync_interval=resync_interval,
+        webhook_port=webhook_port,
+        webhook_tls_dir=webhook_tls_dir,
     )
     client = KubeClient(
         load_config(kubeconfig), on_retry=metrics.count_retry, user_agent=f"flowlib-operator/{__version__}"

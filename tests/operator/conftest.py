@@ -37,6 +37,7 @@ class OperatorProcess:
     kubeconfig: Path
     log_path: Path
     extra_args: list[str] = field(default_factory=list)
+    scope: list[str] = field(default_factory=lambda: ["--all-namespaces"])
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -49,7 +50,7 @@ class OperatorProcess:
         self.process = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "flowlib-operator"),
-                "--all-namespaces",
+                *self.scope,
                 "--standalone",
                 "--runner-image",
                 RUNNER_IMAGE,

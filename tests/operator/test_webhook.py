@@ -1,0 +1,137 @@
+"""The validating admission webhook refuses invalid definitions at ``kubectl apply``.
+
+A second operator process serves the webhook (it watches an empty namespace, so it never acts on
+runs); the ValidatingWebhookConfiguration applies to this test's namespace only, through a label.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from .conftest import Cluster, OperatorProcess, flow, flowrun
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def guarded_namespace(simulator_only: Cluster, namespace: str, tmp_path: Path) -> Iterator[str]:
+    cluster = simulator_only
+    assert cluster.operator is not None
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    cert.private_key_pem.write_to_path(str(tls / "tls.key"))
+    cert.cert_chain_pems[0].write_to_path(str(tls / "tls.crt"))
+    port = _free_port()
+    server = OperatorProcess(
+        cluster.operator.kubeconfig,
+        tmp_path / "webhook-operator.log",
+        extra_args=["--webhook-port", str(port), "--webhook-tls-dir", str(tls)],
+        scope=["--namespace", "nothing-here"],
+    )
+    server.start()
+    ca_bundle = base64.b64encode(ca.cert_pem.bytes()).decode()
+    cluster.kubectl("label", "namespace", namespace, "flowlib.dev/webhook-test=yes")
+
+    def hook(name: str, resource: str, path: str, operations: list[str]) -> dict[str, object]:
+        return {
+            "name": f"{name}.{namespace}.flowlib.dev",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 10,
+            "clientConfig": {"url": f"https://127.0.0.1:{port}{path}", "caBundle": ca_bundle},
+            "namespaceSelector": {
+                "matchLabels": {"flowlib.dev/webhook-test": "yes", "kubernetes.io/metadata.name": namespace}
+            },
+            "rules": [
+                {
+                    "apiGroups": ["flowlib.dev"],
+                    "apiVersions": ["v1alpha1"],
+                    "operations": operations,
+                    "resources": [resource],
+                }
+            ],
+        }
+
+    config = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": f"flowlib-test-{namespace}"},
+        "webhooks": [
+            hook("flows", "flows", "/validate-flow", ["CREATE", "UPDATE"]),
+            hook("flowruns", "flowruns", "/validate-flowrun", ["CREATE"]),
+        ],
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(config))
+
+    def serving() -> bool:
+        probe = cluster.try_kubectl(
+            "apply",
+            "--dry-run=server",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            input=json.dumps(flow("probe", {"nodes": {"a": {}}})),
+        )
+        return probe.returncode == 0
+
+    try:
+        cluster.wait_for("the webhook to serve", serving, timeout=30, interval=0.5)
+        yield namespace
+    finally:
+        cluster.kubectl("delete", "validatingwebhookconfiguration", f"flowlib-test-{namespace}", check=False)
+        server.stop()
+        time.sleep(0.1)
+
+
+def test_an_invalid_flow_is_refused_with_lint_messages(simulator_only: Cluster, guarded_namespace: str) -> None:
+    bad = flow("bad", {"nodes": {"a": {"run": {"python": "1 +"}, "next": {"default": "nowhere"}}}})
+    refused = simulator_only.try_kubectl("apply", "-n", guarded_namespace, "-f", "-", input=json.dumps(bad))
+    assert refused.returncode != 0
+    assert 'admission webhook "flows.' in refused.stderr
+    assert "nodes.a.next.default: target 'nowhere' does not exist" in refused.stderr
+    assert "nodes.a.run.python" in refused.stderr
+    assert simulator_only.get("flow", "bad", guarded_namespace) is None
+
+
+def test_valid_definitions_pass_even_when_a_sub_flow_comes_later(
+    simulator_only: Cluster, guarded_namespace: str
+) -> None:
+    parent = flow("parent", {"nodes": {"sub": {"type": "flow", "flow": "child-not-yet"}}})
+    simulator_only.apply(guarded_namespace, parent)
+    assert simulator_only.get("flow", "parent", guarded_namespace) is not None
+
+
+def test_an_inline_flowrun_is_checked_and_cancel_is_never_refused(
+    simulator_only: Cluster, guarded_namespace: str
+) -> None:
+    cluster = simulator_only
+    bad_run = flowrun("bad-run", flow={"nodes": {"a": {"action": "{{ broken"}}})
+    refused = cluster.try_kubectl("apply", "-n", guarded_namespace, "-f", "-", input=json.dumps(bad_run))
+    assert refused.returncode != 0
+    assert "spec.flow.nodes.a.action" in refused.stderr
+    good_run = flowrun("good-run", flow={"nodes": {"a": {"run": {"python": "1"}}}})
+    cluster.apply(guarded_namespace, good_run)
+    cluster.kubectl(
+        "patch", "flowrun", "good-run", "-n", guarded_namespace, "--type", "merge", "-p", '{"spec":{"cancel":true}}'
+    )
+    assert cluster.wait_phase("good-run", guarded_namespace, "Succeeded", "Cancelled", "Failed")["phase"] in (
+        "Succeeded",
+        "Cancelled",
+    )
