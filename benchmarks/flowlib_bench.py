@@ -148,10 +148,7 @@ def main() -> int:
     ratio = pool / pocket_parallel
     missed += ratio > 0.25
     label = "(e) WorkerPoolBatchNode(64), 100,000 items vs (c)"
-    print(
-        f"{label:<48} {pool:>9.4f}s {pocket_parallel:>10.4f}s {ratio:>7.3f} {'<= 0.25':>7} "
-        f"{verdict(ratio, 0.25)}"
-    )
+    print(f"{label:<48} {pool:>9.4f}s {pocket_parallel:>10.4f}s {ratio:>7.3f} {'<= 0.25':>7} {verdict(ratio, 0.25)}")
     mem = pool_memory()
     growth = mem["peak_mib"] - mem["baseline_mib"]
     missed += growth > 50

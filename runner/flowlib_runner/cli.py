@@ -63,15 +63,11 @@ def parse_input(text: str | None) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)  # YAML is a superset of JSON, so both are accepted
     except yaml.YAMLError as error:
-        raise click.BadParameter(
-            f"{source} is neither JSON nor YAML: {error}", param_hint="--input"
-        ) from error
+        raise click.BadParameter(f"{source} is neither JSON nor YAML: {error}", param_hint="--input") from error
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise click.BadParameter(
-            f"{source} must hold an object (the shared store), not {type(data).__name__}"
-        )
+        raise click.BadParameter(f"{source} must hold an object (the shared store), not {type(data).__name__}")
     return data
 
 
@@ -88,18 +84,10 @@ def _load(path: str, flow: str | None) -> LoadResult:
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a flow param (repeatable)."
-)
-@click.option(
-    "--input", "input_text", metavar="JSON|@FILE", help="Initial shared store: JSON, or @file (JSON/YAML)."
-)
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the final status as JSON on stdout; logs go to stderr."
-)
-@click.option(
-    "--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True, help="Log lines."
-)
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a flow param (repeatable).")
+@click.option("--input", "input_text", metavar="JSON|@FILE", help="Initial shared store: JSON, or @file (JSON/YAML).")
+@click.option("--json", "as_json", is_flag=True, help="Print the final status as JSON on stdout; logs go to stderr.")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True, help="Log lines.")
 @click.option("--flow", "flow_name", metavar="NAME", help="Which flow to run when the file holds several.")
 @click.option(
     "--output",
@@ -108,12 +96,8 @@ def _load(path: str, flow: str | None) -> LoadResult:
     metavar="KEY",
     help="Shared key to publish (repeatable; default all).",
 )
-@click.option(
-    "--status-file", type=click.Path(dir_okay=False), help="Keep the status in this JSON file while running."
-)
-@click.option(
-    "--live/--no-live", default=None, help="Live view (default: when stdout is a terminal and not --json)."
-)
+@click.option("--status-file", type=click.Path(dir_okay=False), help="Keep the status in this JSON file while running.")
+@click.option("--live/--no-live", default=None, help="Live view (default: when stdout is a terminal and not --json).")
 def run(
     *,
     file: str,

@@ -32,9 +32,7 @@ def parse_duration(value: object) -> float:
         else:
             raise ValueError(f"{value!r} is not a duration; {DURATION_HELP}")
     else:
-        raise ValueError(
-            f"a duration must be a string or a number, not {type(value).__name__}; {DURATION_HELP}"
-        )
+        raise ValueError(f"a duration must be a string or a number, not {type(value).__name__}; {DURATION_HELP}")
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
         raise ValueError(f"{value!r} is not a duration: it must be a finite number >= 0; {DURATION_HELP}")
     return seconds

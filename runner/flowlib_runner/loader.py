@@ -78,9 +78,7 @@ class _Doc:
 class Loader:
     """Loads flows against a set of node types and run kinds (the defaults include plugins)."""
 
-    def __init__(
-        self, registry: NodeTypeRegistry | None = None, run_kinds: RunKindRegistry | None = None
-    ) -> None:
+    def __init__(self, registry: NodeTypeRegistry | None = None, run_kinds: RunKindRegistry | None = None) -> None:
         self.registry = registry or default_registry()
         self.run_kinds = run_kinds or default_run_kinds()
         self._validator = SpecValidator(self.registry, self.run_kinds)
@@ -156,9 +154,7 @@ class Loader:
             found = [d for d in docs if d.name == flow]
             if not found:
                 names = [d.name for d in docs]
-                message = (
-                    f"no flow named '{flow}'{did_you_mean(flow, names)}; flows in {source}: {listing(names)}"
-                )
+                message = f"no flow named '{flow}'{did_you_mean(flow, names)}; flows in {source}: {listing(names)}"
                 return LoadResult(None, sort_problems([*problems, Problem("", message)])), docs
             main = found[0]
         library = {d.name: d for d in docs if d is not main}
@@ -169,9 +165,7 @@ class Loader:
     ) -> tuple[_Doc | None, list[Problem]]:
         where = f"document {index + 1}" if index is not None else ""
         if not isinstance(raw, Mapping):
-            return None, [
-                Problem(where, f"expected a Flow (a mapping), got {type(raw).__name__}; see the Flow format")
-            ]
+            return None, [Problem(where, f"expected a Flow (a mapping), got {type(raw).__name__}; see the Flow format")]
         if "apiVersion" in raw or "kind" in raw:
             return self._manifest(raw, where)
         if is_seed_document(raw):
@@ -192,17 +186,11 @@ class Loader:
     def _manifest(self, raw: Mapping[str, Any], where: str) -> tuple[_Doc | None, list[Problem]]:
         kind = raw.get("kind")
         api_version = raw.get("apiVersion")
-        if (
-            kind in _SKIPPED_KINDS
-            and isinstance(api_version, str)
-            and api_version.startswith(API_GROUP + "/")
-        ):
+        if kind in _SKIPPED_KINDS and isinstance(api_version, str) and api_version.startswith(API_GROUP + "/"):
             return None, []
         problems: list[Problem] = []
         if api_version != API_VERSION:
-            problems.append(
-                Problem(join_path(where, "apiVersion"), f"expected {API_VERSION}, got {api_version!r}")
-            )
+            problems.append(Problem(join_path(where, "apiVersion"), f"expected {API_VERSION}, got {api_version!r}"))
         if kind != KIND_FLOW:
             problems.append(Problem(join_path(where, "kind"), f"expected {KIND_FLOW}, got {kind!r}"))
         for key in raw:
@@ -218,9 +206,7 @@ class Loader:
         metadata = raw.get("metadata")
         name = metadata.get("name") if isinstance(metadata, Mapping) else None
         if not isinstance(name, str) or not name:
-            problems.append(
-                Problem(join_path(where, "metadata.name"), "a Flow needs metadata.name (a string)")
-            )
+            problems.append(Problem(join_path(where, "metadata.name"), "a Flow needs metadata.name (a string)"))
         spec = raw.get("spec")
         if spec is None:
             problems.append(Problem(join_path(where, "spec"), "a Flow needs a spec with nodes"))
@@ -254,8 +240,7 @@ class Loader:
                     problems.append(
                         Problem(
                             at,
-                            f"flows form a cycle ({cycle}); a flow cannot run itself, directly or through "
-                            "sub-flows",
+                            f"flows form a cycle ({cycle}); a flow cannot run itself, directly or through sub-flows",
                         )
                     )
                 elif ref in library and ref not in order:
@@ -332,9 +317,7 @@ def load_text(text: str, *, source: str = "<string>", flow: str | None = None) -
     return default_loader().load_text(text, source=source, flow=flow)
 
 
-def load_object(
-    obj: Mapping[str, Any], *, library: Mapping[str, Mapping[str, Any]] | None = None
-) -> LoadResult:
+def load_object(obj: Mapping[str, Any], *, library: Mapping[str, Mapping[str, Any]] | None = None) -> LoadResult:
     """Load a manifest, bare spec or flowrunner dict; ``library`` holds other flows by name (sub-flows)."""
     return default_loader().load_object(obj, library=library)
 

@@ -50,9 +50,7 @@ class RetrySpec(_Model):
         description="How many times exec is attempted in total, as PocketFlow's max_retries: "
         "1 means no retry, 3 means the first attempt and two retries.",
     )
-    wait: Duration = Field(
-        0.0, description="Pause before the next attempt (the first pause with exponential backoff)."
-    )
+    wait: Duration = Field(0.0, description="Pause before the next attempt (the first pause with exponential backoff).")
     backoff: Literal["fixed", "exponential"] = Field(
         "fixed", description="fixed: always wait; exponential: wait, 2*wait, 4*wait... capped at maxWait."
     )
@@ -83,20 +81,12 @@ class HttpSpec(_Model):
 
     method: str = Field("GET", description="HTTP method: GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS.")
     url: str = Field(description="Request URL (a template).")
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="Request headers (values are templates)."
-    )
-    query: dict[str, str] = Field(
-        default_factory=dict, description="Query parameters (values are templates)."
-    )
-    json_body: Any = Field(
-        None, alias="json", description="A JSON request body; strings inside are templates."
-    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Request headers (values are templates).")
+    query: dict[str, str] = Field(default_factory=dict, description="Query parameters (values are templates).")
+    json_body: Any = Field(None, alias="json", description="A JSON request body; strings inside are templates.")
     body: str | None = Field(None, description="A raw request body (a template); use either json or body.")
     timeout: Duration | None = Field(None, description="Timeout of the whole request; default 5 minutes.")
-    expected_status: list[int] | None = Field(
-        None, description="Status codes that count as success; default any 2xx."
-    )
+    expected_status: list[int] | None = Field(None, description="Status codes that count as success; default any 2xx.")
 
 
 class RunSpec(_Model):
@@ -120,16 +110,12 @@ class RunSpec(_Model):
     )
     shell: str | None = Field(
         None,
-        description=(
-            "A command line run by /bin/sh (a template); stdout without its trailing newlines is the result."
-        ),
+        description=("A command line run by /bin/sh (a template); stdout without its trailing newlines is the result."),
     )
     command: list[str] | None = Field(
         None, description="A command as argv, run without a shell (each element a template)."
     )
-    http: HttpSpec | None = Field(
-        None, description="An HTTP request; the response JSON (or text) is the result."
-    )
+    http: HttpSpec | None = Field(None, description="An HTTP request; the response JSON (or text) is the result.")
     parse: Literal["text", "json"] | None = Field(
         None, description="For shell and command: text (default) or json to parse stdout."
     )
@@ -163,12 +149,8 @@ class NodeSpec(_Model):
         "taken when the node still fails after its retries.",
     )
     retry: RetrySpec | None = Field(None, description="Retries of exec; default: a single attempt.")
-    timeout: Duration | None = Field(
-        None, description="Limit of each exec attempt; a timeout counts as a failure."
-    )
-    batch: BatchSpec | None = Field(
-        None, description="Items and parallelism for batch types and batch sub-flows."
-    )
+    timeout: Duration | None = Field(None, description="Limit of each exec attempt; a timeout counts as a failure.")
+    batch: BatchSpec | None = Field(None, description="Items and parallelism for batch types and batch sub-flows.")
     flow: str | None = Field(None, description="For type flow: the name of the Flow run as a sub-flow.")
     params: dict[str, Any] | None = Field(
         None, description="Default params for this node; params from the flow, the run or a batch item win."

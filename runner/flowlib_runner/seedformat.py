@@ -93,14 +93,8 @@ class SeedConversion:
     def _convert(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         metadata = doc.get("metadata")
         spec: dict[str, Any] = {}
-        if (
-            not isinstance(metadata, Mapping)
-            or not isinstance(metadata.get("name"), str)
-            or not metadata["name"]
-        ):
-            self.problems.append(
-                Problem("metadata.name", "a flowrunner document needs metadata.name (a string)")
-            )
+        if not isinstance(metadata, Mapping) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
+            self.problems.append(Problem("metadata.name", "a flowrunner document needs metadata.name (a string)"))
         else:
             self.name = metadata["name"]
             if isinstance(metadata.get("description"), str):

@@ -54,17 +54,13 @@ class NodeState(_Model):
     """What one node did during the run (all its visits, for nodes inside loops)."""
 
     phase: NodePhase = Field(description="Running, Retrying (waiting before a new attempt), or finished.")
-    kind: str | None = Field(
-        None, description="The node's type as flowlib reports it (base, batch, flow...)."
-    )
+    kind: str | None = Field(None, description="The node's type as flowlib reports it (base, batch, flow...).")
     attempts: int = Field(0, description="Attempts in the node's latest visit; above 1 means it was retried.")
     visits: int = Field(0, description="How many times the flow entered this node (loops visit it again).")
     action: str | None = Field(None, description="Action returned by the node's latest finished visit.")
     message: str | None = Field(None, description="Latest error or retry note for this node, shortened.")
     items: ItemCounts | None = Field(None, description="Item counts, for batch nodes only.")
-    item_retries: int | None = Field(
-        None, description="Retries of single batch items (not of the whole node)."
-    )
+    item_retries: int | None = Field(None, description="Retries of single batch items (not of the whole node).")
     duration_seconds: float | None = Field(None, description="Seconds spent in the node over all visits.")
 
 

@@ -146,9 +146,7 @@ class SpecValidator:
     ) -> tuple[FlowSpec | None, list[Problem]]:
         """The canonical spec (None if there is any error) and every problem found."""
         if not isinstance(raw, Mapping):
-            return None, [
-                Problem(prefix, f"a flow spec must be a mapping with nodes, got {type(raw).__name__}")
-            ]
+            return None, [Problem(prefix, f"a flow spec must be a mapping with nodes, got {type(raw).__name__}")]
         problems: list[Problem] = []
         ctx = ValidationContext(self.run_kinds, set(flows or ()))
         raw_nodes = raw.get("nodes")
@@ -160,9 +158,7 @@ class SpecValidator:
         names: list[str] = []
         edges: dict[str, dict[str, str]] = {}
         if raw_nodes is None:
-            problems.append(
-                Problem(join_path(prefix, "nodes"), "a flow needs nodes: a mapping of node name to node")
-            )
+            problems.append(Problem(join_path(prefix, "nodes"), "a flow needs nodes: a mapping of node name to node"))
         elif not isinstance(raw_nodes, Mapping):
             problems.append(
                 Problem(
@@ -179,9 +175,7 @@ class SpecValidator:
                     names.append(name)
                     nxt = raw_node.get("next") if isinstance(raw_node, Mapping) else None
                     edges[name] = (
-                        {str(a): t for a, t in nxt.items() if isinstance(t, str)}
-                        if isinstance(nxt, Mapping)
-                        else {}
+                        {str(a): t for a, t in nxt.items() if isinstance(t, str)} if isinstance(nxt, Mapping) else {}
                     )
             problems += self._graph(raw.get("start"), names, edges, prefix)
         if any(p.is_error for p in problems):
@@ -215,10 +209,7 @@ class SpecValidator:
             pruned = {str(loc[0]) for loc in locs if loc}
             retry = _prune(
                 raw,
-                [
-                    loc[:-1] if e["type"] == "missing" else loc
-                    for e, loc in zip(exc.errors(), locs, strict=True)
-                ],
+                [loc[:-1] if e["type"] == "missing" else loc for e, loc in zip(exc.errors(), locs, strict=True)],
             )
             try:
                 node = NodeSpec.model_validate(retry)
@@ -252,11 +243,7 @@ class SpecValidator:
                     "output must name a shared key; remove it to use the node's name",
                 )
             )
-        if (
-            node.batch is not None
-            and node.batch.items is not None
-            and not _ITEMS_PATH.match(node.batch.items)
-        ):
+        if node.batch is not None and node.batch.items is not None and not _ITEMS_PATH.match(node.batch.items):
             problems.append(
                 Problem(
                     join_path(path, "batch", "items"),
@@ -297,8 +284,7 @@ class SpecValidator:
             problems.append(
                 Problem(
                     path,
-                    f"run names no kind; set one of {listing(known)}, or remove run for a node that does "
-                    "nothing",
+                    f"run names no kind; set one of {listing(known)}, or remove run for a node that does nothing",
                 )
             )
         if len(kinds) > 1:
@@ -317,9 +303,7 @@ class SpecValidator:
                 problems += kind.validate(run, path, batch=batch)
         return problems
 
-    def _graph(
-        self, start: Any, names: list[str], edges: dict[str, dict[str, str]], prefix: str
-    ) -> list[Problem]:
+    def _graph(self, start: Any, names: list[str], edges: dict[str, dict[str, str]], prefix: str) -> list[Problem]:
         problems: list[Problem] = []
         known = set(names)
         for name, nxt in edges.items():
@@ -379,8 +363,7 @@ class SpecValidator:
                 problems.append(
                     Problem(
                         join_path(prefix, "nodes", name),
-                        f"unreachable from the start node '{first}'; connect it with a next edge or remove "
-                        "it",
+                        f"unreachable from the start node '{first}'; connect it with a next edge or remove it",
                         "warning",
                     )
                 )

@@ -43,8 +43,7 @@ def _check(root: yaml.Node) -> Problem | None:
             if sizes[key] > MAX_EXPANDED_NODES:
                 return Problem(
                     "",
-                    f"the document expands to more than {MAX_EXPANDED_NODES} values (YAML aliases?); make "
-                    "it smaller",
+                    f"the document expands to more than {MAX_EXPANDED_NODES} values (YAML aliases?); make it smaller",
                 )
             continue
         if key in sizes:

@@ -88,9 +88,7 @@ class NodeTypeRegistry:
         name = self.canonical(type_name)
         if name not in self._factories:
             if name not in self._plugins:
-                raise BuildError(
-                    f"unknown node type '{type_name}'; known types: {', '.join(sorted(self.names()))}"
-                )
+                raise BuildError(f"unknown node type '{type_name}'; known types: {', '.join(sorted(self.names()))}")
             obj = self._plugins[name].load()
             self._factories[name] = obj() if isinstance(obj, type) else obj
         return self._factories[name]
@@ -100,9 +98,7 @@ def default_registry(*, discover: bool = True) -> NodeTypeRegistry:
     """Built-in types (base, batch, async_batch, parallel_batch, worker_pool, flow) and plugins."""
     from .builtin import builtin_factories
 
-    return NodeTypeRegistry(
-        {f.type_name: f for f in builtin_factories()}, aliases=TYPE_ALIASES, discover=discover
-    )
+    return NodeTypeRegistry({f.type_name: f for f in builtin_factories()}, aliases=TYPE_ALIASES, discover=discover)
 
 
 __all__ = [

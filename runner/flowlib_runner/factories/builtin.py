@@ -29,9 +29,7 @@ def _python_defines(code: str) -> set[str]:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()
-    return {
-        n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name in HOOKS
-    }
+    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name in HOOKS}
 
 
 def retry_kwargs(node: NodeSpec) -> dict[str, Any]:
@@ -39,9 +37,7 @@ def retry_kwargs(node: NodeSpec) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if node.retry is not None:
         r = node.retry
-        kwargs.update(
-            max_retries=r.max_retries, wait=r.wait, backoff=r.backoff, max_wait=r.max_wait, jitter=r.jitter
-        )
+        kwargs.update(max_retries=r.max_retries, wait=r.wait, backoff=r.backoff, max_wait=r.max_wait, jitter=r.jitter)
     if node.timeout is not None:
         kwargs["timeout"] = node.timeout
     return kwargs
@@ -62,9 +58,7 @@ class _SpecNodeFactory:
         problems: list[Problem] = []
         if node.flow is not None:
             problems.append(
-                Problem(
-                    join_path(path, "flow"), "only type flow runs a sub-flow; set type: flow or remove flow"
-                )
+                Problem(join_path(path, "flow"), "only type flow runs a sub-flow; set type: flow or remove flow")
             )
         if not self.batch:
             if node.batch is not None:
@@ -163,9 +157,7 @@ def _user_node(name: str, node: NodeSpec, cls: type[Any]) -> Any:
     instance.name = name
     settings = retry_kwargs(node)
     if "timeout" in settings and not isinstance(instance, flowlib.AsyncNode):
-        raise BuildError(
-            f"{where}.timeout: {cls.__name__} is a sync node; timeouts need an AsyncNode subclass"
-        )
+        raise BuildError(f"{where}.timeout: {cls.__name__} is a sync node; timeouts need an AsyncNode subclass")
     for attr, value in settings.items():
         setattr(instance, attr, value)
     if node.batch is not None and node.batch.max_parallel is not None:
@@ -185,9 +177,7 @@ class FlowNodeFactory:
         problems: list[Problem] = []
         if node.flow is None:
             problems.append(
-                Problem(
-                    join_path(path, "flow"), "type flow needs flow: <name of the Flow to run as a sub-flow>"
-                )
+                Problem(join_path(path, "flow"), "type flow needs flow: <name of the Flow to run as a sub-flow>")
             )
         for field, why in (
             ("run", "the sub-flow is what runs; remove run or change type"),

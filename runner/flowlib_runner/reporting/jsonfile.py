@@ -31,9 +31,7 @@ def write_atomically(path: Path, text: str) -> None:
 class JsonFileReporter(PeriodicReporter):
     """Rewrites `path` with the status, about once per `interval` s while running, at once at the end."""
 
-    def __init__(
-        self, path: str | os.PathLike[str], *, interval: float = 1.0, on_error: ErrorCallback | None = None
-    ):
+    def __init__(self, path: str | os.PathLike[str], *, interval: float = 1.0, on_error: ErrorCallback | None = None):
         super().__init__(interval=interval, on_error=on_error)
         self.path = Path(path)
 

@@ -30,8 +30,7 @@ def import_target(target: str, *, where: str) -> Any:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise BuildError(
-            f"{where}: cannot import module '{module_name}' ({exc}); install it in the runner image "
-            "or fix the name"
+            f"{where}: cannot import module '{module_name}' ({exc}); install it in the runner image or fix the name"
         ) from exc
     for part in attr_path.split("."):
         try:
@@ -50,8 +49,7 @@ class CallKind:
             return [
                 Problem(
                     join_path(path, "call"),
-                    f"'{target}' is not a call target; write package.module:attr (e.g. "
-                    "mypkg.nodes:summarize)",
+                    f"'{target}' is not a call target; write package.module:attr (e.g. mypkg.nodes:summarize)",
                 )
             ]
         return []
@@ -64,9 +62,7 @@ class CallKind:
         if isinstance(obj, type) and issubclass(obj, flowlib.BaseNode):
             return NodeClassCode(obj)
         if not callable(obj):
-            raise BuildError(
-                f"{where}: '{run.call}' is a {type(obj).__name__}, not a callable or a Node class"
-            )
+            raise BuildError(f"{where}: '{run.call}' is a {type(obj).__name__}, not a callable or a Node class")
         return CallableCode(obj, batch=batch)
 
 

@@ -115,7 +115,5 @@ class HttpCode(Code):
                 try:
                     return json.loads(text) if text else None
                 except json.JSONDecodeError as exc:
-                    raise HttpError(
-                        f"{self._method} {url} sent invalid JSON ({exc}): {text[:BODY_SNIPPET]}"
-                    ) from exc
+                    raise HttpError(f"{self._method} {url} sent invalid JSON ({exc}): {text[:BODY_SNIPPET]}") from exc
             return text

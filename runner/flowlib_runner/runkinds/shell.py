@@ -39,15 +39,11 @@ class ShellKind:
         strings: list[tuple[str, str]] = []
         if run.shell is not None:
             if not run.shell.strip():
-                problems.append(
-                    Problem(join_path(path, "shell"), "the command line is empty; write a command")
-                )
+                problems.append(Problem(join_path(path, "shell"), "the command line is empty; write a command"))
             strings.append((join_path(path, "shell"), run.shell))
         if run.command is not None:
             if not run.command:
-                problems.append(
-                    Problem(join_path(path, "command"), "the command is empty; write [program, arg...]")
-                )
+                problems.append(Problem(join_path(path, "command"), "the command is empty; write [program, arg...]"))
             strings.extend((f"{join_path(path, 'command')}[{i}]", s) for i, s in enumerate(run.command))
         strings.extend((join_path(path, "env", k), v) for k, v in (run.env or {}).items())
         if run.working_dir is not None:

@@ -55,16 +55,12 @@ def test_map_reduce_big_and_small_branches() -> None:
     assert status["nodes"]["count"]["kind"] == "worker_pool"
     assert status["nodes"]["count"]["items"] == {"total": 3, "done": 3, "failed": 0}
     assert status["nodes"]["total"]["action"] == "big" and "small" not in status["nodes"]
-    code, status, _ = run_json(
-        EXAMPLES / "map-reduce.yaml", "--input", '{"docs": ["a b", "c"]}', "--output", "verdict"
-    )
+    code, status, _ = run_json(EXAMPLES / "map-reduce.yaml", "--input", '{"docs": ["a b", "c"]}', "--output", "verdict")
     assert code == 0 and status["output"] == {"verdict": "small corpus: 3 words"}
 
 
 def test_agent_loop_branches_until_done() -> None:
-    code, status, _ = run_json(
-        EXAMPLES / "agent-loop.yaml", "-p", "needed=4", "-p", "question=capital of France"
-    )
+    code, status, _ = run_json(EXAMPLES / "agent-loop.yaml", "-p", "needed=4", "-p", "question=capital of France")
     assert code == 0
     assert status["output"]["decisions"] == ["search"] * 4 + ["answer"]
     assert status["output"]["answer"] == "Answer to 'capital of France': Paris (from 4 notes)"
@@ -100,9 +96,7 @@ def todo_server() -> Iterator[str]:
     state: dict[str, Any] = {}
 
     async def todo(request: web.Request) -> web.Response:
-        return web.json_response(
-            {"id": int(request.match_info["id"]), "title": "write tests", "completed": True}
-        )
+        return web.json_response({"id": int(request.match_info["id"]), "title": "write tests", "completed": True})
 
     async def serve() -> None:
         app = web.Application()

@@ -48,9 +48,7 @@ def test_schema_is_structural_and_documented() -> None:
     }
     assert props["phase"]["enum"] == ["Pending", "Running", "Succeeded", "Failed", "Cancelled"]
     node = props["nodes"]["additionalProperties"]
-    assert {"phase", "attempts", "visits", "action", "message", "items", "durationSeconds"} <= set(
-        node["properties"]
-    )
+    assert {"phase", "attempts", "visits", "action", "message", "items", "durationSeconds"} <= set(node["properties"])
     assert node["properties"]["items"]["properties"]["total"]["nullable"] is True
     assert props["startTime"]["format"] == "date-time"
 
@@ -76,9 +74,7 @@ def test_small_status_is_returned_unchanged() -> None:
 
 
 def test_huge_graph_collapses_node_states_keeping_the_interesting_ones() -> None:
-    nodes = {
-        f"node-{i:05d}": NodeState(phase="Succeeded", visits=1, message="m" * 200) for i in range(20_000)
-    }
+    nodes = {f"node-{i:05d}": NodeState(phase="Succeeded", visits=1, message="m" * 200) for i in range(20_000)}
     nodes["node-19999"] = NodeState(phase="Failed", message="boom")
     nodes["node-10000"] = NodeState(phase="Running")
     status = bounded(RunStatus(phase="Running", nodes=nodes, progress="19999/20000"))

@@ -74,23 +74,17 @@ scalars = st.one_of(
     st.integers(-3, 10**12),
     st.floats(allow_nan=True),
     st.text(max_size=20),
-    st.sampled_from(
-        ["base", "flow", "worker_pool", "1m30s", "{{ x", "{% if %}", "def exec(:", "a.b", "END", "a", "b"]
-    ),
+    st.sampled_from(["base", "flow", "worker_pool", "1m30s", "{{ x", "{% if %}", "def exec(:", "a.b", "END", "a", "b"]),
 )
 values = st.recursive(
     scalars,
     lambda inner: st.one_of(
         st.lists(inner, max_size=4),
-        st.dictionaries(
-            st.one_of(st.sampled_from(KEYS), st.text(max_size=8), st.integers()), inner, max_size=5
-        ),
+        st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=8), st.integers()), inner, max_size=5),
     ),
     max_leaves=25,
 )
-FUZZ = settings(
-    max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow], derandomize=True
-)
+FUZZ = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
 def _check(result: LoadResult) -> None:

@@ -106,9 +106,7 @@ def test_the_json_schema_is_structural_and_documented() -> None:
     def visit(node: dict[str, Any], path: str) -> None:
         assert node.get("description"), f"{path} has no description"
         typed = (
-            "type" in node
-            or node.get("x-kubernetes-int-or-string")
-            or node.get("x-kubernetes-preserve-unknown-fields")
+            "type" in node or node.get("x-kubernetes-int-or-string") or node.get("x-kubernetes-preserve-unknown-fields")
         )
         assert typed, f"{path} has no type"
         assert not ("properties" in node and "additionalProperties" in node), path
@@ -126,8 +124,6 @@ def test_the_json_schema_is_structural_and_documented() -> None:
     node = props["nodes"]["additionalProperties"]
     assert node["properties"]["timeout"]["x-kubernetes-int-or-string"] is True
     assert node["properties"]["run"]["x-kubernetes-preserve-unknown-fields"] is True
-    assert node["properties"]["run"]["properties"]["http"]["properties"]["json"][
-        "x-kubernetes-preserve-unknown-fields"
-    ]
+    assert node["properties"]["run"]["properties"]["http"]["properties"]["json"]["x-kubernetes-preserve-unknown-fields"]
     assert node["properties"]["retry"]["properties"]["backoff"]["enum"] == ["fixed", "exponential"]
     assert set(props) == {"description", "start", "params", "maxSteps", "nodes"}

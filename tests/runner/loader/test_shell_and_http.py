@@ -97,8 +97,7 @@ def test_cancelling_the_run_kills_a_command_that_ignores_sigterm(
     pidfile = tmp_path / "pid"
     flow = build_flow(
         definition(
-            "nodes: "
-            f"{{a: {{run: {{shell: \"trap '' TERM; echo $$ > {pidfile}; while :; do sleep 0.05; done\"}}}}}}"
+            f"nodes: {{a: {{run: {{shell: \"trap '' TERM; echo $$ > {pidfile}; while :; do sleep 0.05; done\"}}}}}}"
         )
     )
 

@@ -98,8 +98,7 @@ def test_unknown_fields_suggest_the_closest_and_camel_case() -> None:
         "description, flow, next, output, params, retry, run, timeout, type",
     ]
     assert messages("nodes: {a: {}}\nstrat: a") == [
-        "strat: unknown field 'strat'; did you mean 'start'?; known fields: description, maxSteps, nodes, "
-        "params, start"
+        "strat: unknown field 'strat'; did you mean 'start'?; known fields: description, maxSteps, nodes, params, start"
     ]
 
 
@@ -124,8 +123,7 @@ def test_every_bad_value_in_one_node_is_reported_together() -> None:
         "maxSteps: must be >= 1, got 0",
         "nodes.a.action: invalid template (line 1): unexpected end of template, expected 'end of print "
         "statement'." + TEMPLATE_FIX,
-        "nodes.a.batch.items: 'docs..x' is not a dotted path; write keys separated by dots, e.g. docs or "
-        "result.pages",
+        "nodes.a.batch.items: 'docs..x' is not a dotted path; write keys separated by dots, e.g. docs or result.pages",
         "nodes.a.batch.maxParallel: must be >= 1, got 0",
         "nodes.a.retry.backoff: must be 'fixed' or 'exponential', got 'linear'",
         "nodes.a.retry.jitter: must be <= 1.0, got 2",
@@ -200,8 +198,7 @@ def test_misplaced_fields_and_bad_run_blocks() -> None:
         "nodes.a.flow: only type flow runs a sub-flow; set type: flow or remove flow",
         "nodes.a.run: run names no kind; set one of call, command, http, python, shell, or remove run for a "
         "node that does nothing",
-        "nodes.b.run.call: 'not a target' is not a call target; write package.module:attr (e.g. "
-        "mypkg.nodes:summarize)",
+        "nodes.b.run.call: 'not a target' is not a call target; write package.module:attr (e.g. mypkg.nodes:summarize)",
         "nodes.bad name: node name 'bad name' is not valid: start with a letter or _, then use letters, "
         "digits, _ and - only",
         "nodes.bad name: warning: " + UNREACHABLE.format("h"),
@@ -209,8 +206,7 @@ def test_misplaced_fields_and_bad_run_blocks() -> None:
         "nodes.c.run.env.A: invalid template (line 1): unexpected 'end of template'" + TEMPLATE_FIX,
         "nodes.e.run.http.body: set either json or body, not both",
         "nodes.e.run.http.expectedStatus: 99 is not an HTTP status (100-599)",
-        "nodes.e.run.http.method: unknown method 'FETCH'; use one of GET, POST, PUT, PATCH, DELETE, HEAD, "
-        "OPTIONS",
+        "nodes.e.run.http.method: unknown method 'FETCH'; use one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
         "nodes.e.run.http.url: the url is empty; write http(s)://host/path",
         "nodes.f.run: run sets several kinds (call, python); a node runs exactly one, keep one",
         "nodes.g.run.parse: parse applies to shell and command only; remove it",
@@ -266,13 +262,9 @@ def test_sub_flow_rules_unknown_flows_and_cycles() -> None:
         "or through sub-flows",
         "flows.sub.nodes.x.output: not supported on type flow: a sub-flow writes to the same shared store "
         "directly; remove output",
-        "flows.sub.nodes.x.retry: not supported on type flow: a sub-flow is not retried; put retry on its "
-        "nodes",
-        "flows.sub.nodes.x.run: not supported on type flow: the sub-flow is what runs; remove run or "
-        "change type",
-        "flows.sub.nodes.x.timeout: not supported on type flow: a sub-flow has no timeout; put timeout on "
-        "its "
-        "nodes",
+        "flows.sub.nodes.x.retry: not supported on type flow: a sub-flow is not retried; put retry on its nodes",
+        "flows.sub.nodes.x.run: not supported on type flow: the sub-flow is what runs; remove run or change type",
+        "flows.sub.nodes.x.timeout: not supported on type flow: a sub-flow has no timeout; put timeout on its nodes",
         "nodes.b.flow: flow 'mian' is not defined; did you mean 'main'?; known flows: main, sub; define it "
         "(another document in the same file, or a Flow in the same namespace)",
     ]
