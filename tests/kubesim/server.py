@@ -107,6 +107,8 @@ class ApiServer:
         self.bookmark_interval = 5.0
         self.request_log: list[tuple[str, str]] = []
         self.log_requests = False
+        # (user, attributes, allowed) of every authorization decision, while a test audits them.
+        self.audit_log: list[tuple[str, Attributes, bool]] | None = None
         self.address = ""
         self._runner: web.AppRunner | None = None
 
@@ -158,7 +160,10 @@ class ApiServer:
             return error_response(exc)
 
     def _authorize(self, user: User, attrs: Attributes) -> None:
-        if not self.authz.allowed(user, attrs):
+        allowed = self.authz.allowed(user, attrs)
+        if self.audit_log is not None:
+            self.audit_log.append((user.name, attrs, allowed))
+        if not allowed:
             details = {"kind": attrs.resource, "name": attrs.name, "group": attrs.group} if attrs.is_resource else None
             error = forbidden(forbidden_message(user, attrs))
             if details is not None:

@@ -269,6 +269,23 @@ class Simulator:
         finally:
             self.call(off)
 
+    @contextmanager
+    def auditing(self) -> Iterator[list[tuple[str, Any, bool]]]:
+        """Record (user name, rbac.Attributes, allowed) of every authorization decision in the block."""
+        log: list[tuple[str, Any, bool]] = []
+
+        def on() -> None:
+            self.server.audit_log = log
+
+        def off() -> None:
+            self.server.audit_log = None
+
+        self.call(on)
+        try:
+            yield log
+        finally:
+            self.call(off)
+
     # -- clients -------------------------------------------------------------------------------
     def kubectl(
         self,
