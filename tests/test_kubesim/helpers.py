@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,3 +100,15 @@ def widget(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"image": "busybox", "flowRef": "f", **spec},
     }
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30) -> Any:
+    """Poll ``check`` until it returns something truthy (the simulator's controllers are asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)

@@ -7,29 +7,16 @@ termination (https://kubernetes.io/docs/concepts/overview/working-with-objects/n
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.kubesim import Simulator
 
-from .helpers import Raw
+from .helpers import Raw, eventually
 
 pytestmark = pytest.mark.kubesim
 CM = "/api/v1/namespaces/default/configmaps"
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def owned(raw: Raw, name: str, owner: dict[str, Any], block: bool = False) -> None:

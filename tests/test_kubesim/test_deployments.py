@@ -5,15 +5,13 @@ garbage collection of the chain."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.kubesim import Simulator
 
-from .helpers import Raw
+from .helpers import Raw, eventually
 
 pytestmark = pytest.mark.kubesim
 DEPLOY = """apiVersion: apps/v1
@@ -31,17 +29,6 @@ spec:
         image: busybox
         command: [sh, -c, 'echo serving; while true; do sleep 0.2; done']
 """
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def pods(sim: Simulator, ns: str) -> list[dict[str, Any]]:

@@ -10,16 +10,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.kubesim import Simulator
 
-from .helpers import install_widgets
+from .helpers import eventually, install_widgets
 
 pytestmark = [pytest.mark.kubesim, pytest.mark.slow]
 OPERATOR = Path(__file__).with_name("operators") / "widget_operator.py"
@@ -28,17 +26,6 @@ kind: Widget
 metadata: {name: kw}
 spec: {image: busybox, flowRef: f, size: %d}
 """
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 @pytest.fixture

@@ -8,28 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.kubesim import Simulator
 
-from .helpers import Raw
+from .helpers import Raw, eventually
 
 pytestmark = pytest.mark.kubesim
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def get_pod(raw: Raw, ns: str, name: str) -> dict[str, Any]:

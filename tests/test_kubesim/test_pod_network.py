@@ -5,15 +5,13 @@ listen on the same port, as pods with their own IPs can, and still reach the API
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
 from tests.kubesim import Simulator
 
-from .helpers import Raw
+from .helpers import Raw, eventually
 
 pytestmark = pytest.mark.kubesim
 SCRIPT = """
@@ -28,17 +26,6 @@ except client.ApiException as e:
     print("api", e.status, flush=True)
 threading.Event().wait()
 """
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 @pytest.fixture

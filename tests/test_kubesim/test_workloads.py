@@ -15,14 +15,14 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.kubesim import Simulator
 
-from .helpers import Raw
+from .helpers import Raw, eventually
 
 pytestmark = pytest.mark.kubesim
 PODS = "/api/v1/namespaces/default/pods"
@@ -34,17 +34,6 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
     s.set_timing(backoff_base=0.2, retry_interval=0.3)
     yield s
     s.stop()
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def pod(name: str, script: str, image: str = "busybox", policy: str = "Never", **extra: Any) -> dict[str, Any]:
