@@ -56,9 +56,13 @@ def _enter(spec: dict[str, Any]) -> None:
         os.close(spec["netnsFd"])
     _check(libc.unshare(CLONE_NEWNS), "unshare")
     _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    ships = [p for p in spec.get("ships") or [] if os.path.isdir(p)]
     if spec.get("user") is not None:
-        for shipped in spec.get("ships") or []:
+        for shipped in ships:
             _ship(libc, shipped)
+    # What the image ships stays visible under the pod's volumes too (a clone under /tmp has its
+    # virtualenv hidden by an emptyDir at /tmp otherwise; in a real image no volume hides /usr).
+    shipped_fds = {path: os.open(path, os.O_PATH) for path in ships}
     # Descriptors must be opened inside the new namespace: a bind source from another mount
     # namespace is refused (EINVAL).
     held = [os.open(m["source"], os.O_PATH) for m in mounts]
@@ -68,6 +72,14 @@ def _enter(spec: dict[str, Any]) -> None:
         if mount.get("readOnly"):
             flags = MS_BIND | MS_REMOUNT | MS_RDONLY
             _check(libc.mount(b"none", dst, None, flags, None), f"read-only {mount['target']}")
+        os.close(fd)
+    targets = [m["target"].rstrip("/") for m in mounts]
+    for path, fd in shipped_fds.items():
+        if any(path.startswith(target + "/") for target in targets):
+            os.makedirs(path, exist_ok=True)
+            _check(
+                libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None), f"ship {path}"
+            )
         os.close(fd)
     user = spec.get("user")
     if user is not None:

@@ -360,3 +360,36 @@ def test_no_processes_or_mounts_leak_after_stop(tmp_path_factory: pytest.TempPat
     procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert marker not in procs
     assert not os.path.exists(marker) or not any((s.workdir / "pods").iterdir())
+
+
+@pytest.mark.parametrize("run_as", [None, 65532])
+def test_what_an_image_ships_stays_visible_under_volumes_and_for_non_root(
+    sim: Simulator, tmp_path_factory: pytest.TempPathFactory, run_as: int | None
+) -> None:
+    """An image's files are part of its filesystem: an emptyDir mounted over a parent directory
+    (a clone, and its virtualenv, living under /tmp) and a private host directory (a pyenv Python
+    under /root, mode 700) must not hide them from the container. Simulator-specific: on a real
+    node the image filesystem is the container's root, so neither can happen."""
+    from tests.kubesim.images import Image, default_images
+
+    base = tmp_path_factory.mktemp("shipped")
+    base.chmod(0o755)  # an image's directories are world-readable; pytest makes its own private
+    tool = base / "bin" / "shipped-tool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\necho shipped tool ran as $(id -u)\n")
+    tool.chmod(0o755)
+    busybox = default_images()["busybox"]
+    name = f"ships-{run_as or 'root'}"
+    sim.images[f"ships-{name}:1"] = Image(path=[str(tool.parent), *busybox.path], cmd=["sh"], ships=[str(base)])
+    raw = Raw(sim)
+    context = {"securityContext": {"runAsUser": run_as, "runAsNonRoot": True}} if run_as else {}
+    body = pod(
+        name,
+        "shipped-tool; test -d /tmp && touch /tmp/scratch && echo tmp writable",
+        image=f"ships-{name}:1",
+        container={"volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}], **context},
+        volumes=[{"name": "scratch", "emptyDir": {}}],
+    )
+    raw.post(PODS, body)
+    eventually(lambda: phase(raw, name) in ("Succeeded", "Failed"))
+    assert sim.kubectl("logs", name).stdout == f"shipped tool ran as {run_as or 0}\ntmp writable\n", state(raw, name)
