@@ -164,13 +164,15 @@ def decide(
     latest = _latest_pod(pods)
 
     if spec.get("cancel"):
-        if job is None or not any(_is_active(p) for p in pods):
+        # A terminating pod still counts: its runner is cancelling and will report Cancelled itself
+        # within its grace period; the operator speaks only when no runner is left to do so.
+        if not any(_is_running(p) for p in pods):
             message = "cancelled before the runner reported (spec.cancel)"
             return Decision(
                 final_status(flowrun, "Cancelled", "Cancelled", message, moment),
                 event=("Normal", "Cancelled", message),
             )
-        return Decision(delete_job=job.get("metadata", {}).get("deletionTimestamp") is None)
+        return Decision(delete_job=job is not None and job.get("metadata", {}).get("deletionTimestamp") is None)
 
     if job is not None:
         failed = _job_condition(job, "Failed")
@@ -194,6 +196,11 @@ def decide(
             event=("Warning", "JobDeleted", message),
         )
     return Decision()
+
+
+def _is_running(pod: dict[str, Any]) -> bool:
+    """Pending or Running, terminating or not."""
+    return (pod.get("status") or {}).get("phase") in ("Pending", "Running")
 
 
 def _is_active(pod: dict[str, Any]) -> bool:
