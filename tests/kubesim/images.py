@@ -43,13 +43,22 @@ def python_install() -> list[str]:
     return sorted({sys.base_prefix, sys.prefix})
 
 
+def project_root() -> str:
+    """This checkout: the flowlib image's code. With an editable install the packages resolve to the
+    source tree rather than to site-packages, so the image must ship it (a real image installs a
+    wheel instead, inside the image's own filesystem)."""
+    return str(Path(__file__).resolve().parents[2])
+
+
 def default_images() -> dict[str, Image]:
     py_path = [venv_bin(), *SYSTEM_PATH]
     ships = python_install()
     python = Image(path=py_path, env={"PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}, cmd=["python3"], ships=ships)
     shell = Image(path=py_path, cmd=["sh"], ships=ships)
     return {
-        "*flowlib*": Image(path=py_path, env={"PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}, ships=ships),
+        "*flowlib*": Image(
+            path=py_path, env={"PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}, ships=[*ships, project_root()]
+        ),
         "python": python,
         "python:*": python,
         "busybox": shell,
