@@ -38,6 +38,7 @@ from typing import Any, Literal, TextIO
 
 from flowlib import current_path
 from flowlib import events as ev
+from flowlib_runner.reporting.dispatch import TableObserver
 from flowlib_runner.reporting.tracker import describe_error
 from flowlib_runner.status import rfc3339
 
@@ -129,7 +130,7 @@ class _Visits:
         self.last_action: object = None
 
 
-class RunLogger:
+class RunLogger(TableObserver):
     """Formats log lines and writes them to a sink; also the flowlib observer that logs events.
 
     The policy (which events get a line, when lines are flushed) is the module docstring's.
@@ -240,17 +241,7 @@ class RunLogger:
             with self._lock:
                 self._flush()
 
-    # -- the observer ---------------------------------------------------------------------------------
-    @property
-    def handlers(self) -> dict[type, Callable[[Any], None]]:
-        """Event type -> handler, so a dispatcher can skip `on_event`'s lookup (see execute.Dispatch)."""
-        return self._handlers
-
-    def on_event(self, event: ev.Event) -> None:
-        handler = self._handlers.get(type(event))
-        if handler is None:
-            raise TypeError(f"RunLogger got an event it does not know: {event!r}")
-        handler(event)
+    # -- event handlers (routed by TableObserver) ---------------------------------------------------
 
     def _visit(self, path: tuple[str, ...]) -> str:
         """`, visit N` once a node is summarised, so a failure says which visit failed."""

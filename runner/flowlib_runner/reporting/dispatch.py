@@ -48,3 +48,24 @@ class Dispatch:
             raise TypeError(f"unknown flowlib event {event!r}") from None
         for call in calls:
             call(event)
+
+
+class TableObserver:
+    """An observer that routes each event through a table (event type -> bound method).
+
+    Subclasses fill ``_handlers``; ``Dispatch`` reads ``handlers`` to call them directly, skipping
+    ``on_event``'s lookup on the hot path. An unknown event type is an error, never silently dropped.
+    """
+
+    _handlers: dict[type, Callable[[Any], None]]
+
+    @property
+    def handlers(self) -> dict[type, Callable[[Any], None]]:
+        """Event type -> handler, so a dispatcher can skip ``on_event``'s lookup."""
+        return self._handlers
+
+    def on_event(self, event: ev.Event) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            raise TypeError(f"{type(self).__name__} got an event it does not know: {event!r}")
+        handler(event)

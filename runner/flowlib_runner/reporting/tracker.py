@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flowlib import events as ev
+from flowlib_runner.reporting.dispatch import TableObserver
 from flowlib_runner.status import (
     DEFAULT_BUDGET,
     FINISHED_PHASES,
@@ -76,7 +77,7 @@ class _Node:
         )
 
 
-class StatusTracker:
+class StatusTracker(TableObserver):
     """Observer that turns flowlib events into a `RunStatus` (see the module docstring).
 
     `version` increases with every event, so a reporter can skip publishing when nothing changed.
@@ -110,17 +111,7 @@ class StatusTracker:
             ev.BatchProgress: self._batch,
         }
 
-    # -- the observer -------------------------------------------------------------------------------
-    @property
-    def handlers(self) -> dict[type, Callable[[Any], None]]:
-        """Event type -> handler, so a dispatcher can skip `on_event`'s lookup (see execute.Dispatch)."""
-        return self._handlers
-
-    def on_event(self, event: ev.Event) -> None:
-        handler = self._handlers.get(type(event))
-        if handler is None:
-            raise TypeError(f"StatusTracker got an event it does not know: {event!r}")
-        handler(event)
+    # -- event handlers (routed by TableObserver) ---------------------------------------------------
 
     def _ignore(self, event: Any) -> None:
         self.version += 1
