@@ -133,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         for namespace in ("held", "bench"):
             sim.kubectl("create", "namespace", namespace)
         operator = OperatorProcess(
-            _operator_kubeconfig(sim, workdir), workdir / "operator.log", extra_args=["--pod-start-timeout", "600"]
+            _operator_kubeconfig(sim, workdir),
+            workdir / "operator.log",
+            extra_args=["--pod-start-timeout", "600"],
+            verbose=False,  # as deployed: INFO logs
         )
         operator.start()
         time.sleep(2)

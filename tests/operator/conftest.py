@@ -38,6 +38,7 @@ class OperatorProcess:
     log_path: Path
     extra_args: list[str] = field(default_factory=list)
     scope: list[str] = field(default_factory=lambda: ["--all-namespaces"])
+    verbose: bool = True  # DEBUG logs help when a scenario fails; the benchmark runs as deployed
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -60,7 +61,7 @@ class OperatorProcess:
                 "1",
                 "--metrics-port",
                 "0",
-                "--verbose",
+                *(["--verbose"] if self.verbose else []),
                 *self.extra_args,
             ],
             env=env,

@@ -231,10 +231,13 @@ def test_logs_follow_shows_why_the_pod_is_pending(simulator_only: Cluster, names
 
 def test_logs_follow_continues_on_the_retried_pod(simulator_only: Cluster, namespace: str) -> None:
     cluster = simulator_only
-    sleepy = "import asyncio\nasync def exec(p):\n    await asyncio.sleep(3)"
+    sleepy = "import asyncio\nasync def exec(p):\n    await asyncio.sleep(6)"
     cluster.apply(namespace, slow_flow("retried", sleepy), flowrun("retried-1", "retried", retries=1))
     live = Live.start(cluster, "logs", "-f", "retried-1", "-n", namespace)
-    live.wait_line("the slow node starting", node_line("slow"))
+    # Kill while the slow node runs, judged by the cluster, not by how fast flowctl's output arrives.
+    cluster.wait_for(
+        "the slow node to run", lambda: cluster.run_status("retried-1", namespace).get("currentNode") == "slow"
+    )
     first = cluster.run_status("retried-1", namespace)["podName"]
     assert cluster.sim.kill_pod_process(namespace, first)
     code = live.finish()
