@@ -19,6 +19,21 @@ from flowlib_operator.handlers import Operator, OperatorConfig, register
 from flowlib_operator.jobspec import RunnerSettings
 
 DEFAULT_IMAGE = f"ghcr.io/flowlib/flowlib-operator:{__version__}"
+WATCH_CACHE_HANDLERS = ("flowrun_event", "job_event", "pod_event")
+
+
+class QuietWatchCache(logging.Filter):
+    """Drops kopf's "Handler ... succeeded" line for the watch-cache handlers at INFO.
+
+    They run on every event of every pod, Job and FlowRun (about 25 lines per run), which buried
+    what operators read the log for; ``--verbose`` keeps them.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not str(record.msg).startswith("Handler"):
+            return True
+        text = record.getMessage()
+        return not (text.endswith(" succeeded.") and any(f".{name}'" in text for name in WATCH_CACHE_HANDLERS))
 
 
 @click.command(context_settings={"auto_envvar_prefix": "FLOWLIB_OPERATOR", "show_default": True})
@@ -101,6 +116,8 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig  # kopf's login reads the same file as our client
     kopf.configure(debug=debug, verbose=verbose, quiet=quiet, log_format=kopf.LogFormat[log_format.upper()])
+    if not (verbose or debug):
+        logging.getLogger("kopf.objects").addFilter(QuietWatchCache())
     config = OperatorConfig(
         runner=RunnerSettings(image=runner_image, image_pull_policy=runner_pull_policy),
         pod_start_timeout=pod_start_timeout,
