@@ -50,6 +50,12 @@ def test_a_linear_flow_succeeds_and_publishes_its_outputs(cluster: Cluster, name
     assert all(n["phase"] == "Succeeded" for n in status["nodes"].values())
     jobs = cluster.list("jobs", namespace)
     assert [j["metadata"]["name"] for j in jobs] == ["linear-1-run"]
+    # No finalizer on the run: deleting it never waits for the operator (even one that is down).
+    body = cluster.get("flowrun", "linear-1", namespace)
+    assert body is not None and not body["metadata"].get("finalizers")
+    annotations = body["metadata"].get("annotations") or {}
+    assert any(key.startswith("flowlib.dev/") for key in annotations)  # kopf's bookkeeping lives here
+    assert not any(key.startswith("kopf") for key in status)  # ...never in status
     events = {e["reason"] for e in cluster.list("events", namespace) if e["involvedObject"]["kind"] == "FlowRun"}
     assert {"Created", "Started", "Succeeded"} <= events
 
