@@ -264,6 +264,9 @@ class Operator:
                     return
                 raise
         if decision.event:
+            if decision.event[1] == "PodCreationFailed":
+                # Perhaps the runner's identity was deleted: let the next run in this namespace recreate it.
+                self.identities.discard(namespace)
             await self.event(flowrun, *decision.event)
 
     def observe_flowrun(self, body: dict[str, Any], event_type: str | None) -> Key:

@@ -187,7 +187,7 @@ def decide(
                 final_status(flowrun, "Failed", "RunnerLost", message, moment),
                 event=("Warning", "RunnerLost", message),
             )
-        return _pods_going(flowrun, pods, latest, moment, start_timeout)
+        return _pods_going(flowrun, job, pods, latest, moment=moment, start_timeout=start_timeout)
 
     if job_seen and status.get("jobName"):
         message = f"the runner Job {status['jobName']} was deleted before the run finished"
@@ -243,16 +243,42 @@ def _job_failed(
     )
 
 
+NO_POD_FLOOR = 30.0
+"""Seconds a Job may go without any pod before the run fails: pod creation is normally immediate (an
+unschedulable pod still exists, Pending), so a Job with no pod at all is stuck, but never judged
+sooner than this, whatever ``--pod-start-timeout`` says."""
+
+
+def _no_pod_yet(flowrun: dict[str, Any], job: dict[str, Any], moment: datetime, start_timeout: float) -> Decision:
+    """A Job that never gets a pod (missing service account, quota, admission): fail after the wait."""
+    created = parse_time(job.get("metadata", {}).get("creationTimestamp"))
+    wait = max(start_timeout, NO_POD_FLOOR)
+    if created is None or (moment - created).total_seconds() < wait:
+        return Decision()
+    name = job.get("metadata", {}).get("name") or "its Job"
+    message = (
+        f"no runner pod was created within {wait:g}s; `kubectl describe job {name}` shows why "
+        "(a missing service account, a resource quota, an admission policy)"
+    )
+    return Decision(
+        final_status(flowrun, "Failed", "PodCreationFailed", message, moment),
+        delete_job=True,
+        event=("Warning", "PodCreationFailed", message),
+    )
+
+
 def _pods_going(
     flowrun: dict[str, Any],
+    job: dict[str, Any],
     pods: list[dict[str, Any]],
     latest: dict[str, Any] | None,
+    *,
     moment: datetime,
     start_timeout: float,
 ) -> Decision:
     status = flowrun.get("status") or {}
     if latest is None:
-        return Decision()
+        return _no_pod_yet(flowrun, job, moment, start_timeout)
     waiting = _waiting_failure(latest)
     if waiting is not None:
         reason, detail = waiting

@@ -261,3 +261,18 @@ def test_finished_runs_are_deleted_after_their_ttl(cluster: Cluster, namespace: 
         "the FlowRun to be deleted", lambda: cluster.get("flowrun", "ttl-1", namespace) is None, timeout=30
     )
     assert time.monotonic() - started < 30
+
+
+def test_a_job_that_cannot_create_its_pod_fails_and_the_identity_comes_back(
+    simulator_only: Cluster, namespace: str
+) -> None:
+    cluster = simulator_only
+    cluster.apply(namespace, slow_flow("ident", seconds=0.1), flowrun("ident-1", "ident"))
+    assert cluster.wait_phase("ident-1", namespace, "Succeeded")["phase"] == "Succeeded"
+    cluster.kubectl("delete", "serviceaccount", "flowlib-runner", "-n", namespace)
+    cluster.apply(namespace, flowrun("ident-2", "ident"))
+    status = cluster.wait_phase("ident-2", namespace, "Failed", "Succeeded", timeout=90)
+    assert status["conditions"][0]["reason"] == "PodCreationFailed", status
+    assert "kubectl describe job ident-2-run" in status["message"]
+    cluster.apply(namespace, flowrun("ident-3", "ident"))
+    assert cluster.wait_phase("ident-3", namespace, "Succeeded", "Failed", timeout=60)["phase"] == "Succeeded"

@@ -116,3 +116,15 @@ def test_finished_runs_are_left_alone_and_expire_after_their_ttl() -> None:
     assert decide(finished, None, [], job_seen=True, moment=NOW, start_timeout=60).status is None
     assert ttl_expired(finished, NOW)
     assert not ttl_expired(finished, datetime(2026, 11, 27, 11, 59, 10, tzinfo=UTC))
+
+
+def test_a_job_that_never_gets_a_pod_fails_the_run_after_the_wait() -> None:
+    young, old = job(), job()
+    young["metadata"]["creationTimestamp"] = "2026-11-27T11:59:50Z"
+    old["metadata"]["creationTimestamp"] = "2026-11-27T11:58:00Z"
+    assert decide(run("Pending"), young, [], job_seen=True, moment=NOW, start_timeout=4).status is None
+    decision = decide(run("Pending"), old, [], job_seen=True, moment=NOW, start_timeout=4)
+    assert decision.status is not None and decision.status["conditions"][0]["reason"] == "PodCreationFailed"
+    assert "within 30s" in decision.status["message"]  # never sooner than the floor
+    assert "kubectl describe job r-run" in decision.status["message"]
+    assert decision.delete_job
