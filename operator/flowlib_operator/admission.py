@@ -12,25 +12,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flowlib_runner.loader import load_object
+from flowlib_runner.loader import flow_refs
 
-SUBFLOW_MISSING = "does not exist"
+from flowlib_operator.resolve import lint
 
 
 def definition_problems(name: str, spec: Mapping[str, Any]) -> list[str]:
     """``flowctl lint``'s errors for one Flow spec, except references to other Flows."""
-    manifest = {"apiVersion": "flowlib.dev/v1alpha1", "kind": "Flow", "metadata": {"name": name}, "spec": dict(spec)}
-    referenced = {
-        node.get("flow")
-        for node in (spec.get("nodes") or {}).values()
-        if isinstance(node, Mapping) and node.get("type") == "flow" and isinstance(node.get("flow"), str)
-    }
     # Stand-ins for the referenced Flows: their existence is the operator's business later.
     library: dict[str, Mapping[str, Any]] = {
-        ref: {"nodes": {"placeholder": {}}} for ref in referenced if ref and ref != name
+        ref: {"nodes": {"placeholder": {}}} for _, ref in flow_refs(spec) if ref != name
     }
-    result = load_object(manifest, library=library)
-    return [str(p) for p in result.problems if p.severity == "error"]
+    _, problems = lint(name, spec, library)
+    return problems
 
 
 def flow_problems(body: Mapping[str, Any]) -> list[str]:

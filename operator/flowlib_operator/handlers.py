@@ -28,19 +28,21 @@ from flowlib_runner.kube.client import (
     KubeClient,
 )
 from flowlib_runner.kube.events import post_event
-from flowlib_runner.resources import API_GROUP, API_VERSION
+from flowlib_runner.resources import API_GROUP, API_VERSION, parse_time
+from flowlib_runner.status import shorten
 
 from flowlib_operator import metrics
 from flowlib_operator.admission import flow_problems, flowrun_problems, spec_changed
 from flowlib_operator.cache import ClusterCache, Key
 from flowlib_operator.jobspec import RunnerSettings, runner_job, snapshot_configmap
-from flowlib_operator.naming import LABEL_MANAGED_BY, MANAGED_BY, RUNNER_SERVICE_ACCOUNT, job_name
+from flowlib_operator.naming import LABEL_MANAGED_BY, MANAGED_BY, job_name
 from flowlib_operator.reconcile import (
     FINISHED,
+    MAX_MESSAGE,
     Decision,
     decide,
+    final_status,
     now_utc,
-    parse_time,
     rfc3339,
     succeeded_condition,
     ttl_expired,
@@ -49,7 +51,6 @@ from flowlib_operator.resolve import fetch_library, resolve_run, validate
 from flowlib_operator.runner_rbac import runner_identity
 
 log = logging.getLogger("flowlib.operator")
-MAX_MESSAGE = 8 * 1024
 
 
 @dataclass
@@ -118,7 +119,7 @@ class Operator:
             "type": "Ready",
             "status": "True" if ready else "False",
             "reason": "Valid" if ready else "InvalidFlow",
-            "message": _shorten(message),
+            "message": shorten(message, MAX_MESSAGE),
             "observedGeneration": meta.get("generation"),
             "lastTransitionTime": rfc3339(moment),
         }
@@ -199,17 +200,8 @@ class Operator:
             )
 
     def _final(self, patch: kopf.Patch, body: dict[str, Any], phase: str, reason: str, message: str) -> None:
-        moment = now_utc()
-        generation = body["metadata"].get("generation")
-        patch.status["phase"] = phase
-        patch.status["message"] = _shorten(message)
-        patch.status["completionTime"] = rfc3339(moment)
-        patch.status["observedGeneration"] = generation
-        patch.status["conditions"] = [
-            succeeded_condition(
-                "True" if phase == "Succeeded" else "False", reason, _shorten(message), generation, moment
-            )
-        ]
+        patch.status.update(final_status(body, phase, reason, message, now_utc()))
+        patch.status["observedGeneration"] = body["metadata"].get("generation")
 
     async def cancel_run(self, body: dict[str, Any]) -> None:
         """``spec.cancel`` became true: stop the runner by deleting the Job (its pod gets SIGTERM)."""
@@ -332,10 +324,6 @@ async def _create_or_adopt(client: KubeClient, ref: Any, manifest: dict[str, Any
     return False
 
 
-def _shorten(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
-
-
 def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
     """Install every handler into ``registry``, bound to ``op``."""
     group, version = API_GROUP, API_VERSION
@@ -428,7 +416,6 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
             await _reconcile_quietly(op, key)
 
     del login, configure, stop, flow_changed, flowrun_event, flowrun_created, flowrun_cancel, job_event, pod_event
-    _ = RUNNER_SERVICE_ACCOUNT
 
 
 def _refuse(problems: list[str], kind: str) -> None:

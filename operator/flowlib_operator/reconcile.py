@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from flowlib_runner.resources import human_duration
+from flowlib_runner.resources import human_duration, parse_time
+from flowlib_runner.status import shorten
 
+MAX_MESSAGE = 8 * 1024
+"""Bytes of a message the operator writes into status (the full story is in Events and logs)."""
 FINISHED = frozenset({"Succeeded", "Failed", "Cancelled"})
 START_FAILURES = frozenset(
     {
@@ -47,12 +50,6 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def succeeded_condition(
     status: str, reason: str, message: str, generation: int | None, moment: datetime
 ) -> dict[str, Any]:
@@ -69,7 +66,8 @@ def succeeded_condition(
 
 
 def final_status(flowrun: dict[str, Any], phase: str, reason: str, message: str, moment: datetime) -> dict[str, Any]:
-    """A terminal status written by the operator (the runner could not write it)."""
+    """A terminal status written by the operator (the runner could not write it, or never ran)."""
+    message = shorten(message, MAX_MESSAGE)
     generation = flowrun.get("metadata", {}).get("generation")
     status = flowrun.get("status") or {}
     started = parse_time(status.get("startTime"))
@@ -297,16 +295,14 @@ def _pods_going(
             return Decision({"message": message})
         return Decision()
     failed_pods = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
-    if failed_pods and any(_is_active(p) for p in pods) is False:
-        return Decision()  # between attempts: the Job will start the next pod or fail
-    if failed_pods and latest not in failed_pods:
-        last_failed = max(failed_pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
-        terminated = _terminated(last_failed)
-        if terminated is not None:
-            attempt = len(failed_pods)
-            message = f"runner attempt {attempt} ended: {describe_termination(terminated)}; the Job started it again"
-            if status.get("message") != message and status.get("phase") != "Running":
-                return Decision({"message": message})
+    if not failed_pods or latest in failed_pods or not any(_is_active(p) for p in pods):
+        return Decision()  # no earlier attempt failed, or between attempts (the Job retries or fails)
+    terminated = _terminated(max(failed_pods, key=lambda p: p["metadata"].get("creationTimestamp") or ""))
+    if terminated is None:
+        return Decision()
+    message = f"runner attempt {len(failed_pods)} ended: {describe_termination(terminated)}; the Job started it again"
+    if status.get("message") != message and status.get("phase") != "Running":
+        return Decision({"message": message})
     return Decision()
 
 

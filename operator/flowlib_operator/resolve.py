@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowlib_runner.kube.client import FLOWS, KubeClient
-from flowlib_runner.loader import load_object
+from flowlib_runner.loader import flow_refs, load_object
 
 INLINE_NAME = "inline"
 
@@ -28,24 +28,13 @@ class Resolution:
     node_count: int = 0
 
 
-def _flow_refs(spec: Mapping[str, Any]) -> list[str]:
-    nodes = spec.get("nodes")
-    if not isinstance(nodes, Mapping):
-        return []
-    return [
-        node["flow"]
-        for node in nodes.values()
-        if isinstance(node, Mapping) and node.get("type") == "flow" and isinstance(node.get("flow"), str)
-    ]
-
-
 async def fetch_library(
     client: KubeClient, namespace: str, spec: Mapping[str, Any], skip: str | None = None
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """The spec of every Flow that ``spec`` reaches through sub-flow nodes, by name; plus the missing."""
     library: dict[str, dict[str, Any]] = {}
     missing: list[str] = []
-    pending = [name for name in _flow_refs(spec) if name != skip]
+    pending = [name for _, name in flow_refs(spec) if name != skip]
     while pending:
         name = pending.pop()
         if name in library or name in missing or name == skip:
@@ -55,28 +44,28 @@ async def fetch_library(
             missing.append(name)
             continue
         library[name] = flow.get("spec") or {}  # a bare spec: the loader names it by its key
-        pending.extend(_flow_refs(library[name]))
+        pending.extend(name for _, name in flow_refs(library[name]))
     return library, missing
+
+
+def lint(name: str, spec: Mapping[str, Any], library: Mapping[str, Mapping[str, Any]]) -> tuple[bool, list[str]]:
+    """``flowctl lint``'s errors for the Flow ``name`` with its sub-flows; and whether it loaded."""
+    manifest = {"apiVersion": "flowlib.dev/v1alpha1", "kind": "Flow", "metadata": {"name": name}, "spec": dict(spec)}
+    result = load_object(manifest, library=library)
+    return result.definition is not None, [str(p) for p in result.problems if p.severity == "error"]
 
 
 def validate(
     name: str, spec: Mapping[str, Any], library: Mapping[str, Mapping[str, Any]], missing: list[str]
 ) -> Resolution:
     """Validate ``spec`` with its library; on success freeze everything into a snapshot."""
-    manifest = {
-        "apiVersion": "flowlib.dev/v1alpha1",
-        "kind": "Flow",
-        "metadata": {"name": name},
-        "spec": dict(spec),
-    }
-    result = load_object(manifest, library=library)
-    problems = [str(p) for p in result.problems if p.severity == "error"]
+    loaded, problems = lint(name, spec, library)
     for flow in missing:
         text = f"sub-flow '{flow}' does not exist in this namespace; create the Flow '{flow}' or fix the node's flow:"
         if not any(f"'{flow}'" in p for p in problems):
             problems.append(text)
     resolution = Resolution(flow_name=name, problems=problems, node_count=len(spec.get("nodes") or {}))
-    if result.definition is None or problems:
+    if not loaded or problems:
         if not problems:
             problems.append("the definition is invalid")
         return resolution

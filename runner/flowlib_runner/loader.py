@@ -233,7 +233,7 @@ class Loader:
                 problems.append(Problem(join_path(prefix, doc.user_path(p.path)), p.message, p.severity))
             if spec is not None:
                 specs[doc.name] = spec
-            for node_name, ref in _flow_refs(doc.spec):
+            for node_name, ref in flow_refs(doc.spec):
                 at = join_path(prefix, doc.user_path(join_path("nodes", node_name, "flow")))
                 if ref in visiting:
                     cycle = " -> ".join([*visiting[visiting.index(ref) :], ref])
@@ -255,8 +255,9 @@ class Loader:
         return LoadResult(FlowDefinition(main.name, specs[main.name], subflows), problems)
 
 
-def _flow_refs(spec: Any) -> list[tuple[str, str]]:
-    """(node name, flow name) for every ``type: flow`` node, read from the raw spec."""
+def flow_refs(spec: Any) -> list[tuple[str, str]]:
+    """(node name, flow name) for every ``type: flow`` node, read from the raw spec (never validated:
+    the operator also uses it to find which Flows a definition needs before loading it)."""
     nodes = spec.get("nodes") if isinstance(spec, Mapping) else None
     if not isinstance(nodes, Mapping):
         return []

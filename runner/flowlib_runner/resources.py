@@ -8,6 +8,7 @@ shows the descriptions written here.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -146,3 +147,10 @@ def human_duration(seconds: float) -> str:
     minutes, secs = divmod(rest, 60)
     text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
     return text + (f"{secs}s" if secs or not text else "")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An RFC 3339 timestamp from a status (``...Z`` or an offset); None for a missing one."""
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

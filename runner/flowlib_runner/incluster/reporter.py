@@ -17,13 +17,12 @@ import asyncio
 import json
 import logging
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from flowlib_runner.kube.client import FLOWRUNS, ApiError, KubeClient
 from flowlib_runner.reporting.base import ErrorCallback, PeriodicReporter
-from flowlib_runner.resources import human_duration
+from flowlib_runner.resources import human_duration, parse_time
 from flowlib_runner.status import RunStatus, rfc3339
 
 log = logging.getLogger("flowlib.runner")
@@ -101,8 +100,9 @@ class FlowRunStatusReporter(PeriodicReporter):
                 reason,
                 data.get("message") or f"run {phase.lower()}",
             )
-            if data.get("startTime") and data.get("completionTime"):
-                data["duration"] = human_duration(_seconds_between(data["startTime"], data["completionTime"]))
+            started, ended = parse_time(data.get("startTime")), parse_time(data.get("completionTime"))
+            if started is not None and ended is not None:
+                data["duration"] = human_duration(max(0.0, (ended - started).total_seconds()))
         else:
             where = f" on pod {self.pod_name}" if self.pod_name else ""
             condition = ("Unknown", "Running", f"running{where} (attempt {self.attempt})")
@@ -178,10 +178,3 @@ class FlowRunStatusReporter(PeriodicReporter):
             log.error("could not write the final status (%s); left it in the termination message", error)
         except OSError as write_error:
             log.error("could not write the final status (%s) nor the termination message (%s)", error, write_error)
-
-
-def _seconds_between(start: str, end: str) -> float:
-    def parse(text: str) -> datetime:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-    return max(0.0, (parse(end) - parse(start)).total_seconds())

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flowlib_runner.kube.client import EVENTS, KubeClient
+from flowlib_runner.status import shorten
 
-MAX_MESSAGE = 1024  # Events are for people; the full story is in status and logs
+MAX_MESSAGE = 1024  # bytes; Events are for people; the full story is in status and logs
 
 
 def event_body(involved: dict[str, Any], event_type: str, reason: str, message: str, component: str) -> dict[str, Any]:
@@ -17,8 +18,7 @@ def event_body(involved: dict[str, Any], event_type: str, reason: str, message: 
     meta = involved["metadata"]
     now = datetime.now(UTC)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if len(message) > MAX_MESSAGE:
-        message = message[: MAX_MESSAGE - 1] + "…"
+    message = shorten(message, MAX_MESSAGE)
     return {
         "apiVersion": "v1",
         "kind": "Event",
