@@ -22,6 +22,7 @@ from .errors import NodeTimeout
 from .gathering import gather_or_cancel
 from .naming import node_name
 from .nodes import BatchNode, Node, _ItemStats, check_cancelled, sized_total
+from .pacing import NEVER, Pacer
 from .runs import run_root_async
 
 
@@ -93,7 +94,7 @@ class AsyncNode(Node):
             else:
                 if stats is not None:
                     stats.done += 1
-                    if stats.done + stats.failed >= stats.next_report:
+                    if stats.done >= stats.done_due:
                         stats.report()
                 return result
         return None
@@ -133,8 +134,14 @@ class AsyncBatchNode(AsyncNode, BatchNode):
         ctx, stats = _batch_stats(items)
         check_cancelled(ctx)
         results = []
+        pacer = Pacer() if ctx is not None else None
+        check_at = pacer.check_at if pacer is not None else NEVER
         for index, item in enumerate(items):
             results.append(await self._exec_item_async(item, index, stats))
+            if index >= check_at and pacer is not None:
+                check_at = pacer.next_check(index)
+                if pacer.pause:
+                    await asyncio.sleep(0)
         if stats is not None:
             stats.flush()
         return results
@@ -147,7 +154,8 @@ class AsyncParallelBatchNode(AsyncNode, BatchNode):
         ctx, stats = _batch_stats(items)
         check_cancelled(ctx)
         run_item = self._exec_item_async
-        results = await gather_or_cancel(run_item(item, index, stats) for index, item in enumerate(items))
+        coros = (run_item(item, index, stats) for index, item in enumerate(items))
+        results = await gather_or_cancel(coros, paced=ctx is not None)
         if stats is not None:
             stats.flush()
         return results
@@ -211,14 +219,21 @@ class WorkerPoolBatchNode(AsyncNode, BatchNode):
             return results
 
         iterator: Iterator[Any] = iter(items)
+        pacer = Pacer() if ctx is not None else None
+        check_at = pacer.check_at if pacer is not None else NEVER
 
         async def worker() -> None:
+            nonlocal check_at
             # No await between next() and append(): workers share one event loop thread, so
             # claiming an index is atomic without a lock.
             for item in iterator:
                 index = len(results)
                 results.append(None)
                 results[index] = await run_item(item, index, stats)
+                if index >= check_at and pacer is not None:
+                    check_at = pacer.next_check(index)
+                    if pacer.pause:
+                        await asyncio.sleep(0)
 
         await gather_or_cancel([worker() for _ in range(workers)])
         if stats is not None:

@@ -13,20 +13,33 @@ node has ended, so tasks that share a frame always see their own node.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .cancel import CancelToken
 from .events import Event, Observer, Path
 from .naming import node_name
 
+if TYPE_CHECKING:
+    from .visits import VisitRecord
+
 
 @dataclass(slots=True)
 class RunContext:
-    """What every node of one run shares."""
+    """What every node of one run shares.
+
+    ``visit_events`` and ``visit_interval`` are the observer's coalescing request (see
+    :class:`~flowlib.events.NodeVisits`); an observer that makes none gets 0 and 0.0, which reports
+    every visit, and a run without an observer 0 and infinity: after its first visit a node is
+    only counted, as no one receives events. ``visits`` holds the per-path visit counts behind
+    them, shared by every walk of the run.
+    """
 
     observer: Observer | None
     cancel: CancelToken | None
+    visit_events: int = 0
+    visit_interval: float = 0.0
+    visits: dict[Path, VisitRecord] = field(default_factory=dict)
 
     def emit(self, event: Event) -> None:
         if self.observer is not None:

@@ -58,11 +58,16 @@ class FlowCancelled:
 
 @dataclass(slots=True)
 class NodeStarted:
-    """A flow is about to run a node; ``kind`` is the node's class name."""
+    """A flow is about to run a node; ``kind`` is the node's class name.
+
+    ``visit`` numbers the visits of this node path in the run (1 for the first); it can jump when
+    the visits in between were coalesced into a :class:`NodeVisits` (see there).
+    """
 
     path: Path
     kind: str
     time: float = field(default_factory=time.time)
+    visit: int = 1
 
 
 @dataclass(slots=True)
@@ -83,14 +88,41 @@ class NodeFailed:
     error: BaseException
     duration: float
     time: float = field(default_factory=time.time)
+    visit: int = 1
 
 
 @dataclass(slots=True)
 class NodeCancelled:
-    """A node was interrupted by cancellation."""
+    """A node was interrupted by cancellation (``visit``: which visit of the node it was)."""
 
     path: Path
     duration: float
+    time: float = field(default_factory=time.time)
+    visit: int = 1
+
+
+@dataclass(slots=True)
+class NodeVisits:
+    """Visits of a looping node that had no events of their own, summed up (observer opt-in).
+
+    An observer whose ``visit_events`` attribute is a number N asks for coalescing: of each node
+    path, the first N visits are reported as usual (``NodeStarted`` then ``NodeFinished``), and
+    after that one visit per ``visit_interval`` seconds (default 1) is; the visits in between are
+    only counted. A ``NodeVisits`` then reports the counts before the node's next reported visit
+    starts, before a failure or cancellation of the node, and when the walk that ran them ends.
+    Counts are cumulative over the run: ``visits`` visits finished so far, ``seconds`` spent in
+    them, and the last one's ``action`` and ``attempts`` (exec attempts).
+    Why: a 10,000-step loop of trivial nodes would otherwise cost two events per step, more than
+    the steps themselves, for lines and counters nobody reads one by one. Failures, cancellations
+    and retries are never coalesced.
+    """
+
+    path: Path
+    kind: str
+    visits: int
+    seconds: float
+    action: object
+    attempts: int
     time: float = field(default_factory=time.time)
 
 
@@ -98,7 +130,8 @@ class NodeCancelled:
 class RetryScheduled:
     """Exec attempt ``attempt`` (1-based) failed with ``error``; the next starts after ``delay`` s.
 
-    ``item`` is the item's index for batch nodes, ``None`` otherwise.
+    ``item`` is the item's index for batch nodes, ``None`` otherwise; ``visit`` is the visit of the
+    node the attempt belongs to.
     """
 
     path: Path
@@ -107,6 +140,7 @@ class RetryScheduled:
     delay: float
     item: int | None
     time: float = field(default_factory=time.time)
+    visit: int = 1
 
 
 @dataclass(slots=True)
@@ -134,6 +168,7 @@ Event: TypeAlias = (
     | NodeFinished
     | NodeFailed
     | NodeCancelled
+    | NodeVisits
     | RetryScheduled
     | BatchProgress
 )
@@ -141,7 +176,11 @@ Event: TypeAlias = (
 
 @runtime_checkable
 class Observer(Protocol):
-    """Anything with ``on_event``; attach it with ``flow.run(shared, observer=...)``."""
+    """Anything with ``on_event``; attach it with ``flow.run(shared, observer=...)``.
+
+    Optional attributes, read once when the run starts: ``visit_events`` (an int) and
+    ``visit_interval`` (seconds) ask for :class:`NodeVisits` coalescing of looping nodes.
+    """
 
     def on_event(self, event: Event) -> None: ...
 

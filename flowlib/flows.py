@@ -9,18 +9,19 @@ successor for; if the node has successors but none for that action, PocketFlow's
 from __future__ import annotations
 
 import asyncio
-import time
 import warnings
+from time import perf_counter
 from typing import Any
 
 from .async_nodes import AsyncNode
 from .context import FRAME, RUN_CONTEXT, Frame, RunContext
 from .copying import PLAIN_CLASSES, shallow_copy
-from .errors import MaxStepsExceeded
-from .events import NodeCancelled, NodeFailed, NodeFinished, NodeStarted
+from .errors import Cancelled, MaxStepsExceeded
 from .gathering import gather_or_cancel
 from .naming import node_name
 from .nodes import BaseNode, check_cancelled
+from .pacing import YIELD_INTERVAL
+from .visits import VisitRecord, failed, flush, record_for, run_reported, run_reported_async
 
 
 class Flow(BaseNode):
@@ -49,38 +50,104 @@ class Flow(BaseNode):
 
     def _orch(self, shared: Any, params: dict[str, Any] | None = None) -> Any:
         ctx = RUN_CONTEXT.get()
-        watched = ctx is not None and (ctx.observer is not None or ctx.cancel is not None)
-        observer = ctx.observer if ctx is not None else None
-        curr = shallow_copy(self.start_node)
         p = params or {**self.params}
-        last_action = None
-        max_steps = getattr(self, "max_steps", None)
-        steps = 0
         frame = Frame(FRAME.get())
         frame_token = FRAME.set(frame)
         try:
+            if ctx is not None:
+                return self._walk_observed(shared, p, ctx, frame)
+            return self._walk(shared, p, frame)
+        finally:
+            FRAME.reset(frame_token)
+
+    def _walk(self, shared: Any, p: dict[str, Any], frame: Frame) -> Any:
+        """The walk of a run without context: PocketFlow's loop, nothing added but ``max_steps``."""
+        curr = shallow_copy(self.start_node)
+        last_action = None
+        max_steps = getattr(self, "max_steps", None)
+        steps = 0
+        while curr:
+            if max_steps is not None:
+                steps += 1
+                if steps > max_steps:
+                    raise MaxStepsExceeded(node_name(self), node_name(curr), max_steps)
+            curr.set_params(p)
+            frame.node = curr
+            last_action = curr._run(shared)
+            nxt = self.get_next_node(curr, last_action)
+            # Inlined shallow_copy(nxt): this line runs once per step.
+            if nxt is not None and PLAIN_CLASSES.get(nxt.__class__):
+                curr = object.__new__(nxt.__class__)
+                curr.__dict__.update(nxt.__dict__)
+            else:
+                curr = shallow_copy(nxt)
+        return last_action
+
+    def _walk_observed(self, shared: Any, p: dict[str, Any], ctx: RunContext, frame: Frame) -> Any:
+        """The walk of an observed or cancellable run: visits counted, reported or quiet (visits.py).
+
+        A quiet visit costs one clock read. Its time is counted in spans: consecutive quiet visits
+        of the same node (a self-loop) are one span, added to the node's record when it ends.
+        """
+        token = ctx.cancel
+        records: dict[int, VisitRecord] = {}
+        orig = self.start_node
+        curr = shallow_copy(orig)
+        last_action = None
+        max_steps = getattr(self, "max_steps", None)
+        steps = 0
+        span: VisitRecord | None = None  # the node whose quiet visits are running, since span_started
+        span_started = 0.0
+        last_orig: BaseNode | None = None
+        record: VisitRecord
+        try:
             while curr:
+                started = perf_counter()
                 if max_steps is not None:
                     steps += 1
                     if steps > max_steps:
                         raise MaxStepsExceeded(node_name(self), node_name(curr), max_steps)
-                if watched:
-                    check_cancelled(ctx)
+                if token is not None and token.is_set:
+                    raise Cancelled(token.reason or "run cancelled")
                 curr.set_params(p)
                 frame.node = curr
-                if observer is not None:
-                    last_action = _run_observed(curr, shared, ctx, (*frame.prefix, node_name(curr)))  # type: ignore[arg-type]
+                if orig is not last_orig:  # a node visited twice in a row (a self-loop) skips the lookup
+                    found = records.get(id(orig))
+                    if found is None:
+                        path = (*frame.prefix, node_name(curr))
+                        found = records[id(orig)] = record_for(ctx, path, type(curr).__name__)
+                    record = found
+                    last_orig = orig
+                record.visits += 1
+                if started >= record.due:
+                    if span is not None:
+                        span.seconds += started - span_started
+                        span = None
+                    last_action = run_reported(ctx, record, curr, shared, started)
                 else:
-                    last_action = curr._run(shared)
-                nxt = self.get_next_node(curr, last_action)
-                # Inlined shallow_copy(nxt): this line runs once per step.
-                if nxt is not None and PLAIN_CLASSES.get(nxt.__class__):
-                    curr = object.__new__(nxt.__class__)
-                    curr.__dict__.update(nxt.__dict__)
+                    if span is not record:
+                        if span is not None:
+                            span.seconds += started - span_started
+                        span, span_started = record, started
+                    try:
+                        last_action = curr._run(shared)
+                    except BaseException as e:
+                        record.seconds += started - span_started  # the span's visits before this one
+                        span = None
+                        failed(ctx, record, e, started)
+                        raise
+                    record.action = last_action
+                orig = self.get_next_node(curr, last_action)
+                # Inlined shallow_copy(orig): this line runs once per step.
+                if orig is not None and PLAIN_CLASSES.get(orig.__class__):
+                    curr = object.__new__(orig.__class__)
+                    curr.__dict__.update(orig.__dict__)
                 else:
-                    curr = shallow_copy(nxt)
+                    curr = shallow_copy(orig)
         finally:
-            FRAME.reset(frame_token)
+            if span is not None:
+                span.seconds += perf_counter() - span_started
+            flush(ctx, records)
         return last_action
 
     def _run(self, shared: Any) -> Any:
@@ -90,21 +157,6 @@ class Flow(BaseNode):
 
     def post(self, shared: Any, prep_res: Any, exec_res: Any) -> Any:
         return exec_res
-
-
-def _run_observed(node: BaseNode, shared: Any, ctx: RunContext, path: tuple[str, ...]) -> Any:
-    ctx.emit(NodeStarted(path, type(node).__name__))
-    started = time.perf_counter()
-    try:
-        action = node._run(shared)
-    except asyncio.CancelledError:
-        ctx.emit(NodeCancelled(path, time.perf_counter() - started))
-        raise
-    except BaseException as e:
-        ctx.emit(NodeFailed(path, e, time.perf_counter() - started))
-        raise
-    ctx.emit(NodeFinished(path, action, time.perf_counter() - started))
-    return action
 
 
 class BatchFlow(Flow):
@@ -124,35 +176,112 @@ class AsyncFlow(Flow, AsyncNode):
 
     async def _orch_async(self, shared: Any, params: dict[str, Any] | None = None) -> Any:
         ctx = RUN_CONTEXT.get()
-        watched = ctx is not None and (ctx.observer is not None or ctx.cancel is not None)
-        observer = ctx.observer if ctx is not None else None
-        curr = shallow_copy(self.start_node)
         p = params or {**self.params}
-        last_action = None
-        max_steps = getattr(self, "max_steps", None)
-        steps = 0
         frame = Frame(FRAME.get())
         frame_token = FRAME.set(frame)
         try:
+            if ctx is not None:
+                return await self._walk_observed_async(shared, p, ctx, frame)
+            return await self._walk_async(shared, p, frame)
+        finally:
+            FRAME.reset(frame_token)
+
+    async def _walk_async(self, shared: Any, p: dict[str, Any], frame: Frame) -> Any:
+        """The walk of a run without context: PocketFlow's loop, nothing added but ``max_steps``."""
+        curr = shallow_copy(self.start_node)
+        last_action = None
+        max_steps = getattr(self, "max_steps", None)
+        steps = 0
+        while curr:
+            if max_steps is not None:
+                steps += 1
+                if steps > max_steps:
+                    raise MaxStepsExceeded(node_name(self), node_name(curr), max_steps)
+            curr.set_params(p)
+            frame.node = curr
+            if isinstance(curr, AsyncNode):
+                last_action = await curr._run_async(shared)
+            else:
+                last_action = curr._run(shared)
+            nxt = self.get_next_node(curr, last_action)
+            # Inlined shallow_copy(nxt): this line runs once per step.
+            if nxt is not None and PLAIN_CLASSES.get(nxt.__class__):
+                curr = object.__new__(nxt.__class__)
+                curr.__dict__.update(nxt.__dict__)
+            else:
+                curr = shallow_copy(nxt)
+        return last_action
+
+    async def _walk_observed_async(self, shared: Any, p: dict[str, Any], ctx: RunContext, frame: Frame) -> Any:
+        """``_walk_observed`` for async flows, which also let the event loop in (see pacing.py)."""
+        token = ctx.cancel
+        records: dict[int, VisitRecord] = {}
+        orig = self.start_node
+        curr = shallow_copy(orig)
+        last_action = None
+        max_steps = getattr(self, "max_steps", None)
+        steps = 0
+        span: VisitRecord | None = None  # the node whose quiet visits are running, since span_started
+        span_started = 0.0
+        last_orig: BaseNode | None = None
+        record: VisitRecord
+        yield_at = perf_counter() + YIELD_INTERVAL
+        try:
             while curr:
+                started = perf_counter()
+                if started >= yield_at:
+                    if span is not None:  # the event loop's turn is nobody's visit
+                        span.seconds += started - span_started
+                        span = None
+                    await asyncio.sleep(0)
+                    started = perf_counter()
+                    yield_at = started + YIELD_INTERVAL
                 if max_steps is not None:
                     steps += 1
                     if steps > max_steps:
                         raise MaxStepsExceeded(node_name(self), node_name(curr), max_steps)
-                if watched:
-                    check_cancelled(ctx)
+                if token is not None and token.is_set:
+                    raise Cancelled(token.reason or "run cancelled")
                 curr.set_params(p)
                 frame.node = curr
-                if observer is not None:
-                    path = (*frame.prefix, node_name(curr))
-                    last_action = await _run_observed_async(curr, shared, ctx, path)  # type: ignore[arg-type]
-                elif isinstance(curr, AsyncNode):
-                    last_action = await curr._run_async(shared)
+                if orig is not last_orig:  # a node visited twice in a row (a self-loop) skips the lookup
+                    found = records.get(id(orig))
+                    if found is None:
+                        path = (*frame.prefix, node_name(curr))
+                        found = records[id(orig)] = record_for(ctx, path, type(curr).__name__)
+                    record = found
+                    last_orig = orig
+                record.visits += 1
+                is_async = isinstance(curr, AsyncNode)
+                if started >= record.due:
+                    if span is not None:
+                        span.seconds += started - span_started
+                        span = None
+                    last_action = await run_reported_async(ctx, record, curr, shared, started, is_async=is_async)
                 else:
-                    last_action = curr._run(shared)
-                curr = shallow_copy(self.get_next_node(curr, last_action))
+                    if span is not record:
+                        if span is not None:
+                            span.seconds += started - span_started
+                        span, span_started = record, started
+                    try:
+                        last_action = await curr._run_async(shared) if is_async else curr._run(shared)  # type: ignore[attr-defined]
+                    except BaseException as e:
+                        record.seconds += started - span_started  # the span's visits before this one
+                        span = None
+                        failed(ctx, record, e, started)
+                        raise
+                    record.action = last_action
+                orig = self.get_next_node(curr, last_action)
+                # Inlined shallow_copy(orig): this line runs once per step.
+                if orig is not None and PLAIN_CLASSES.get(orig.__class__):
+                    curr = object.__new__(orig.__class__)
+                    curr.__dict__.update(orig.__dict__)
+                else:
+                    curr = shallow_copy(orig)
         finally:
-            FRAME.reset(frame_token)
+            if span is not None:
+                span.seconds += perf_counter() - span_started
+            flush(ctx, records)
         return last_action
 
     async def _run_async(self, shared: Any) -> Any:
@@ -162,24 +291,6 @@ class AsyncFlow(Flow, AsyncNode):
 
     async def post_async(self, shared: Any, prep_res: Any, exec_res: Any) -> Any:
         return exec_res
-
-
-async def _run_observed_async(node: BaseNode, shared: Any, ctx: RunContext, path: tuple[str, ...]) -> Any:
-    ctx.emit(NodeStarted(path, type(node).__name__))
-    started = time.perf_counter()
-    try:
-        if isinstance(node, AsyncNode):
-            action = await node._run_async(shared)
-        else:
-            action = node._run(shared)
-    except asyncio.CancelledError:
-        ctx.emit(NodeCancelled(path, time.perf_counter() - started))
-        raise
-    except BaseException as e:
-        ctx.emit(NodeFailed(path, e, time.perf_counter() - started))
-        raise
-    ctx.emit(NodeFinished(path, action, time.perf_counter() - started))
-    return action
 
 
 class AsyncBatchFlow(AsyncFlow, BatchFlow):
@@ -202,6 +313,7 @@ class AsyncParallelBatchFlow(AsyncFlow, BatchFlow):
 
     async def _run_async(self, shared: Any) -> Any:
         pr = await self.prep_async(shared) or []
-        check_cancelled(RUN_CONTEXT.get())
-        await gather_or_cancel(self._orch_async(shared, {**self.params, **bp}) for bp in pr)
+        ctx = RUN_CONTEXT.get()
+        check_cancelled(ctx)
+        await gather_or_cancel((self._orch_async(shared, {**self.params, **bp}) for bp in pr), paced=ctx is not None)
         return await self.post_async(shared, pr, None)

@@ -19,6 +19,8 @@ import contextvars
 from collections.abc import Coroutine, Generator, Iterable, Sequence
 from typing import Any
 
+from .pacing import NEVER, Pacer
+
 
 class _Resumed(Coroutine[Any, Any, Any]):
     """A coroutine that already took its first step, in a form a task can drive.
@@ -55,14 +57,28 @@ class _Resumed(Coroutine[Any, Any, Any]):
         raise TypeError("a resumed coroutine is driven by its task, never awaited directly")
 
 
-async def gather_or_cancel(coros: Iterable[Coroutine[Any, Any, Any]]) -> list[Any]:
-    """Run ``coros`` concurrently and return their results in order (see the module docstring)."""
+async def gather_or_cancel(coros: Iterable[Coroutine[Any, Any, Any]], *, paced: bool = False) -> list[Any]:
+    """Run ``coros`` concurrently and return their results in order (see the module docstring).
+
+    ``paced``: let the event loop in now and then while starting them (see pacing.py), for
+    coroutines that may complete without suspending.
+    """
     results: list[Any] = []
     started: list[tuple[int, asyncio.Task[Any]]] = []
     iterator = iter(coros)
+    pacer = Pacer() if paced else None
+    check_at = pacer.check_at if pacer is not None else NEVER
     try:
         for coro in iterator:
             index = len(results)
+            if index >= check_at and pacer is not None:
+                check_at = pacer.next_check(index)
+                if pacer.pause:
+                    try:
+                        await asyncio.sleep(0)
+                    except BaseException:
+                        coro.close()  # taken from the iterator, never started
+                        raise
             results.append(None)
             context = contextvars.copy_context()
             try:

@@ -97,7 +97,7 @@ class _ItemStats:
     observer of a million-item batch gets a thousand events, not a million.
     """
 
-    __slots__ = ("ctx", "done", "failed", "next_report", "path", "reported", "step", "total")
+    __slots__ = ("ctx", "done", "done_due", "failed", "next_report", "path", "reported", "step", "total")
     EVERY_ITEM = 100
     REPORTS = 1000
     UNSIZED_STEP = 1000
@@ -111,15 +111,19 @@ class _ItemStats:
         self.reported = -1
         self.step = max(1, total // self.REPORTS) if total is not None else self.UNSIZED_STEP
         self.next_report = 0
+        # `next_report` in terms of `done` alone, so an item that succeeds costs one comparison.
+        self.done_due = 0
 
     def report(self) -> None:
         """Report if this count is due. Callers may skip the call while ``finished < next_report``."""
         finished = self.done + self.failed
         if finished > self.EVERY_ITEM and finished < self.next_report and finished != self.total:
+            self.done_due = self.next_report - self.failed  # a failure moved it
             return
         self.next_report = finished + (1 if finished < self.EVERY_ITEM else self.step)
         if self.total is not None and finished < self.total:
             self.next_report = min(self.next_report, self.total)
+        self.done_due = self.next_report - self.failed
         self._emit(finished)
 
     def flush(self) -> None:
@@ -183,7 +187,14 @@ class Node(BaseNode):
         delay = self._retry_delay(attempt)
         ctx = RUN_CONTEXT.get()
         if ctx is not None and ctx.observer is not None:
-            ctx.emit(RetryScheduled(current_path(), attempt, error, delay, item))
+            path = current_path()
+            record = ctx.visits.get(path)
+            visit = 1
+            if record is not None:
+                visit = record.visits
+                if item is None:  # the visit's own attempts (a batch item's are the item's)
+                    record.retry_visit, record.retry_attempts = visit, attempt + 1
+            ctx.emit(RetryScheduled(path, attempt, error, delay, item, visit=visit))
         return delay
 
     def _exec(self, prep_res: Any) -> Any:

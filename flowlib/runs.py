@@ -19,13 +19,23 @@ from .events import FlowCancelled, FlowFailed, FlowFinished, FlowStarted, Observ
 
 def _fresh_context(observer: Observer | None, cancel: CancelToken | None) -> RunContext | None:
     """The context for a new run, or None to keep the enclosing run's context."""
-    if observer is None and cancel is None and RUN_CONTEXT.get() is not None:
-        return None
+    if observer is None and cancel is None:
+        return None  # nested: join the enclosing run; top level: a bare run, PocketFlow's own path
     if observer is not None and not callable(getattr(observer, "on_event", None)):
         raise TypeError(f"observer must have an on_event(event) method, got {type(observer).__name__}")
     if cancel is not None and not isinstance(cancel, CancelToken):
         raise TypeError(f"cancel must be a flowlib.CancelToken, got {type(cancel).__name__}")
-    return RunContext(observer, cancel)
+    if observer is None:  # a token only: visits are counted, no events built
+        return RunContext(None, cancel, visit_events=0, visit_interval=float("inf"))
+    visit_events = getattr(observer, "visit_events", None)
+    visit_interval = getattr(observer, "visit_interval", 1.0)
+    if visit_events is not None and (not isinstance(visit_events, int) or visit_events < 0):
+        raise TypeError(f"observer.visit_events must be None or a whole number >= 0, not {visit_events!r}")
+    if not isinstance(visit_interval, int | float) or visit_interval < 0:
+        raise TypeError(f"observer.visit_interval must be a number of seconds >= 0, not {visit_interval!r}")
+    if visit_events is None:
+        return RunContext(observer, cancel)  # every visit reported
+    return RunContext(observer, cancel, visit_events=visit_events, visit_interval=float(visit_interval))
 
 
 def run_root(node: Any, shared: Any, observer: Observer | None, cancel: CancelToken | None) -> Any:
