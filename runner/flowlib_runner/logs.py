@@ -8,13 +8,15 @@ which follows the node into asyncio tasks and `asyncio.to_thread`.
 What gets a line (the policy; `RunLogger`'s arguments tune it):
 - the run's start and end, every failure, cancellation and retry, and all user output: always;
 - a node's `started`/`finished` lines for its first `visit_lines` (10) visits. A node visited more
-  often (a loop) is summarised after that: its lines are written only when `summary_interval` (1 s)
-  has passed since its previous line, or at its 100th, 1,000th, 10,000th... visit; they say the
-  visit number and the visits and time so far. The first skipped line says that summarising began,
-  and when the run ends every node whose last visit went unlogged gets a final `NodeVisits` line
-  (visits, total time, last duration and action). Why: a 10,000-step loop wrote 20,000 identical
-  lines, which buried everything else in `kubectl logs` and cost more than the loop itself; a slow
-  loop (a visit a second or slower) still gets every line, so nothing a reader follows live is lost.
+  often (a loop) is summarised after that: one visit per `summary_interval` (1 s) still gets its
+  lines, numbered (`started (...), visit 57`), and a `NodeVisits` line sums up the visits in between
+  (visits so far, time in all and on average, the last one's action) before the node's next logged
+  visit, before its failure, and when its flow ends. The first such line says that summarising
+  began. flowlib does the counting (the logger asks for it through `visit_events` and
+  `visit_interval`; see `flowlib.events.NodeVisits`), so a summarised visit costs the log nothing.
+  Why: a 10,000-step loop wrote 20,000 identical lines, which buried everything else in `kubectl
+  logs` and cost more than the loop itself; a slow loop (a visit a second or slower) still gets
+  every line, so nothing a reader follows live is lost.
 - batch progress: at most once per `progress_interval` (1 s) for the whole run, and when a batch
   completes (flowlib already coalesces its progress events to about a thousand per batch).
 
@@ -106,28 +108,13 @@ def stream_sink(stream: TextIO, *, flush_interval: float = 0.1) -> StreamSink:
 
 
 class _Visits:
-    """What the log remembers of one node path for the summarising policy (module docstring)."""
+    """What the log remembers of one node path: its last logged visit, and whether it was summarised."""
 
-    __slots__ = (
-        "finished_line",
-        "last_action",
-        "last_duration",
-        "next_decade",
-        "pending",
-        "started_line",
-        "total",
-        "visits",
-    )
+    __slots__ = ("summarised", "visit")
 
     def __init__(self) -> None:
-        self.visits = 0
-        self.total = 0.0  # seconds spent in finished visits
-        self.started_line = 0.0  # event times of the node's last started and finished lines
-        self.finished_line = 0.0
-        self.next_decade = 100
-        self.pending = False  # a finished visit whose line was skipped
-        self.last_duration = 0.0
-        self.last_action: object = None
+        self.visit = 0
+        self.summarised = False
 
 
 class RunLogger(TableObserver):
@@ -161,6 +148,9 @@ class RunLogger(TableObserver):
         self.info_events = info_events
         self.visit_lines = visit_lines
         self.summary_interval = summary_interval
+        # flowlib's coalescing request (see flowlib.events.NodeVisits): it implements the policy.
+        self.visit_events = visit_lines
+        self.visit_interval = summary_interval
         self._flush: Callable[[], None] | None = getattr(sink, "flush", None)
         self._lock = threading.Lock()
         self._attempts: dict[tuple[str, ...], int] = {}
@@ -175,8 +165,9 @@ class RunLogger(TableObserver):
             ev.NodeFinished: self._node_finished,
             ev.NodeFailed: self._node_failed,
             ev.NodeCancelled: lambda e: self._event(
-                "WARNING", e.path, f"cancelled after {e.duration:.3f}s{self._visit(e.path)}", "NodeCancelled", e.time
+                "WARNING", e.path, f"cancelled after {e.duration:.3f}s{self._visit(e.visit)}", "NodeCancelled", e.time
             ),
+            ev.NodeVisits: self._node_visits,
             ev.RetryScheduled: self._retry,
             ev.BatchProgress: self._progress,
         }
@@ -243,112 +234,67 @@ class RunLogger(TableObserver):
 
     # -- event handlers (routed by TableObserver) ---------------------------------------------------
 
-    def _visit(self, path: tuple[str, ...]) -> str:
+    def _visit(self, visit: int) -> str:
         """`, visit N` once a node is summarised, so a failure says which visit failed."""
-        record = self._visits.get(path)
-        return f" (visit {record.visits})" if record is not None and record.visits > self.visit_lines else ""
-
-    def _run_ended(self, path: tuple[str, ...], when: float) -> None:
-        """Before the run's last line: a `NodeVisits` line for each node whose last visit went unlogged."""
-        if path:
-            return
-        for node, record in self._visits.items():
-            if record.pending:
-                record.pending = False
-                self._event(
-                    "INFO",
-                    node,
-                    f"{record.visits} visits, {record.total:.3f}s in all; the last finished in "
-                    f"{record.last_duration:.3f}s{_action(record.last_action)}",
-                    "NodeVisits",
-                    when,
-                )
+        return f" (visit {visit})" if visit > self.visit_lines else ""
 
     def _flow_finished(self, e: ev.FlowFinished) -> None:
-        self._run_ended(e.path, e.time)
         self._event("INFO", e.path, f"run finished{_action(e.action)}", "FlowFinished", e.time)
         if not e.path:
             self.flush()
 
     def _flow_failed(self, e: ev.FlowFailed) -> None:
-        self._run_ended(e.path, e.time)
         self._event("ERROR", e.path, f"run failed: {describe_error(e.error)}", "FlowFailed", e.time)
 
     def _flow_cancelled(self, e: ev.FlowCancelled) -> None:
-        self._run_ended(e.path, e.time)
         self._event("WARNING", e.path, f"run cancelled{_reason(e.reason)}", "FlowCancelled", e.time)
 
-    def _node_started(self, e: ev.NodeStarted) -> None:
-        # Once per node visit, so the skipped case is a few comparisons (see the module docstring).
-        path = e.path
-        self._attempts[path] = 1
+    def _record(self, path: tuple[str, ...]) -> _Visits:
         record = self._visits.get(path)
         if record is None:
             record = self._visits[path] = _Visits()
-        record.visits += 1
-        visits = record.visits
-        if visits <= self.visit_lines:
-            record.started_line = e.time
-            self._event("INFO", path, f"started ({e.kind})", "NodeStarted", e.time)
-        elif visits == self.visit_lines + 1:
-            record.started_line = e.time
-            self._event(
-                "INFO",
-                path,
-                f"started ({e.kind}), visit {visits}: from now on this node's lines are summarised "
-                f"(at most one per {self.summary_interval:g}s, and at visits 100, 1000, ...)",
-                "NodeStarted",
-                e.time,
-            )
-        elif e.time - record.started_line >= self.summary_interval:
-            record.started_line = e.time
-            self._event("INFO", path, f"started ({e.kind}), visit {visits}", "NodeStarted", e.time)
+        return record
+
+    def _node_started(self, e: ev.NodeStarted) -> None:
+        self._attempts[e.path] = 1
+        self._record(e.path).visit = e.visit
+        suffix = f", visit {e.visit}" if e.visit > self.visit_lines else ""
+        self._event("INFO", e.path, f"started ({e.kind}){suffix}", "NodeStarted", e.time)
 
     def _node_finished(self, e: ev.NodeFinished) -> None:
         record = self._visits.get(e.path)
-        if record is None:  # a NodeFinished without its NodeStarted: log it as it is
-            self._event("INFO", e.path, f"finished in {e.duration:.3f}s{_action(e.action)}", "NodeFinished", e.time)
-            return
-        record.total += e.duration
-        visits = record.visits
-        if visits <= self.visit_lines:
-            record.finished_line = e.time
-            self._event("INFO", e.path, f"finished in {e.duration:.3f}s{_action(e.action)}", "NodeFinished", e.time)
-            return
-        if visits < record.next_decade and e.time - record.finished_line < self.summary_interval:
-            record.pending = True
-            record.last_duration = e.duration
-            record.last_action = e.action
-            return
-        while record.next_decade <= visits:
-            record.next_decade *= 10
-        record.pending = False
-        record.finished_line = e.time
-        self._event(
-            "INFO",
-            e.path,
-            f"finished visit {visits} in {e.duration:.3f}s{_action(e.action)}; "
-            f"{visits} visits, {record.total:.3f}s in all",
-            "NodeFinished",
-            e.time,
+        visit = record.visit if record is not None else 1
+        what = f"finished visit {visit}" if visit > self.visit_lines else "finished"
+        self._event("INFO", e.path, f"{what} in {e.duration:.3f}s{_action(e.action)}", "NodeFinished", e.time)
+
+    def _node_visits(self, e: ev.NodeVisits) -> None:
+        record = self._record(e.path)
+        note = ""
+        if not record.summarised:
+            record.summarised = True
+            note = (
+                f" (visited more than {self.visit_lines} times: from now on at most one visit per "
+                f"{self.summary_interval:g}s is logged, and lines like this one sum up the others)"
+            )
+        self._attempts[e.path] = e.attempts
+        message = (
+            f"{e.visits} visits, {e.seconds:.3f}s in all ({1000 * e.seconds / max(e.visits, 1):.3g} ms on average), "
+            f"the last{_action(e.action) or ' -> (no action)'}{note}"
         )
+        self._event("INFO", e.path, message, "NodeVisits", e.time)
 
     def _node_failed(self, e: ev.NodeFailed) -> None:
-        record = self._visits.get(e.path)
-        if record is not None:
-            record.total += e.duration
-            record.pending = False  # this line is the visit's last word
         self._event(
             "ERROR",
             e.path,
-            f"failed after {e.duration:.3f}s{self._visit(e.path)}: {describe_error(e.error)}",
+            f"failed after {e.duration:.3f}s{self._visit(e.visit)}: {describe_error(e.error)}",
             "NodeFailed",
             e.time,
         )
 
     def _retry(self, e: ev.RetryScheduled) -> None:
         what = f"item {e.item} attempt {e.attempt}" if e.item is not None else f"attempt {e.attempt}"
-        message = f"{what}{self._visit(e.path)} failed: {describe_error(e.error)}; retrying in {e.delay:.3g}s"
+        message = f"{what}{self._visit(e.visit)} failed: {describe_error(e.error)}; retrying in {e.delay:.3g}s"
         self._event("WARNING", e.path, message, "RetryScheduled", e.time)
         if e.item is None:
             self._attempts[e.path] = e.attempt + 1

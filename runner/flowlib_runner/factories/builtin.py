@@ -18,6 +18,7 @@ from ..runkinds.python import HOOKS
 from ..schema import ERROR_ACTION, NodeSpec
 from ..templates import Template
 from . import BuildContext, ValidationContext
+from .specialise import NodeSettings, hoist, specialised_class
 
 BATCH_TYPES = ("batch", "async_batch", "parallel_batch", "worker_pool")
 DEFAULT_MAX_PARALLEL = 8
@@ -112,17 +113,26 @@ class _SpecNodeFactory:
         if self.type_name == "worker_pool":
             max_parallel = node.batch.max_parallel if node.batch is not None else None
             kwargs["max_parallel"] = max_parallel or DEFAULT_MAX_PARALLEL
-        built = self.node_class(name=name, **kwargs)
+        settings = NodeSettings(
+            name=name,
+            output=node.output or name,
+            action_template=Template(node.action, f"nodes.{name}.action") if node.action else None,
+            items_path=node.batch.items if node.batch is not None else None,
+            is_batch=self.batch,
+            error_edge=ERROR_ACTION in node.next,
+            has_param_defaults=bool(node.params),
+        )
+        built = specialised_class(self.node_class, code, settings)(name=name, **kwargs)
         built.code = code
         built.node_type = self.type_name
-        built.output = node.output or name
-        built.action_template = Template(node.action, f"nodes.{name}.action") if node.action else None
-        built.items_path = node.batch.items if node.batch is not None else None
-        built.error_edge = ERROR_ACTION in node.next
+        built.output = settings.output
+        built.action_template = settings.action_template
+        built.items_path = settings.items_path
+        built.error_edge = settings.error_edge
         built.param_defaults = dict(node.params or {})
         if self.type_name == "parallel_batch" and node.batch is not None:
             built.max_parallel = node.batch.max_parallel
-        return built
+        return hoist(built)
 
 
 def _build_code(name: str, node: NodeSpec, ctx: BuildContext, *, batch: bool) -> Code:

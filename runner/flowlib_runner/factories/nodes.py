@@ -3,23 +3,24 @@
 Each class is a flowlib async node plus ``SpecBehaviour``: prep/exec/post delegate to the node's
 ``Code`` (from its run kind), exec's result goes to ``shared[output]``, the ``action`` template picks
 the next edge, and a node with an ``error`` edge turns its final failure into that edge with
-``shared["error"] = {"node", "type", "message"}``. Class names show up as the ``kind`` of flowlib's
-``NodeStarted`` events; ``node_type`` holds the YAML type.
+``shared["error"] = {"node", "type", "message"}``. The factory builds each node from a subclass
+made for it (``specialise.py``), which carries those methods. Class names show up as the ``kind``
+of flowlib's ``NodeStarted`` events; ``node_type`` holds the YAML type.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Iterable
 from typing import Any
 
 import flowlib
 
 from ..runkinds import Code
-from ..runkinds.python import PLAIN_RESULTS, NodeInfo
+from ..runkinds.python import NodeInfo
 from ..schema import DEFAULT_ACTION, ERROR_ACTION
 from ..templates import Template
+from .specialise import error_info
 
 
 class ItemsError(RuntimeError):
@@ -43,14 +44,6 @@ def resolve_items(shared: Any, path: str, where: str) -> Iterable[Any]:
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise ItemsError(f"{where}: '{path}' is a {type(value).__name__}, not a list of items")
     return value
-
-
-def error_info(node: Any, exc: BaseException) -> dict[str, str]:
-    return {
-        "node": str(getattr(node, "name", type(node).__name__)),
-        "type": type(exc).__name__,
-        "message": str(exc),
-    }
 
 
 class ParamsAndErrorEdge:
@@ -84,7 +77,15 @@ class ParamsAndErrorEdge:
 
 
 class SpecBehaviour(ParamsAndErrorEdge):
-    """prep/exec/post for a node generated from a spec; see the module docstring."""
+    """The state of a node generated from a spec; its prep/exec/post come from ``specialise.py``.
+
+    prep keeps the shared store (``shared``) and a ``NodeInfo`` snapshot (``node_info``) for the
+    visit when the code or a template reads them, then runs the code's prep, or resolves
+    ``batch.items`` (batch nodes); exec runs the code's exec (nothing is stored when the code has
+    none); post stores exec's result under ``output``, runs the code's post, then renders the
+    ``action`` template, which wins over post's action. ``error_edge`` comes from
+    ``ParamsAndErrorEdge``, and the code's ``visit_context`` is set for the whole visit.
+    """
 
     code: Code = Code()
     node_type = "base"
@@ -104,88 +105,6 @@ class SpecBehaviour(ParamsAndErrorEdge):
             "node": {"name": self.name, "type": self.node_type},
         }
 
-    def set_params(self, params: dict[str, Any]) -> None:
-        # ParamsAndErrorEdge's merge without its super() chain (flowlib's set_params only assigns):
-        # flows call this on every visit.
-        self.params = {**self.param_defaults, **params} if self.param_defaults else params
-
-    async def _run_async(self, shared: Any) -> Any:
-        # ParamsAndErrorEdge's error edge plus the code's visit context in one coroutine: a loop
-        # visiting a trivial node 10,000 times pays for every extra layer here.
-        var = self.code.visit_context
-        token = None if var is None else var.set(self)
-        try:
-            return await super(ParamsAndErrorEdge, self)._run_async(shared)  # type: ignore[misc]
-        except Exception as exc:
-            if not self.error_edge:
-                raise
-            shared["error"] = error_info(self, exc)
-            return ERROR_ACTION
-        finally:
-            if var is not None and token is not None:
-                var.reset(token)
-
-    async def prep_async(self, shared: Any) -> Any:
-        self.shared = shared
-        code = self.code
-        # Once per visit (params are set by then), not once per item: see Code.expression.
-        self.node_info = NodeInfo(self) if code.expression_uses_node else None
-        if code.has_prep:
-            if code.sync_prep is not None:
-                return await _settled(code.sync_prep(shared))
-            return await code.prep(self, shared)
-        if self.is_batch and self.items_path is not None:
-            return resolve_items(shared, self.items_path, f"nodes.{self.name}.batch.items")
-        return [] if self.is_batch else None
-
-    async def exec_async(self, prep_res: Any) -> Any:
-        # The per-item hot path of batch nodes: a direct call, no coroutine of the code's own.
-        code = self.code
-        expression = code.expression
-        if expression is not None:
-            result = expression(prep_res, self.shared, self.params, self.node_info)
-        elif code.sync_exec is not None:
-            result = code.sync_exec(prep_res)
-        elif code.has_exec:
-            return await code.exec(self, prep_res)
-        else:
-            return None  # e.g. inline code defining only prep/post: nothing to run, nothing stored
-        if type(result) in PLAIN_RESULTS or not inspect.isawaitable(result):
-            return result
-        return await result
-
-    async def exec_fallback_async(self, prep_res: Any, exc: Exception) -> Any:
-        code = self.code
-        if code.sync_fallback is not None:
-            return await _settled(code.sync_fallback(prep_res, exc))
-        if code.has_fallback:
-            return await code.fallback(self, prep_res, exc)
-        raise exc
-
-    async def post_async(self, shared: Any, prep_res: Any, exec_res: Any) -> Any:
-        code = self.code
-        if code.has_exec and self.output:
-            shared[self.output] = exec_res
-        action: Any = None
-        if code.sync_post is not None:
-            action = code.sync_post(shared, prep_res, exec_res)
-            if type(action) not in PLAIN_RESULTS and inspect.isawaitable(action):
-                action = await action
-        elif code.has_post:
-            action = await code.post(self, shared, prep_res, exec_res)
-        if self.action_template is not None:
-            context = self.template_context()
-            context["result"] = exec_res
-            action = self.action_template.render(context).strip() or None
-        return action
-
-
-async def _settled(result: Any) -> Any:
-    """``result``, awaited if it is awaitable (a sync hook may return a coroutine)."""
-    if type(result) in PLAIN_RESULTS or not inspect.isawaitable(result):
-        return result
-    return await result
-
 
 class YamlNode(SpecBehaviour, flowlib.AsyncNode):
     """type: base."""
@@ -203,9 +122,9 @@ class YamlParallelBatchNode(SpecBehaviour, flowlib.AsyncParallelBatchNode):
     is_batch = True
     max_parallel: int | None = None
 
-    async def prep_async(self, shared: Any) -> Any:
+    async def _exec(self, items: Any) -> Any:  # type: ignore[override]
         self._limit = asyncio.Semaphore(self.max_parallel) if self.max_parallel else None
-        return await super().prep_async(shared)
+        return await super()._exec(items)
 
     async def _exec_item_async(self, prep_res: Any, index: int | None, stats: Any) -> Any:
         if self._limit is None:

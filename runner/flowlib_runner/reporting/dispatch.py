@@ -23,15 +23,21 @@ EVENT_TYPES: tuple[type, ...] = (
     ev.NodeFinished,
     ev.NodeFailed,
     ev.NodeCancelled,
+    ev.NodeVisits,
     ev.RetryScheduled,
     ev.BatchProgress,
 )
 
 
 class Dispatch:
-    """Observer calling, for each event, the matching handlers of `observers` in their order."""
+    """Observer calling, for each event, the matching handlers of `observers` in their order.
 
-    __slots__ = ("_table",)
+    Its visit coalescing (flowlib's `visit_events`/`visit_interval`, see `flowlib.events.NodeVisits`)
+    serves every observer: the most visits and the shortest interval any of them asks for, and no
+    coalescing at all as soon as one of them does not ask for it (it expects every visit).
+    """
+
+    __slots__ = ("_table", "visit_events", "visit_interval")
 
     def __init__(self, observers: Sequence[Observer]) -> None:
         table: dict[type, list[Callable[[Any], None]]] = {t: [] for t in EVENT_TYPES}
@@ -40,6 +46,10 @@ class Dispatch:
             for kind, calls in table.items():
                 calls.append(handlers[kind] if handlers is not None else observer.on_event)
         self._table = {kind: tuple(calls) for kind, calls in table.items()}
+        wants: list[int | None] = [getattr(o, "visit_events", None) for o in observers]
+        counts = [w for w in wants if w is not None]
+        self.visit_events: int | None = max(counts) if counts and len(counts) == len(wants) else None
+        self.visit_interval: float = min((float(getattr(o, "visit_interval", 1.0)) for o in observers), default=1.0)
 
     def on_event(self, event: ev.Event) -> None:
         try:

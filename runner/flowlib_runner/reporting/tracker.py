@@ -81,7 +81,13 @@ class StatusTracker(TableObserver):
     """Observer that turns flowlib events into a `RunStatus` (see the module docstring).
 
     `version` increases with every event, so a reporter can skip publishing when nothing changed.
+    It asks flowlib to coalesce a looping node's visits (`visit_events`, `visit_interval`): the
+    first visit of each node is reported, then one a second, and `NodeVisits` carries the counts of
+    the rest -- the status is published about once a second, so per-visit events would be wasted.
     """
+
+    visit_events = 1
+    visit_interval = 1.0
 
     def __init__(self, *, budget: int = DEFAULT_BUDGET, kinds: Mapping[tuple[str, ...], str] | None = None) -> None:
         """`kinds` maps node paths to the type users wrote (worker_pool, flow...); flowlib only knows
@@ -107,6 +113,7 @@ class StatusTracker(TableObserver):
             ev.NodeFinished: self._node_finished,
             ev.NodeFailed: self._node_failed,
             ev.NodeCancelled: self._node_cancelled,
+            ev.NodeVisits: self._node_visits,
             ev.RetryScheduled: self._retry,
             ev.BatchProgress: self._batch,
         }
@@ -135,7 +142,6 @@ class StatusTracker(TableObserver):
         node.phase = phase
 
     def _node_started(self, event: ev.NodeStarted) -> None:
-        # Once per node visit (a 10,000-step loop: 10,000 calls), so written out inline.
         self.version += 1
         path = event.path
         node = self._nodes.get(path)
@@ -146,8 +152,25 @@ class StatusTracker(TableObserver):
         if node.kind is None:
             node.kind = self._kinds.get(path, event.kind)
         node.phase = "Running"
-        node.visits += 1
+        node.visits = max(node.visits + 1, event.visit)
         node.attempts = 1
+        self._current = path
+
+    def _node_visits(self, event: ev.NodeVisits) -> None:
+        # Visits that had no events of their own, summed up: the counts are cumulative.
+        self.version += 1
+        path = event.path
+        node = self._nodes.get(path)
+        if node is None:
+            node = self._nodes[path] = _Node()
+        if node.kind is None:
+            node.kind = self._kinds.get(path, event.kind)
+        self._enter_finished(node, "Succeeded")
+        node.visits = max(node.visits, event.visits)
+        node.attempts = event.attempts
+        node.duration = event.seconds
+        action = event.action
+        node.action = action if action is None or type(action) is str else str(action)
         self._current = path
 
     def _leave(self, event: ev.NodeFinished | ev.NodeFailed | ev.NodeCancelled, phase: str) -> _Node:
@@ -169,10 +192,13 @@ class StatusTracker(TableObserver):
         self._leave(event, "Succeeded").action = action if action is None or type(action) is str else str(action)
 
     def _node_failed(self, event: ev.NodeFailed) -> None:
-        self._leave(event, "Failed").message = describe_error(event.error)
+        node = self._leave(event, "Failed")
+        node.message = describe_error(event.error)
+        node.visits = max(node.visits, event.visit)
 
     def _node_cancelled(self, event: ev.NodeCancelled) -> None:
-        self._leave(event, "Cancelled")
+        node = self._leave(event, "Cancelled")
+        node.visits = max(node.visits, event.visit)
 
     def _retry(self, event: ev.RetryScheduled) -> None:
         self.version += 1

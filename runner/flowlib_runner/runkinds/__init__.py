@@ -47,16 +47,22 @@ class Code:
     ``payload`` is prep's result for plain nodes and the current item for batch nodes. When
     ``node_class`` is set (``call`` naming a flowlib Node subclass) it replaces the generated node.
 
-    ``expression``, when set, is a fast path for exec that the generated node calls instead of
-    awaiting ``exec``: a plain function ``fn(payload, shared, params, node_info)`` returning the result
-    or an awaitable of it (``node_info`` is a ``NodeInfo`` snapshot when ``expression_uses_node``,
-    else None). It exists because a batch node calls exec once per item, and a coroutine plus its
-    ``await`` per item is a large part of a trivial item's cost. ``exec`` must still behave the same.
-    Likewise ``sync_prep``/``sync_exec``/``sync_post``/``sync_fallback``, when set, are plain
-    functions with PocketFlow's arguments (no node) that the node calls directly instead of the
-    matching coroutine; their result is awaited only if it is awaitable. ``visit_context``, when
-    set, is a context variable the node sets to itself for its whole visit (module code's
-    ``params`` and ``node`` read it), so the direct calls need no per-call setup.
+    The coroutines (``prep``, ``exec``, ``post``, ``fallback``) are the general form. Because the
+    node class is generated per node at build time (``factories/specialise.py``) a code may also
+    offer faster forms, which the node then uses instead, and which must behave the same:
+
+    - ``direct_hooks``: plain functions with PocketFlow's arguments and no node (``"prep"``,
+      ``"exec"``, ``"post"``, ``"exec_fallback"``), ``def`` or ``async def``; the node calls them
+      itself (a sync one's result is awaited only if it is awaitable).
+    - ``exec_method``: an ``async def (node, payload)`` installed as the node's ``exec_async``.
+    - ``visit_context``: a context variable the node sets to itself for its whole visit (module
+      code's ``params`` and ``node`` read it), so the direct calls need no per-call setup.
+    - ``needs_node_info``: the node keeps a ``NodeInfo`` snapshot as ``node_info`` for each visit.
+    - ``reads_node_shared``: the code reads ``node.shared`` (or ``template_context``), so the node
+      keeps the shared store as ``shared`` each visit; True unless the code knows better.
+
+    Why: a batch node runs exec once per item and a loop visits a node thousands of times; a
+    coroutine of ours around a trivial user function cost more than the function.
     """
 
     has_prep = False
@@ -64,13 +70,11 @@ class Code:
     has_post = False
     has_fallback = False
     node_class: type[Any] | None = None
-    expression: Callable[[Any, dict[str, Any], dict[str, Any], Any], Any] | None = None
-    expression_uses_node = False
-    sync_prep: Callable[[dict[str, Any]], Any] | None = None
-    sync_exec: Callable[[Any], Any] | None = None
-    sync_post: Callable[[dict[str, Any], Any, Any], Any] | None = None
-    sync_fallback: Callable[[Any, Exception], Any] | None = None
+    direct_hooks: Mapping[str, Callable[..., Any]] = {}
+    exec_method: Callable[..., Any] | None = None
     visit_context: ContextVar[Any] | None = None
+    needs_node_info = False
+    reads_node_shared = True
 
     async def prep(self, node: NodeRuntime, shared: dict[str, Any]) -> Any:
         return None

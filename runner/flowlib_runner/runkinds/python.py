@@ -13,25 +13,30 @@ whole run, parallel items included. Use ``async def`` and ``await`` for I/O.
 Validation compiles nothing it would run: it parses the code (``ast``) to report syntax errors
 with line numbers. The code is executed only by ``build``, once per node, in a fresh namespace.
 
-Why the expression form is compiled into a function: a 100,000-item worker pool evaluates it
+Why the expression form is compiled into a method: a 100,000-item worker pool evaluates it
 100,000 times, and ``eval`` with a fresh scope dict per item cost several times the user's own
-work. ``build`` turns ``item + 1`` into ``lambda item, shared, params, node, prep_res=None:
-(item + 1)`` (the original positions kept, so tracebacks point at the user's line), and the node
-calls it directly (see ``Code.expression``). A side benefit over ``eval`` with a locals dict:
-comprehensions and lambdas inside the expression see ``item``, ``shared``... as closures do.
-Whether a hook needs awaiting is decided at build time for module code (``async def`` or not);
-an expression, or a sync hook, may still return an awaitable (``shared['client'].get(item)``), which
-is awaited -- checked by a type lookup first, so plain results never reach ``inspect``.
+work. ``build`` turns ``item + 1`` into ``async def exec_async(self, item): result = (item + 1)``
+-- plus ``shared = self.shared`` and the like for the names the expression uses, and the
+awaiting of an awaitable result -- with the original positions kept, so tracebacks point at the
+user's line; the node class installs it as its ``exec_async`` (``Code.exec_method``). A side
+benefit over ``eval`` with a locals dict: comprehensions and lambdas inside the expression see
+``item``, ``shared``... as closures do. Module code's hooks are handed to the node as they are
+(``Code.direct_hooks``): it calls them without a wrapper of ours, awaiting ``async def`` ones, and
+a sync hook's result only if it is awaitable -- checked by a type lookup first, so plain results
+never reach ``inspect``. Module-level ``params`` and ``node`` read a context variable that the node
+sets for its visit, and only for modules that mention those names (``Code.visit_context``).
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import dis
 import inspect
 import linecache
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
+from types import CodeType
 from typing import Any
 
 from ..problems import Problem, join_path
@@ -155,90 +160,140 @@ class PythonKind:
             "params": _CurrentParams(),
             "node": _CurrentNode(),
         }
-        exec(compile(source, filename, "exec"), namespace)  # the user's own code, in the runner only
-        return ModuleCode(namespace)
+        compiled = compile(source, filename, "exec")
+        exec(compiled, namespace)  # the user's own code, in the runner only
+        return ModuleCode(namespace, compiled)
 
 
-def compile_expression(source: str, filename: str, *, batch: bool) -> Callable[..., Any]:
-    """The expression as ``fn(payload, shared, params, node)``; ``payload`` is ``item`` in batch
-    nodes, ``prep_res`` otherwise (the other one is a defaulted ``None``)."""
+RESULT = "__flowlib_result__"
+SELF = "__flowlib_node__"
+# Attributes of the running node behind the names an expression may use.
+NODE_ATTRIBUTES = {"shared": "shared", "params": "params", "node": "node_info"}
+
+
+def compile_exec_method(source: str, filename: str, *, batch: bool) -> Callable[..., Any]:
+    """The expression as an ``async def exec_async(self, payload)`` method (module docstring).
+
+    ``payload`` is called ``item`` in batch nodes and ``prep_res`` otherwise (the other name is
+    ``None``); ``shared``, ``params`` and ``node`` are read from the node, only if used.
+    """
     tree = ast.parse(source, filename, mode="eval")
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     first, other = ("item", "prep_res") if batch else ("prep_res", "item")
-    args = ast.arguments(
-        posonlyargs=[],
-        args=[ast.arg(name) for name in (first, "shared", "params", "node", other)],
-        vararg=None,
-        kwonlyargs=[],
-        kw_defaults=[],
-        kwarg=None,
-        defaults=[ast.Constant(None)],
+    lines = [f"{name} = {SELF}.{attr}" for name, attr in NODE_ATTRIBUTES.items() if name in used]
+    if other in used:
+        lines.append(f"{other} = None")
+    prologue = ast.parse("\n".join(lines)).body
+    result = ast.Assign(targets=[ast.Name(RESULT, ast.Store())], value=tree.body)
+    ast.copy_location(result, tree.body)
+    epilogue = ast.parse(
+        f"if {RESULT}.__class__ in __flowlib_plain__ or not __flowlib_isawaitable__({RESULT}):\n"
+        f"    return {RESULT}\n"
+        f"return await {RESULT}\n"
+    ).body
+    method = ast.AsyncFunctionDef(
+        name="exec_async",
+        args=ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg(SELF), ast.arg(first)],
+            vararg=None,
+            kwonlyargs=[],
+            kw_defaults=[],
+            kwarg=None,
+            defaults=[],
+        ),
+        body=[*prologue, result, *epilogue],
+        decorator_list=[],
+        returns=None,
+        type_comment=None,
     )
-    lam = ast.Lambda(args=args, body=tree.body)
-    ast.copy_location(lam, tree.body)
-    wrapper = ast.fix_missing_locations(ast.Expression(body=lam))
-    # The same globals `eval` had: builtins only; the five names are the lambda's arguments.
-    fn: Callable[..., Any] = eval(compile(wrapper, filename, "eval"), {"__builtins__": builtins})
+    for statement in (*prologue, *epilogue):
+        _place(statement, tree.body)
+    ast.copy_location(method, tree.body)
+    module = ast.fix_missing_locations(ast.Module(body=[method], type_ignores=[]))
+    # The same globals `eval` had (builtins only), plus the two helpers under names nobody writes.
+    namespace: dict[str, Any] = {
+        "__builtins__": builtins,
+        "__flowlib_plain__": PLAIN_RESULTS,
+        "__flowlib_isawaitable__": inspect.isawaitable,
+    }
+    exec(compile(module, filename, "exec"), namespace)  # defines the method; runs no user code
+    fn: Callable[..., Any] = namespace["exec_async"]
     return fn
 
 
-def uses_name(source: str, names: tuple[str, ...]) -> bool:
-    """Whether an expression mentions any of ``names`` (so ``node`` is built only when used)."""
-    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(ast.parse(source, mode="eval")))
+def _place(tree: ast.AST, at: ast.expr) -> None:
+    """Give generated code the expression's position, so a traceback never shows an unrelated line."""
+    for node in ast.walk(tree):
+        if "lineno" in node._attributes:
+            node.lineno, node.end_lineno = at.lineno, at.end_lineno  # type: ignore[attr-defined]
+            node.col_offset, node.end_col_offset = at.col_offset, at.end_col_offset  # type: ignore[attr-defined]
 
 
-async def _call(fn: Any, *args: Any) -> Any:
-    result = fn(*args)
-    if type(result) in PLAIN_RESULTS or not inspect.isawaitable(result):
-        return result
-    return await result
+def mentions(code: CodeType, names: frozenset[str]) -> bool:
+    """Whether compiled code (nested functions, classes and comprehensions included) reads any of
+    ``names`` as a global.
+
+    Over-approximates on purpose: any global read of ``globals``, ``vars``, ``eval``, ``exec`` or
+    ``locals`` counts too, as those could reach a module-level name without spelling it.
+    """
+    wanted = names | DYNAMIC_LOOKUPS
+    for instruction in dis.get_instructions(code):
+        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME") and instruction.argval in wanted:
+            return True
+    return any(isinstance(const, CodeType) and mentions(const, names) for const in code.co_consts)
+
+
+DYNAMIC_LOOKUPS = frozenset({"globals", "vars", "eval", "exec", "locals"})
+CONTEXT_NAMES = frozenset({"params", "node"})
 
 
 class ExpressionCode(Code):
-    """A single expression, called as a plain function by the node (``Code.expression``).
+    """A single expression, installed as the node's ``exec_async`` (``Code.exec_method``).
 
     No context variable is set around it (module code needs one for its module-level ``params`` and
-    ``node``; an expression gets both as arguments, and can reach nothing that reads it).
+    ``node``; an expression gets both from the node, and can reach nothing that reads it).
     """
 
     has_exec = True
 
     def __init__(self, source: str, filename: str, *, batch: bool) -> None:
-        self.expression = compile_expression(source, filename, batch=batch)
+        self.exec_method = compile_exec_method(source, filename, batch=batch)
+        used = {n.id for n in ast.walk(ast.parse(source, mode="eval")) if isinstance(n, ast.Name)}
         # `node` is a snapshot built once per visit, and only when the expression mentions it.
-        self.expression_uses_node = uses_name(source, ("node",))
+        self.needs_node_info = "node" in used
+        self.reads_node_shared = "shared" in used
 
     async def exec(self, node: NodeRuntime, payload: Any) -> Any:
-        info = NodeInfo(node) if self.expression_uses_node else None
-        return await _call(self.expression, payload, node.shared, node.params, info)
+        if self.needs_node_info:
+            node.node_info = NodeInfo(node)  # type: ignore[attr-defined]
+        method = self.exec_method
+        assert method is not None  # set in __init__
+        return await method(node, payload)
 
 
 class ModuleCode(Code):
-    """Module code's hooks. Each is called with the running node in ``_current`` (what the module's
-    ``params`` and ``node`` read); ``async def`` hooks are awaited, sync ones called directly
-    (awaiting their result only if it is awaitable)."""
+    """Module code's hooks, handed to the node as they are (``Code.direct_hooks``); the node sets
+    ``_current`` (what the module's ``params`` and ``node`` read) for its visit when the module
+    mentions them (``Code.visit_context``). The ``Code`` coroutines serve other callers."""
 
-    visit_context = _current
+    reads_node_shared = False
 
-    def __init__(self, namespace: dict[str, Any]) -> None:
-        self._fns = {h: namespace[h] for h in HOOKS if callable(namespace.get(h))}
-        self._async = {h for h, fn in self._fns.items() if inspect.iscoroutinefunction(fn)}
-        self.has_prep = "prep" in self._fns
-        self.has_exec = "exec" in self._fns
-        self.has_post = "post" in self._fns
-        self.has_fallback = "exec_fallback" in self._fns
-        # Sync hooks are called directly by the node (Code.sync_*), with `_current` set for the visit.
-        sync = {h: fn for h, fn in self._fns.items() if h not in self._async}
-        self.sync_prep = sync.get("prep")
-        self.sync_exec = sync.get("exec")
-        self.sync_post = sync.get("post")
-        self.sync_fallback = sync.get("exec_fallback")
+    def __init__(self, namespace: dict[str, Any], compiled: CodeType) -> None:
+        self.direct_hooks = {h: namespace[h] for h in HOOKS if callable(namespace.get(h))}
+        self._async = {h for h, fn in self.direct_hooks.items() if inspect.iscoroutinefunction(fn)}
+        self.has_prep = "prep" in self.direct_hooks
+        self.has_exec = "exec" in self.direct_hooks
+        self.has_post = "post" in self.direct_hooks
+        self.has_fallback = "exec_fallback" in self.direct_hooks
+        self.visit_context = _current if mentions(compiled, CONTEXT_NAMES) else None
 
     async def _run(self, node: NodeRuntime, hook: str, *args: Any) -> Any:
         token = _current.set(node)
         try:
             if hook in self._async:
-                return await self._fns[hook](*args)
-            result = self._fns[hook](*args)
+                return await self.direct_hooks[hook](*args)
+            result = self.direct_hooks[hook](*args)
             if type(result) in PLAIN_RESULTS or not inspect.isawaitable(result):
                 return result
             return await result

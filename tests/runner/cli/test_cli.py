@@ -189,3 +189,65 @@ def test_signal_cancels_the_run_cleanly(tmp_path: Path, sig: signal.Signals) -> 
     assert pool["phase"] == "Cancelled" and pool["items"]["done"] < 100_000
     assert json.loads(status_file.read_text()) == status  # the file got the final status too
     assert f"{sig.name}: cancelling the run" in stderr and "run cancelled" in stderr
+
+
+BLOCKING_LOOP = """\
+start: step
+nodes:
+  step:
+    run:
+      python: |
+        import time
+        def exec(prep_res):
+            time.sleep(0.005)  # sync code: it holds the event loop while it runs
+        def post(shared, prep_res, exec_res):
+            shared["n"] = shared.get("n", 0) + 1
+            return "again"
+    next: {again: step}
+"""
+
+BLOCKING_POOL = """\
+nodes:
+  prepare:
+    run: {python: "list(range(100000))"}
+    output: items
+    next: {default: pool}
+  pool:
+    type: worker_pool
+    batch: {items: items, maxParallel: 4}
+    run: {python: "__import__('time').sleep(0.005) or item"}
+"""
+
+
+@pytest.mark.parametrize("flow_text", [BLOCKING_LOOP, BLOCKING_POOL], ids=["loop", "pool"])
+def test_sync_code_that_never_awaits_still_gets_status_updates_and_sigterm(tmp_path: Path, flow_text: str) -> None:
+    """A loop or batch of sync code never awaits; the runner still lets the event loop in, so the
+    status file is rewritten while it runs and SIGTERM cancels it at once, not after 100,000 steps."""
+    flow = tmp_path / "blocking.yaml"
+    flow.write_text(flow_text)
+    status_file = tmp_path / "status.json"
+    process = subprocess.Popen(
+        flowctl_command("run", "--json", "--status-file", status_file, "--output", "n", flow),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    node = "step" if flow_text is BLOCKING_LOOP else "pool"
+    seen: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(set(seen)) < 3 and time.monotonic() < deadline:  # three different counts: live updates
+        assert process.poll() is None, process.communicate()
+        if status_file.exists():
+            state = json.loads(status_file.read_text()).get("nodes", {}).get(node, {})
+            count = state.get("visits", 0) if node == "step" else (state.get("items") or {}).get("done", 0)
+            if count:
+                seen.append(count)
+        time.sleep(0.2)
+    assert len(set(seen)) >= 3, f"the status file was not updated while the run went on: {seen}"
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    status = json.loads(stdout)
+    assert status["phase"] == "Cancelled" and status["message"] == "cancelled: received SIGTERM"
+    assert status["nodes"][node]["phase"] == "Cancelled"

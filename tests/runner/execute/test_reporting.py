@@ -270,33 +270,44 @@ def loop_log(steps: int, **options: Any) -> list[str]:
     return [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
 
 
-def test_a_loop_logs_its_first_visits_then_powers_of_ten_and_a_final_line() -> None:
+def test_a_loop_logs_its_first_visits_then_sums_up_the_rest() -> None:
     lines = loop_log(2500, summary_interval=3600)
     started = [line for line in lines if line.startswith("started")]
-    assert len(started) == 11 and "visit 11: from now on this node's lines are summarised" in started[-1]
     finished = [line for line in lines if line.startswith("finished")]
-    assert len(finished) == 12  # visits 1..10, then 100 and 1000
-    assert finished[-2].startswith("finished visit 100 in") and "; 100 visits, " in finished[-2]
-    assert finished[-1].startswith("finished visit 1000 in")
-    # the last visit (2500) went unlogged: the run's end says how it ended, before "run finished"
-    assert lines[-2].startswith("2500 visits, ") and lines[-2].endswith("-> done")
+    assert len(started) == len(finished) == 10  # visits 1..10; the interval never passes
+    # the walk's end sums up visits 11..2500, with the note that summarising began, before "run finished"
+    assert lines[-2].startswith("2500 visits, ") and " ms on average), the last -> done" in lines[-2]
+    assert "-> done (visited more than 10 times: from now on at most one visit per 3600s is logged" in lines[-2]
     assert lines[-1] == "run finished -> done"
-    assert len(lines) == 26
+    assert len(lines) == 23
 
 
-def test_a_loop_whose_last_visit_is_logged_gets_no_extra_line() -> None:
-    lines = loop_log(1000, summary_interval=3600)
-    assert lines[-2].startswith("finished visit 1000 in") and lines[-2].split(";")[0].endswith("-> done")
-    assert not any("1000 visits, " in line and line.startswith("1000") for line in lines)
-
-
-def test_with_no_summary_interval_every_visit_is_logged() -> None:
-    # summary_interval is the least time between two lines of a node; 0 means a slow loop's case:
-    # every visit keeps its lines, numbered.
+def test_a_summarised_loop_still_logs_a_visit_per_interval() -> None:
+    # Visits slower than the interval: every one is logged, numbered after the first ten.
     lines = loop_log(30, summary_interval=0)
     assert sum(line.startswith("started") for line in lines) == 30
     assert sum(line.startswith("finished") for line in lines) == 30
     assert "started (Loop), visit 30" in lines
+    assert any(line.startswith("finished visit 30 in ") and line.endswith("-> done") for line in lines)
+    assert not any("visits, " in line for line in lines)  # nothing in between to sum up
+
+
+def test_a_loop_with_a_short_interval_alternates_logged_visits_and_sums() -> None:
+    out = io.StringIO()
+    log = RunLogger(stream_sink(out), summary_interval=0.001)
+    loop = named(SlowLoop(), "loop")
+    loop - "again" >> loop
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run(flowlib.AsyncFlow(loop), {"steps": 2000}, log)
+    lines = [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
+    sums = [line for line in lines if "visits, " in line]
+    numbered = [line for line in lines if line.startswith("started (SlowLoop), visit ")]
+    assert sums and numbered and len(lines) < 2000
+    assert "from now on" in sums[0] and not any("from now on" in line for line in sums[1:])
+    # each sum counts every visit before the next logged one: the numbers never go back
+    counts = [int(line.split(" visits, ")[0]) for line in sums]
+    assert counts == sorted(counts) and counts[-1] == 2000
 
 
 def test_failures_and_retries_are_logged_even_when_visits_are_summarised() -> None:
@@ -306,10 +317,17 @@ def test_failures_and_retries_are_logged_even_when_visits_are_summarised() -> No
     loop - "again" >> loop
     with pytest.raises(ValueError, match="visit 500"):
         run(flowlib.AsyncFlow(loop), {"steps": 1000, "fail_at": 500}, log)
-    text = out.getvalue()
-    assert "ERROR   [loop#1] failed after " in text and "(visit 500): ValueError: visit 500" in text
-    assert "ERROR   [run] run failed: ValueError: visit 500" in text
-    assert "499 visits" not in text  # the failure is the node's last word, not a summary
+    lines = out.getvalue().splitlines()
+    failed = next(i for i, line in enumerate(lines) if "ERROR   [loop#1] failed after " in line)
+    assert "(visit 500): ValueError: visit 500" in lines[failed]
+    # the visits before the failure are summed up first: the failure is the node's last word
+    assert "] 499 visits, " in lines[failed - 1]
+    assert "ERROR   [run] run failed: ValueError: visit 500" in lines[failed + 1]
+
+
+class SlowLoop(Loop):
+    async def exec_async(self, prep_res: Any) -> None:
+        await asyncio.sleep(0)  # a real suspension, yet far quicker than the 1 ms interval
 
 
 class Recording(io.StringIO):

@@ -543,7 +543,7 @@ def test_awaitable_results_of_sync_code_are_awaited_and_async_hooks_too() -> Non
     shared: dict[str, Any] = {"xs": [1, 2], "double": double}
     flow = build_flow(definition(text))
     mod: Any = flow.start_node.successors["default"]  # type: ignore[union-attr]
-    mod.code.sync_exec.__globals__["shared_double"] = lambda xs: asyncio.sleep(0, [x * 10 for x in xs])
+    mod.code.direct_hooks["exec"].__globals__["shared_double"] = lambda xs: asyncio.sleep(0, [x * 10 for x in xs])
     action = asyncio.run(flow.run_async(shared))
     assert shared["expr"] == [2, 4] and shared["mod"] == [10, 20]
     assert action == "[10, 20]"  # the action template wins over post's "mod:3"

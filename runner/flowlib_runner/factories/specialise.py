@@ -1,0 +1,291 @@
+"""A class per YAML node whose hot methods do only what that node's spec asks for.
+
+Why: a flow walks a node thousands of times (a loop) and a batch node runs exec once per item. A
+general method asking at every call "an expression? a sync hook? an output to store? an action
+template? an error edge?" cost more than a trivial step of user code (issue 3's benchmark of the
+runner against bare flowlib). So the factory answers those questions once, at build time: each
+method below is chosen or built as a closure for the node's ``Code`` and settings, and a method
+the node does not need is not overridden at all (flowlib's own default runs).
+
+The behaviour is the one described in ``nodes.py`` (``SpecBehaviour``), whatever was chosen:
+prep keeps the shared store and the node snapshot when the code or a template reads them, then
+runs the code's prep or resolves ``batch.items``; exec runs the code's exec; post stores exec's
+result under ``output``, runs the code's post, then lets the ``action`` template pick the edge; a
+node with an ``error`` edge turns its final failure into that edge.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..runkinds import Code
+from ..runkinds.python import PLAIN_RESULTS, NodeInfo
+from ..schema import ERROR_ACTION
+from ..templates import Template
+
+Method = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """What a node's generated methods depend on, besides its code."""
+
+    name: str
+    output: str | None
+    action_template: Template | None
+    items_path: str | None
+    is_batch: bool
+    error_edge: bool
+    has_param_defaults: bool
+
+
+def specialised_class(base: type[Any], code: Code, settings: NodeSettings) -> type[Any]:
+    """A subclass of ``base`` (a ``SpecBehaviour`` node class) specialised for ``code`` and ``settings``.
+
+    It keeps ``base``'s name, so logs and events still say ``YamlNode``, ``YamlWorkerPoolBatchNode``...
+    One class serves one node, so the node's constant settings can live on it (``hoist``).
+    """
+    from .nodes import resolve_items
+
+    namespace: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
+    keep_shared = code.reads_node_shared or settings.action_template is not None
+    node_info = code.needs_node_info
+    for name, method in (
+        ("set_params", None if settings.has_param_defaults else _plain_set_params),
+        ("_run_async", _run_async(base, code, settings)),
+        ("prep_async", _prep(code, settings, keep_shared, node_info, resolve_items)),
+        ("exec_async", _exec(code)),
+        ("exec_fallback_async", _fallback(code)),
+        ("post_async", _post(code, settings)),
+    ):
+        if method is not None:
+            namespace[name] = method
+    return type(base.__name__, (base,), namespace)
+
+
+# Attributes of a built node that never change during a run. Flows copy a node on every visit
+# (PocketFlow's model), and the copy is a dict copy of the instance: kept on the node's own class,
+# these cost nothing per visit.
+CONSTANT_ATTRIBUTES = (
+    "code",
+    "node_type",
+    "output",
+    "action_template",
+    "items_path",
+    "error_edge",
+    "param_defaults",
+    "max_retries",
+    "wait",
+    "backoff",
+    "max_wait",
+    "jitter",
+    "timeout",
+    "max_parallel",
+)
+
+
+def hoist(node: Any) -> Any:
+    """Move ``node``'s constant attributes onto its class (made for it alone by ``specialised_class``)."""
+    cls = type(node)
+    for key in CONSTANT_ATTRIBUTES:
+        if key in node.__dict__:
+            setattr(cls, key, node.__dict__.pop(key))
+    return node
+
+
+def _plain_set_params(self: Any, params: dict[str, Any]) -> None:
+    self.params = params
+
+
+def _settle_call(fn: Method) -> Method:
+    """``fn``'s call as a coroutine function: awaited if ``async def``, else awaited only if its
+    result is awaitable (the direct hooks' contract)."""
+    if inspect.iscoroutinefunction(fn):
+        return fn
+
+    async def call(*args: Any) -> Any:
+        result = fn(*args)
+        if type(result) in PLAIN_RESULTS or not inspect.isawaitable(result):
+            return result
+        return await result
+
+    return call
+
+
+def _run_async(base: type[Any], code: Code, settings: NodeSettings) -> Method:
+    """flowlib's ``_run_async``, wrapped only for an error edge or a visit context.
+
+    Either way ``ParamsAndErrorEdge``'s general wrapper is skipped: this replaces it.
+    """
+    from .nodes import ParamsAndErrorEdge
+
+    parent: Method = super(ParamsAndErrorEdge, base)._run_async
+    var = code.visit_context
+    error_edge = settings.error_edge
+    if var is None and not error_edge:
+        return parent
+
+    async def _run_async(self: Any, shared: Any) -> Any:
+        token = None if var is None else var.set(self)
+        try:
+            return await parent(self, shared)
+        except Exception as exc:
+            if not error_edge:
+                raise
+            shared["error"] = error_info(self, exc)
+            return ERROR_ACTION
+        finally:
+            if token is not None:
+                var.reset(token)  # type: ignore[union-attr]
+
+    return _run_async
+
+
+def _prep(
+    code: Code, settings: NodeSettings, keep_shared: bool, node_info: bool, resolve_items: Callable[..., Any]
+) -> Method | None:
+    hook = code.direct_hooks.get("prep")
+    if hook is not None:
+        user = hook
+    elif code.has_prep:
+        code_prep = code.prep
+
+        async def user(shared: Any, node: Any = None) -> Any:  # node: the code's view of the running node
+            return await code_prep(node, shared)
+
+    elif settings.is_batch and settings.items_path is not None:
+        items_path, where = settings.items_path, f"nodes.{settings.name}.batch.items"
+
+        def user(shared: Any, node: Any = None) -> Any:
+            return resolve_items(shared, items_path, where)
+
+    elif settings.is_batch:
+
+        def user(shared: Any, node: Any = None) -> Any:
+            return []
+
+    elif not keep_shared and not node_info:
+        return None  # flowlib's prep_async: returns None
+    else:
+
+        def user(shared: Any, node: Any = None) -> Any:
+            return None
+
+    is_async = inspect.iscoroutinefunction(user)
+    passes_node = hook is None  # our own helpers take the node; user hooks never do
+
+    async def prep_async(self: Any, shared: Any) -> Any:
+        if keep_shared:
+            self.shared = shared
+        if node_info:
+            self.node_info = NodeInfo(self)
+        result = user(shared, self) if passes_node else user(shared)
+        if is_async:
+            return await result
+        if type(result) in PLAIN_RESULTS or not inspect.isawaitable(result):
+            return result
+        return await result
+
+    return prep_async
+
+
+def _exec(code: Code) -> Method | None:
+    if code.exec_method is not None:
+        return code.exec_method
+    hook = code.direct_hooks.get("exec")
+    if hook is not None:
+        if inspect.iscoroutinefunction(hook):
+            return staticmethod(hook)  # awaited by flowlib, no layer of ours
+        user = hook
+
+        async def exec_async(self: Any, prep_res: Any) -> Any:
+            result = user(prep_res)
+            if type(result) in PLAIN_RESULTS or not inspect.isawaitable(result):
+                return result
+            return await result
+
+        return exec_async
+    if code.has_exec:
+        code_exec = code.exec
+
+        async def exec_async_code(self: Any, prep_res: Any) -> Any:
+            return await code_exec(self, prep_res)
+
+        return exec_async_code
+    return None  # flowlib's exec_async: returns None, and nothing is stored
+
+
+def _fallback(code: Code) -> Method | None:
+    hook = code.direct_hooks.get("exec_fallback")
+    if hook is not None:
+        call = _settle_call(hook)
+
+        async def exec_fallback_async(self: Any, prep_res: Any, exc: Exception) -> Any:
+            return await call(prep_res, exc)
+
+        return exec_fallback_async
+    if code.has_fallback:
+        code_fallback = code.fallback
+
+        async def exec_fallback_code(self: Any, prep_res: Any, exc: Exception) -> Any:
+            return await code_fallback(self, prep_res, exc)
+
+        return exec_fallback_code
+    return None  # flowlib's: re-raises
+
+
+def _post(code: Code, settings: NodeSettings) -> Method | None:
+    output = settings.output if code.has_exec else None
+    template = settings.action_template
+    user = code.direct_hooks.get("post")
+    is_async = user is not None and inspect.iscoroutinefunction(user)
+    code_post = code.post if user is None and code.has_post else None
+    if user is None and code_post is None and output is None and template is None:
+        return None  # flowlib's post_async: no action
+
+    if is_async and template is None:
+        hook = user
+
+        def post_async_direct(self: Any, shared: Any, prep_res: Any, exec_res: Any) -> Any:
+            # Not a coroutine of its own: flowlib awaits the hook's coroutine that this returns.
+            if output is not None:
+                shared[output] = exec_res
+            return hook(shared, prep_res, exec_res)  # type: ignore[misc]
+
+        return post_async_direct
+
+    async def post_async(self: Any, shared: Any, prep_res: Any, exec_res: Any) -> Any:
+        if output is not None:
+            shared[output] = exec_res
+        action: Any = None
+        if user is not None:
+            action = user(shared, prep_res, exec_res)
+            # An action is nearly always a str or None: two identity checks before the general one.
+            if is_async or (
+                action is not None
+                and action.__class__ is not str
+                and type(action) not in PLAIN_RESULTS
+                and inspect.isawaitable(action)
+            ):
+                action = await action
+        elif code_post is not None:
+            action = await code_post(self, shared, prep_res, exec_res)
+        if template is not None:
+            context = self.template_context()
+            context["result"] = exec_res
+            action = template.render(context).strip() or None
+        return action
+
+    return post_async
+
+
+def error_info(node: Any, exc: BaseException) -> dict[str, str]:
+    """What ``shared["error"]`` says about a failure that took the ``error`` edge."""
+    return {
+        "node": str(getattr(node, "name", type(node).__name__)),
+        "type": type(exc).__name__,
+        "message": str(exc),
+    }
