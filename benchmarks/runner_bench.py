@@ -4,20 +4,22 @@ Cases, each the same work written twice -- as flowlib classes run bare (no obser
 run by `execute_async` with everything `flowctl run` attaches: the status tracker, a JSON status
 file rewritten about once a second, and the run log (written to /dev/null, so the terminal's speed
 does not count):
-  (a) one node looping to itself 10,000 times through an action
+  (a) one node looping to itself 10,000 times through an action, its hooks written with `def`
+  (a') the same loop with `async def` hooks
   (b) a worker pool (64 at once) over 100,000 items
 Target: runner time / flowlib time <= 1.3. Two more figures split the difference: flowlib observed
-the way the runner runs it -- an observer that does nothing plus a cancel token (`execute` always
-passes one, so that SIGTERM and `spec.cancel` stop the run between items): what flowlib itself
-spends producing events and checking for cancellation -- and the YAML-built graph run bare, without
-execute (what the loader's node classes and run kinds cost). So the last ratio, runner / YAML graph
-bare, is what status, logs and the status file add, and runner / observed flowlib is everything the
-runner adds on top of the engine's own observed path.
+the way the runner runs it -- an observer that does nothing but asks for the runner's visit
+coalescing, plus a cancel token (`execute` always passes one, so that SIGTERM and `spec.cancel`
+stop the run): what the engine itself spends on observation, cancellation and yielding to the event
+loop -- and the YAML-built graph run bare, without execute (what the loader's node classes and run
+kinds cost). So runner / YAML graph bare is what status, logs and the status file add.
 
-Fairness: both sides do the same user work -- the loop's exec returns None and its post counts in
+Fairness: both sides do the same user work and end with the same shared store, which is checked
+before timing. Every YAML node is an async flowlib node, so the bare side is too: the loop's exec
+returns None, which the YAML node stores under its name (its `output`), and post counts in
 `shared["n"]` against the same bound; the pool's exec is `item + 1` over the same list, results
-stored under the node's name -- and the bare side is a hand-written flowlib program, as short as
-flowlib allows.
+stored under the node's name. The bare side is a hand-written flowlib program, as short as flowlib
+allows.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from flowlib_runner.execute import execute_async
 from flowlib_runner.loader import FlowDefinition, build_flow, load_text
 from flowlib_runner.logs import RunLogger, stream_sink
-from flowlib_runner.reporting import JsonFileReporter
+from flowlib_runner.reporting import JsonFileReporter, StatusTracker
 
 import flowlib
 
@@ -42,20 +45,23 @@ ITEMS = 100_000
 PARALLEL = 64
 TARGET = 1.3
 
-LOOP_YAML = f"""
+
+def loop_yaml(prefix: str) -> str:
+    return f"""
 start: step
 nodes:
   step:
     run:
       python: |
-        def exec(prep_res):
+        {prefix}def exec(prep_res):
             return None
 
-        def post(shared, prep_res, exec_res):
+        {prefix}def post(shared, prep_res, exec_res):
             shared["n"] = shared.get("n", 0) + 1
             return "again" if shared["n"] < {STEPS} else "done"
     next: {{again: step}}
 """
+
 
 POOL_YAML = f"""
 nodes:
@@ -71,6 +77,7 @@ class LoopStep(flowlib.AsyncNode):
         return None
 
     async def post_async(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+        shared["step"] = exec_res
         shared["n"] = shared.get("n", 0) + 1
         return "again" if shared["n"] < STEPS else "done"
 
@@ -97,6 +104,13 @@ def bare_pool() -> flowlib.AsyncFlow:
 
 
 class NullObserver:
+    """Does nothing with events, but asks for the same visit coalescing as the runner's observers."""
+
+    def __init__(self) -> None:
+        policy = [StatusTracker(), RunLogger(lambda line: None)]
+        self.visit_events = max(o.visit_events for o in policy)
+        self.visit_interval = min(o.visit_interval for o in policy)
+
     def on_event(self, event: Any) -> None:
         return None
 
@@ -108,13 +122,30 @@ def definition(text: str) -> FlowDefinition:
     return result.definition
 
 
-def run_runner(defn: FlowDefinition, shared: dict[str, Any], status_file: Path, devnull: Any) -> None:
+def run_runner(defn: FlowDefinition, shared: dict[str, Any], status_file: Path, devnull: Any) -> dict[str, Any]:
     log = RunLogger(stream_sink(devnull))
     status = asyncio.run(
         execute_async(defn, input=shared, reporters=[JsonFileReporter(status_file)], log=log, outputs=["n"])
     )
     if status.phase != "Succeeded":
         raise SystemExit(f"benchmark run ended {status.phase}: {status.message}")
+    return shared
+
+
+def run_bare(make: Callable[[], flowlib.AsyncFlow], shared: dict[str, Any], **options: Any) -> dict[str, Any]:
+    asyncio.run(make().run_async(shared, **options))
+    return shared
+
+
+def same_work(
+    bare: Callable[[], flowlib.AsyncFlow], defn: FlowDefinition, shared: Callable[[], dict[str, Any]]
+) -> None:
+    """Both sides end with the same shared store (the runner's copy is read through a tracker-free run)."""
+    mine = run_bare(bare, shared())
+    theirs = shared()
+    asyncio.run(build_flow(defn).run_async(theirs))
+    if mine != theirs:
+        raise SystemExit(f"the two sides do different work: {sorted(mine)} vs {sorted(theirs)}")
 
 
 def main() -> int:
@@ -122,20 +153,23 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as devnull:
         status_file = Path(tmp) / "status.json"
         xs = list(range(ITEMS))
-        cases = {
-            f"(a) loop of {STEPS:,} steps": (bare_loop, definition(LOOP_YAML), dict[str, Any]),
+        cases: dict[str, tuple[Callable[[], flowlib.AsyncFlow], FlowDefinition, Callable[[], dict[str, Any]]]] = {
+            f"(a) loop of {STEPS:,} steps, def hooks": (bare_loop, definition(loop_yaml("")), dict),
+            f"(a') loop of {STEPS:,} steps, async def hooks": (bare_loop, definition(loop_yaml("async ")), dict),
             f"(b) worker pool, {ITEMS:,} items": (bare_pool, definition(POOL_YAML), lambda: {"xs": xs}),
         }
         for label, (bare, defn, shared) in cases.items():
+            same_work(bare, defn, shared)
             times = best_of(
                 {
-                    "flowlib": lambda bare=bare, shared=shared: asyncio.run(bare().run_async(shared())),
-                    "flowlib+observer": lambda bare=bare, shared=shared: asyncio.run(
-                        bare().run_async(shared(), observer=NullObserver(), cancel=flowlib.CancelToken())
+                    "flowlib": lambda bare=bare, shared=shared: run_bare(bare, shared()),
+                    "flowlib+observer": lambda bare=bare, shared=shared: run_bare(
+                        bare, shared(), observer=NullObserver(), cancel=flowlib.CancelToken()
                     ),
                     "yaml graph": lambda defn=defn, shared=shared: asyncio.run(build_flow(defn).run_async(shared())),
                     "runner": lambda defn=defn, shared=shared: run_runner(defn, shared(), status_file, devnull),
-                }
+                },
+                repeat=15,
             )
             ratio = times["runner"] / times["flowlib"]
             observed = times["runner"] / times["flowlib+observer"]
