@@ -105,16 +105,34 @@ async def run_root_async(
 
 
 def _cancel_task_on(token: CancelToken) -> Callable[[], None]:
-    """Cancel the current task when ``token`` flips, from whichever thread flips it."""
+    """Cancel the current task when ``token`` flips, from whichever thread flips it.
+
+    The cancellation is delivered by a callback on the run's event loop, which runs only while the
+    task is suspended, so it lands at an ``await`` inside the run. Once the run has ended (its own
+    check between nodes may have stopped it first), a late callback does nothing: a cancellation
+    meant for the run must never hit the code that awaits it afterwards.
+    """
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if task is None:  # pragma: no cover - run_async always runs inside a task
         return lambda: None
+    live = True
+
+    def deliver() -> None:
+        if live:
+            task.cancel(token.reason)
 
     def cancel_task() -> None:
-        loop.call_soon_threadsafe(task.cancel, token.reason)
+        loop.call_soon_threadsafe(deliver)
 
-    return token.add_callback(cancel_task)
+    remove = token.add_callback(cancel_task)
+
+    def finished() -> None:
+        nonlocal live
+        live = False  # on the loop's thread, like deliver(): no race between the two
+        remove()
+
+    return finished
 
 
 def _reason(error: BaseException, cancel: CancelToken | None) -> str | None:

@@ -174,3 +174,25 @@ def test_token_callbacks_run_once_and_can_be_removed() -> None:
     assert token.reason == "x"
     token.add_callback(lambda: calls.append("late"))
     assert calls == ["b", "late"]
+
+
+def test_a_token_cancelled_inside_a_node_never_cancels_the_caller_after_the_run() -> None:
+    """The walk's own check stops the run first; the task cancellation the token also asked for
+    must not land later, in whatever the caller awaits next (it used to, in the runner's cleanup)."""
+
+    async def main() -> str:
+        token = flowlib.CancelToken()
+
+        class StopsTheRun(flowlib.AsyncNode):
+            async def post_async(self, shared: Any, prep_res: Any, exec_res: Any) -> str:
+                token.cancel("enough")  # from the run's own thread, without awaiting afterwards
+                return "again"
+
+        node = StopsTheRun()
+        node - "again" >> node
+        with pytest.raises(flowlib.Cancelled, match="enough"):
+            await flowlib.AsyncFlow(node).run_async({}, cancel=token)
+        await asyncio.sleep(0.01)  # a late cancellation would raise here
+        return "caller unaffected"
+
+    assert asyncio.run(main()) == "caller unaffected"
