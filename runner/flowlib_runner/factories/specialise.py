@@ -176,6 +176,8 @@ def _prep(
 
     is_async = inspect.iscoroutinefunction(user)
     passes_node = hook is None  # our own helpers take the node; user hooks never do
+    if is_async and not passes_node and not keep_shared and not node_info:
+        return staticmethod(user)  # awaited by flowlib, no layer of ours
 
     async def prep_async(self: Any, shared: Any) -> Any:
         if keep_shared:

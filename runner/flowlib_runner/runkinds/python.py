@@ -20,11 +20,12 @@ work. ``build`` turns ``item + 1`` into ``async def exec_async(self, item): resu
 awaiting of an awaitable result -- with the original positions kept, so tracebacks point at the
 user's line; the node class installs it as its ``exec_async`` (``Code.exec_method``). A side
 benefit over ``eval`` with a locals dict: comprehensions and lambdas inside the expression see
-``item``, ``shared``... as closures do. Module code's hooks are handed to the node as they are
-(``Code.direct_hooks``): it calls them without a wrapper of ours, awaiting ``async def`` ones, and
-a sync hook's result only if it is awaitable -- checked by a type lookup first, so plain results
-never reach ``inspect``. Module-level ``params`` and ``node`` read a context variable that the node
-sets for its visit, and only for modules that mention those names (``Code.visit_context``).
+``item``, ``shared``... as closures do. Module code's hooks are handed to the node
+(``Code.direct_hooks``): ``async def`` ones as they are, plain ``def`` ones as their coroutine
+twins (``twins.py``), which await a result only if it is awaitable -- checked by a type lookup
+first, so plain results never reach ``inspect``. Module-level ``params`` and ``node`` read a
+context variable that the node sets for its visit, and only for modules that mention those names
+(``Code.visit_context``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Any
 from ..problems import Problem, join_path
 from ..schema import RunSpec
 from . import Code, NodeRuntime
+from .twins import coroutine_twins
 
 HOOKS = ("prep", "exec", "post", "exec_fallback")
 # The names an expression sees; the first is its payload (``item`` or ``prep_res``), see ExpressionCode.
@@ -160,9 +162,11 @@ class PythonKind:
             "params": _CurrentParams(),
             "node": _CurrentNode(),
         }
-        compiled = compile(source, filename, "exec")
+        tree = ast.parse(source, filename, mode="exec")
+        compiled = compile(tree, filename, "exec")
         exec(compiled, namespace)  # the user's own code, in the runner only
-        return ModuleCode(namespace, compiled)
+        twins = coroutine_twins(tree, namespace, filename, HOOKS, PLAIN_RESULTS)
+        return ModuleCode(namespace, compiled, twins)
 
 
 RESULT = "__flowlib_result__"
@@ -279,8 +283,13 @@ class ModuleCode(Code):
 
     reads_node_shared = False
 
-    def __init__(self, namespace: dict[str, Any], compiled: CodeType) -> None:
-        self.direct_hooks = {h: namespace[h] for h in HOOKS if callable(namespace.get(h))}
+    def __init__(
+        self, namespace: dict[str, Any], compiled: CodeType, twins: Mapping[str, Callable[..., Any]] | None = None
+    ) -> None:
+        # A plain `def` hook is handed over as its coroutine twin (twins.py): same behaviour, one
+        # wrapper less per call.
+        twins = twins or {}
+        self.direct_hooks = {h: twins.get(h) or namespace[h] for h in HOOKS if callable(namespace.get(h))}
         self._async = {h for h, fn in self.direct_hooks.items() if inspect.iscoroutinefunction(fn)}
         self.has_prep = "prep" in self.direct_hooks
         self.has_exec = "exec" in self.direct_hooks

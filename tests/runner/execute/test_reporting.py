@@ -8,6 +8,7 @@ import itertools
 import json
 import logging
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -225,7 +226,10 @@ def test_json_file_reporter_rewrites_the_file_atomically(tmp_path: Path) -> None
         tracker.start()
         reporter = JsonFileReporter(target, interval=3600)
         await reporter.start(tracker)
-        await asyncio.sleep(0)
+        for _ in range(500):  # the first status is written at once, by the writer thread
+            if target.exists():
+                break
+            await asyncio.sleep(0.01)
         assert json.loads(target.read_text())["phase"] == "Running"
         tracker.finish("Failed", message="nope")
         await reporter.finish(tracker.snapshot())
@@ -234,6 +238,38 @@ def test_json_file_reporter_rewrites_the_file_atomically(tmp_path: Path) -> None
     data = json.loads(target.read_text())
     assert data["phase"] == "Failed" and data["message"] == "nope"
     assert [p.name for p in tmp_path.iterdir()] == ["status.json"]  # no temporary files left
+
+
+def test_the_final_status_is_written_after_a_periodic_write_still_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowlib_runner.reporting import jsonfile
+
+    target = tmp_path / "status.json"
+    write = jsonfile.write_atomically
+    slow_write_started = threading.Event()
+
+    def slow_in_the_writer_thread(path: Path, text: str) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            slow_write_started.set()
+            time.sleep(0.3)  # the disk is slow: the final status must not be overtaken
+        write(path, text)
+
+    monkeypatch.setattr(jsonfile, "write_atomically", slow_in_the_writer_thread)
+
+    async def main() -> None:
+        tracker = StatusTracker()
+        tracker.start()
+        reporter = JsonFileReporter(target, interval=3600)
+        await reporter.start(tracker)
+        while not slow_write_started.is_set():
+            await asyncio.sleep(0.01)
+        tracker.finish("Succeeded")
+        await reporter.finish(tracker.snapshot())
+
+    asyncio.run(main())
+    jsonfile._status_writer().submit(lambda: None).result()  # one writer thread: every write has landed
+    assert json.loads(target.read_text())["phase"] == "Succeeded"
 
 
 def test_dispatch_calls_plain_observers_too() -> None:
