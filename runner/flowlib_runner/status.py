@@ -75,7 +75,9 @@ class RunStatus(_Model):
         None, description="When the run finished (RFC 3339, UTC).", json_schema_extra={"format": "date-time"}
     )
     current_node: str | None = Field(
-        None, description="Path (names joined by '/') of the node started most recently and still running."
+        None,
+        description="Path (names joined by '/') of the node started most recently, while the run goes on "
+        "(a looping node stays current between its visits).",
     )
     progress: str = Field("0/0", description="Nodes finished / nodes visited so far, e.g. '3/4'.")
     nodes: dict[str, NodeState] = Field(

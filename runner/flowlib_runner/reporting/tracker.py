@@ -183,8 +183,8 @@ class StatusTracker(TableObserver):
             self._done += 1
         node.phase = phase
         node.duration = event.duration if node.duration is None else node.duration + event.duration
-        if self._current == path:
-            self._current = path[:-1] or None
+        # `_current` stays: it is the node started last. A looping node's quiet visits send no
+        # NodeStarted, and between two nodes there is nothing else worth showing.
         return node
 
     def _node_finished(self, event: ev.NodeFinished) -> None:

@@ -417,3 +417,24 @@ def test_a_closed_reader_drops_lines_instead_of_failing() -> None:
     sink.flush()
     sink("dropped")
     assert sink.closed
+
+
+def test_a_looping_node_stays_current_between_its_reported_visits() -> None:
+    tracker = StatusTracker()
+    seen: list[str | None] = []
+
+    class Peeks(Loop):
+        async def post_async(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+            if shared.get("n", 0) == 500:  # a quiet visit: no event tells the tracker about it
+                seen.append(tracker.snapshot().current_node)
+            return await super().post_async(shared, prep_res, exec_res)
+
+    loop = named(Peeks(), "loop")
+    loop - "again" >> loop
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run(flowlib.AsyncFlow(loop), {"steps": 1000}, tracker)
+    assert seen == ["loop"]
+    tracker.finish("Succeeded")
+    status = tracker.snapshot()
+    assert status.current_node is None and status.nodes["loop"].visits == 1000
