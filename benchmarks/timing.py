@@ -1,8 +1,15 @@
-"""Interleaved best-of-N timing shared by the benchmark scripts."""
+"""Interleaved timing shared by the benchmark scripts: best-of-N, and paired ratios.
+
+Why paired ratios as well: on a shared (virtual) machine a slow spell of a few seconds can slow
+one side's every repetition but for one lucky one, and a ratio of two minima then swings by 50%.
+Each round runs every case back to back, so a ratio taken within a round compares like with like;
+the median over rounds ignores the rounds a burst of load split unevenly.
+"""
 
 from __future__ import annotations
 
 import gc
+import statistics
 import time
 from collections.abc import Callable
 
@@ -17,6 +24,30 @@ def best_of(cases: dict[str, Callable[[], object]], repeat: int = 5) -> dict[str
             case()
             best[name] = min(best[name], time.perf_counter() - started)
     return best
+
+
+def rounds(cases: dict[str, Callable[[], object]], repeat: int = 15) -> list[dict[str, float]]:
+    """Run every case once per round, ``repeat`` rounds; each round's times in seconds."""
+    timings: list[dict[str, float]] = []
+    for _ in range(repeat):
+        this_round: dict[str, float] = {}
+        for name, case in cases.items():
+            gc.collect()
+            started = time.perf_counter()
+            case()
+            this_round[name] = time.perf_counter() - started
+        timings.append(this_round)
+    return timings
+
+
+def best(timings: list[dict[str, float]]) -> dict[str, float]:
+    """Each case's best time over the rounds."""
+    return {name: min(r[name] for r in timings) for name in timings[0]}
+
+
+def median_ratio(timings: list[dict[str, float]], numerator: str, denominator: str) -> float:
+    """The median over rounds of ``numerator / denominator`` measured in the same round."""
+    return statistics.median(r[numerator] / r[denominator] for r in timings)
 
 
 def verdict(ratio: float, target: float) -> str:

@@ -2,10 +2,12 @@
 
 Two forms. A single expression is exec's body: it sees ``item`` (batch nodes: the current item),
 ``prep_res`` (plain nodes: prep's result, ``None`` without a prep), ``shared``, ``params`` and
-``node`` (``node.name``, ``node.type``). Otherwise the code must define at least one of ``prep``,
-``exec``, ``post``, ``exec_fallback`` with PocketFlow's signatures; each may be ``def`` or
-``async def`` (awaited). At module level the code also sees ``params`` and ``node``, which always
-refer to the node currently running it.
+``node`` (``node.name``, ``node.type``). It may ``await``; a result that is awaitable
+(``shared['client'].get(item)``) is awaited, unless the expression is an operator, a comparison,
+a literal, a comprehension or an f-string, whose value is taken as it is. Otherwise the code must
+define at least one of ``prep``, ``exec``, ``post``, ``exec_fallback`` with PocketFlow's
+signatures; each may be ``def`` or ``async def`` (awaited). At module level the code also sees
+``params`` and ``node``, which always refer to the node currently running it.
 
 Sync code runs inline on the event loop: blocking calls (``time.sleep``, ``requests``) stall the
 whole run, parallel items included. Use ``async def`` and ``await`` for I/O.
@@ -15,17 +17,17 @@ with line numbers. The code is executed only by ``build``, once per node, in a f
 
 Why the expression form is compiled into a method: a 100,000-item worker pool evaluates it
 100,000 times, and ``eval`` with a fresh scope dict per item cost several times the user's own
-work. ``build`` turns ``item + 1`` into ``async def exec_async(self, item): result = (item + 1)``
+work. ``build`` turns ``item + 1`` into ``async def exec_async(self, item): return (item + 1)``
 -- plus ``shared = self.shared`` and the like for the names the expression uses, and the
-awaiting of an awaitable result -- with the original positions kept, so tracebacks point at the
-user's line; the node class installs it as its ``exec_async`` (``Code.exec_method``). A side
-benefit over ``eval`` with a locals dict: comprehensions and lambdas inside the expression see
-``item``, ``shared``... as closures do. Module code's hooks are handed to the node
-(``Code.direct_hooks``): ``async def`` ones as they are, plain ``def`` ones as their coroutine
-twins (``twins.py``), which await a result only if it is awaitable -- checked by a type lookup
-first, so plain results never reach ``inspect``. Module-level ``params`` and ``node`` read a
-context variable that the node sets for its visit, and only for modules that mention those names
-(``Code.visit_context``).
+awaiting of an awaitable result where one is possible (``twins.never_awaitable``) -- with the
+original positions kept, so tracebacks point at the user's line; the node class installs it as
+its ``exec_async`` (``Code.exec_method``). A side benefit over ``eval`` with a locals dict:
+comprehensions and lambdas inside the expression see ``item``, ``shared``... as closures do.
+Module code's hooks are handed to the node (``Code.direct_hooks``): ``async def`` ones as they
+are, plain ``def`` ones as their coroutine twins (``twins.py``), which await a result only if it
+is awaitable -- checked by a type lookup first, so plain results never reach ``inspect``.
+Module-level ``params`` and ``node`` read a context variable that the node sets for its visit,
+and only for modules that mention those names (``Code.visit_context``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from typing import Any
 from ..problems import Problem, join_path
 from ..schema import RunSpec
 from . import Code, NodeRuntime
-from .twins import coroutine_twins
+from .twins import coroutine_twins, never_awaitable
 
 HOOKS = ("prep", "exec", "post", "exec_fallback")
 # The names an expression sees; the first is its payload (``item`` or ``prep_res``), see ExpressionCode.
@@ -188,13 +190,23 @@ def compile_exec_method(source: str, filename: str, *, batch: bool) -> Callable[
     if other in used:
         lines.append(f"{other} = None")
     prologue = ast.parse("\n".join(lines)).body
-    result = ast.Assign(targets=[ast.Name(RESULT, ast.Store())], value=tree.body)
-    ast.copy_location(result, tree.body)
-    epilogue = ast.parse(
-        f"if {RESULT}.__class__ in __flowlib_plain__ or not __flowlib_isawaitable__({RESULT}):\n"
-        f"    return {RESULT}\n"
-        f"return await {RESULT}\n"
-    ).body
+    if never_awaitable(tree.body):  # `item + 1`, `{"id": item}`: taken as it is
+        returned: ast.stmt = ast.Return(value=tree.body)
+        ast.copy_location(returned, tree.body)
+        body = [*prologue, returned]
+    else:
+        result = ast.Assign(targets=[ast.Name(RESULT, ast.Store())], value=tree.body)
+        ast.copy_location(result, tree.body)
+        epilogue = ast.parse(
+            f"if {RESULT}.__class__ in __flowlib_plain__ or not __flowlib_isawaitable__({RESULT}):\n"
+            f"    return {RESULT}\n"
+            f"return await {RESULT}\n"
+        ).body
+        for statement in epilogue:
+            _place(statement, tree.body)
+        body = [*prologue, result, *epilogue]
+    for statement in prologue:
+        _place(statement, tree.body)
     method = ast.AsyncFunctionDef(
         name="exec_async",
         args=ast.arguments(
@@ -206,13 +218,11 @@ def compile_exec_method(source: str, filename: str, *, batch: bool) -> Callable[
             kwarg=None,
             defaults=[],
         ),
-        body=[*prologue, result, *epilogue],
+        body=body,
         decorator_list=[],
         returns=None,
         type_comment=None,
     )
-    for statement in (*prologue, *epilogue):
-        _place(statement, tree.body)
     ast.copy_location(method, tree.body)
     module = ast.fix_missing_locations(ast.Module(body=[method], type_ignores=[]))
     # The same globals `eval` had (builtins only), plus the two helpers under names nobody writes.

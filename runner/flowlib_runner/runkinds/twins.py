@@ -6,7 +6,8 @@ coroutine around it, which flowlib awaits -- one call more per hook and visit th
 runner's time. A twin is the hook's own code compiled once more as ``async def`` from the same
 syntax tree, in the same module namespace, with the same defaults, name and line numbers, and every
 ``return value`` turned into "return the value, awaited first if it is awaitable" -- exactly what
-the wrapper did (a sync hook may return an awaitable, which is awaited). The node installs the twin
+the wrapper did (a sync hook may return an awaitable, which is awaited) -- unless the value is
+one that never is (``never_awaitable``: ``return "done"``, ``return n + 1``). The node installs the twin
 where the wrapper went. The module's own names keep the original functions, so module code that
 calls its hooks itself sees no difference.
 
@@ -24,6 +25,43 @@ from collections.abc import Callable
 from typing import Any
 
 RESULT = "__flowlib_result__"
+# Expressions whose value is never an awaitable, so returning them needs no check: literals,
+# displays, comprehensions, f-strings, operators and comparisons. (An operator could in theory be
+# overloaded to return a coroutine; no library does, and the check costs more than a trivial step.)
+_NEVER_AWAITABLE = (
+    ast.Constant,
+    ast.JoinedStr,
+    ast.List,
+    ast.Tuple,
+    ast.Dict,
+    ast.Set,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Compare,
+)
+
+
+def never_awaitable(expression: ast.expr) -> bool:
+    """Whether ``expression``'s value can be returned without checking that it is awaitable.
+
+    Conditional and boolean expressions qualify when every value they may return does
+    (``"again" if n < 10 else "done"``); calls, names, attributes and subscripts never do.
+    """
+    if isinstance(expression, _NEVER_AWAITABLE):
+        return True
+    if isinstance(expression, ast.IfExp):
+        return never_awaitable(expression.body) and never_awaitable(expression.orelse)
+    if isinstance(expression, ast.BoolOp):
+        return all(never_awaitable(value) for value in expression.values)
+    if isinstance(expression, ast.NamedExpr):
+        return never_awaitable(expression.value)
+    return False
+
+
 # Names the twins' code reads from the module's globals (set by `coroutine_twins`).
 HELPERS = {"__flowlib_plain__": None, "__flowlib_isawaitable__": inspect.isawaitable}
 
@@ -90,8 +128,8 @@ class _SettleReturns(ast.NodeTransformer):
     """``return value`` -> return it, awaited first if awaitable; nested scopes left alone."""
 
     def visit_Return(self, node: ast.Return) -> Any:
-        if node.value is None:
-            return node
+        if node.value is None or never_awaitable(node.value):
+            return self.generic_visit(node)
         statements = ast.parse(
             f"{RESULT} = None\n"
             f"if {RESULT} is None or {RESULT}.__class__ in __flowlib_plain__ "

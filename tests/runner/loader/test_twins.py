@@ -94,3 +94,29 @@ def test_an_error_in_a_twin_points_at_the_users_line() -> None:
     last = caught.traceback[-1]
     assert str(last.path) == "<inline python of node a>" and last.lineno + 1 == 3
     assert last.name == "exec"
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("{'v': item}", {"v": 1}),  # a display: taken as it is, never checked
+        ("item + 1", 2),  # an operator: likewise
+        ("shared['later'](item)", 10),  # a call returning a coroutine: awaited
+        ("0 if item < 0 else shared['later'](item)", 10),  # a branch that may be a call: checked
+        ("await shared['later'](item)", 10),  # an explicit await
+    ],
+)
+def test_expression_results_are_awaited_exactly_when_they_may_be_awaitable(expression: str, expected: Any) -> None:
+    text = f"""
+    nodes:
+      pool:
+        type: worker_pool
+        batch: {{items: xs}}
+        run: {{python: "{expression}"}}
+    """
+
+    async def later(item: int) -> int:
+        return item * 10
+
+    _, shared = run(text, {"xs": [1], "later": later})
+    assert shared["pool"] == [expected]
