@@ -141,16 +141,19 @@ class StatusTracker(TableObserver):
             self._done += 1
         node.phase = phase
 
-    def _node_started(self, event: ev.NodeStarted) -> None:
+    def _node_of(self, event: ev.NodeStarted | ev.NodeVisits) -> _Node:
+        """The node's record, created on first sight with the type users wrote (or the class name)."""
         self.version += 1
-        path = event.path
-        node = self._nodes.get(path)
-        if node is None:
-            node = self._nodes[path] = _Node()
-        elif node.phase in FINISHED_PHASES:
-            self._done -= 1
+        node = self._node(event.path)
         if node.kind is None:
-            node.kind = self._kinds.get(path, event.kind)
+            node.kind = self._kinds.get(event.path, event.kind)
+        return node
+
+    def _node_started(self, event: ev.NodeStarted) -> None:
+        path = event.path
+        node = self._node_of(event)
+        if node.phase in FINISHED_PHASES:
+            self._done -= 1
         node.phase = "Running"
         node.visits = max(node.visits + 1, event.visit)
         node.attempts = 1
@@ -158,20 +161,14 @@ class StatusTracker(TableObserver):
 
     def _node_visits(self, event: ev.NodeVisits) -> None:
         # Visits that had no events of their own, summed up: the counts are cumulative.
-        self.version += 1
-        path = event.path
-        node = self._nodes.get(path)
-        if node is None:
-            node = self._nodes[path] = _Node()
-        if node.kind is None:
-            node.kind = self._kinds.get(path, event.kind)
+        node = self._node_of(event)
         self._enter_finished(node, "Succeeded")
         node.visits = max(node.visits, event.visits)
         node.attempts = event.attempts
         node.duration = event.seconds
         action = event.action
         node.action = action if action is None or type(action) is str else str(action)
-        self._current = path
+        self._current = event.path
 
     def _leave(self, event: ev.NodeFinished | ev.NodeFailed | ev.NodeCancelled, phase: str) -> _Node:
         self.version += 1

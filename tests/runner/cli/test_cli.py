@@ -151,6 +151,17 @@ nodes:
 """
 
 
+def start_run(flow: Path, status_file: Path, *, output: str) -> subprocess.Popen[str]:
+    """`flowctl run --json` in the background, keeping its status in `status_file`."""
+    return subprocess.Popen(
+        flowctl_command("run", "--json", "--status-file", status_file, "--output", output, flow),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
 def _wait_for_items(status_file: Path, process: subprocess.Popen[str]) -> dict[str, Any]:
     """Poll the status file until the pool has finished some items (the run is mid-batch)."""
     deadline = time.monotonic() + 60
@@ -170,13 +181,7 @@ def test_signal_cancels_the_run_cleanly(tmp_path: Path, sig: signal.Signals) -> 
     flow = tmp_path / "slow.yaml"
     flow.write_text(SLOW_POOL)
     status_file = tmp_path / "status.json"
-    process = subprocess.Popen(
-        flowctl_command("run", "--json", "--status-file", status_file, "--output", "nothing", flow),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    process = start_run(flow, status_file, output="nothing")
     running = _wait_for_items(status_file, process)
     assert running["phase"] == "Running" and running["currentNode"] == "pool"
     process.send_signal(sig)
@@ -226,13 +231,7 @@ def test_sync_code_that_never_awaits_still_gets_status_updates_and_sigterm(tmp_p
     flow = tmp_path / "blocking.yaml"
     flow.write_text(flow_text)
     status_file = tmp_path / "status.json"
-    process = subprocess.Popen(
-        flowctl_command("run", "--json", "--status-file", status_file, "--output", "n", flow),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    process = start_run(flow, status_file, output="n")
     node = "step" if flow_text is BLOCKING_LOOP else "pool"
     seen: list[int] = []
     deadline = time.monotonic() + 60
