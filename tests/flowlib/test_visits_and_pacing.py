@@ -293,3 +293,17 @@ def test_the_pacer_checks_the_clock_about_every_few_milliseconds() -> None:
             pacer.next_check(count)
     assert 1 <= checks < count / 10
     assert pacer.check_at - count <= 4096
+
+
+def test_a_sum_of_visits_says_how_many_attempts_the_last_one_took() -> None:
+    class RetriesLast(Loop):
+        def exec(self, prep_res: Any) -> None:
+            if self.cur_retry == 0 and self.params["visits"].append(1) is None and len(self.params["visits"]) == 40:
+                raise ConnectionError("the last visit's first attempt")
+
+    recorder = Coalescing(visit_events=2)
+    flow = looping(RetriesLast(max_retries=3))
+    flow.params = {"visits": []}
+    run_quietly(lambda: flow.run({"steps": 40}, observer=recorder))
+    visits = recorder.events[-2]
+    assert isinstance(visits, NodeVisits) and (visits.visits, visits.attempts) == (40, 2)
