@@ -16,7 +16,11 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 # Class -> whether shallow_copy may take the fast path; flows read it directly in their hot loop.
+# Bounded: a program that makes node classes on the fly (the YAML runner makes one per node per
+# build) would otherwise keep every one of them alive through this cache. When it is full it is
+# emptied, and the classes still in use are looked at again on their next copy.
 PLAIN_CLASSES: dict[type, bool] = {}
+PLAIN_CLASSES_LIMIT = 1024
 _OBJECT_HOOKS = ("__reduce_ex__", "__reduce__", "__getstate__")
 
 
@@ -31,6 +35,8 @@ def _is_plain(cls: type) -> bool:
             and not any("__slots__" in vars(klass) for klass in cls.__mro__[:-1])
             and "__dict__" in dir(cls)
         )
+        if len(PLAIN_CLASSES) >= PLAIN_CLASSES_LIMIT:
+            PLAIN_CLASSES.clear()
         PLAIN_CLASSES[cls] = plain
     return plain
 

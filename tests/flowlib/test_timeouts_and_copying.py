@@ -103,3 +103,20 @@ def test_node_state_set_during_a_visit_stays_on_the_copy() -> None:
     node = Stateful()
     flowlib.Flow(start=node).run({})
     assert not hasattr(node, "touched")
+
+
+def test_node_classes_made_on_the_fly_are_not_kept_alive_by_the_copy_cache() -> None:
+    import gc
+    import weakref
+
+    from flowlib.copying import PLAIN_CLASSES, PLAIN_CLASSES_LIMIT
+
+    made: list[weakref.ref[type]] = []
+    for n in range(PLAIN_CLASSES_LIMIT * 2):
+        cls = type(f"Made{n}", (flowlib.Node,), {})
+        made.append(weakref.ref(cls))
+        shallow_copy(cls())  # caches whether the class may be copied the fast way
+        del cls
+    gc.collect()
+    assert len(PLAIN_CLASSES) <= PLAIN_CLASSES_LIMIT
+    assert sum(ref() is not None for ref in made) <= PLAIN_CLASSES_LIMIT  # the rest were freed
