@@ -108,8 +108,9 @@ class NodeVisits:
     An observer whose ``visit_events`` attribute is a number N asks for coalescing: of each node
     path, the first N visits are reported as usual (``NodeStarted`` then ``NodeFinished``), and
     after that one visit per ``visit_interval`` seconds (default 1) is; the visits in between are
-    only counted. A ``NodeVisits`` then reports the counts before the node's next reported visit
-    starts, before a failure or cancellation of the node, and when the walk that ran them ends.
+    only counted. A ``NodeVisits`` then reports the counts before the next reported visit (of any
+    node of the same walk) starts, before a failure or cancellation, and when the walk that ran them
+    ends -- so a loop is summed up before the node after it starts.
     Counts are cumulative over the run: ``visits`` visits finished so far, ``seconds`` spent in
     them, and the last one's ``action`` and ``attempts`` (exec attempts).
     Why: a 10,000-step loop of trivial nodes would otherwise cost two events per step, more than

@@ -21,7 +21,7 @@ from .gathering import gather_or_cancel
 from .naming import node_name
 from .nodes import BaseNode, check_cancelled
 from .pacing import YIELD_INTERVAL
-from .visits import VisitRecord, failed, flush, record_for, run_reported, run_reported_async
+from .visits import VisitRecord, failed, flush, record_for, run_reported, run_reported_async, summarise_all
 
 
 class Flow(BaseNode):
@@ -100,6 +100,7 @@ class Flow(BaseNode):
         span_started = 0.0
         last_orig: BaseNode | None = None
         record: VisitRecord
+        unsummed: list[VisitRecord] = []  # nodes with quiet visits no event has covered yet
         try:
             while curr:
                 started = perf_counter()
@@ -123,17 +124,22 @@ class Flow(BaseNode):
                     if span is not None:
                         span.seconds += started - span_started
                         span = None
+                    if unsummed:
+                        summarise_all(ctx, unsummed, but=record)
                     last_action = run_reported(ctx, record, curr, shared, started)
                 else:
                     if span is not record:
                         if span is not None:
                             span.seconds += started - span_started
                         span, span_started = record, started
+                        if record.reported == record.visits - 1:  # its first quiet visit since an event
+                            unsummed.append(record)
                     try:
                         last_action = curr._run(shared)
                     except BaseException as e:
                         record.seconds += started - span_started  # the span's visits before this one
                         span = None
+                        summarise_all(ctx, unsummed, but=record)
                         failed(ctx, record, e, started)
                         raise
                     record.action = last_action
@@ -225,6 +231,7 @@ class AsyncFlow(Flow, AsyncNode):
         span_started = 0.0
         last_orig: BaseNode | None = None
         record: VisitRecord
+        unsummed: list[VisitRecord] = []  # nodes with quiet visits no event has covered yet
         yield_at = perf_counter() + YIELD_INTERVAL
         try:
             while curr:
@@ -257,17 +264,22 @@ class AsyncFlow(Flow, AsyncNode):
                     if span is not None:
                         span.seconds += started - span_started
                         span = None
+                    if unsummed:
+                        summarise_all(ctx, unsummed, but=record)
                     last_action = await run_reported_async(ctx, record, curr, shared, started, is_async=is_async)
                 else:
                     if span is not record:
                         if span is not None:
                             span.seconds += started - span_started
                         span, span_started = record, started
+                        if record.reported == record.visits - 1:  # its first quiet visit since an event
+                            unsummed.append(record)
                     try:
                         last_action = await curr._run_async(shared) if is_async else curr._run(shared)  # type: ignore[attr-defined]
                     except BaseException as e:
                         record.seconds += started - span_started  # the span's visits before this one
                         span = None
+                        summarise_all(ctx, unsummed, but=record)
                         failed(ctx, record, e, started)
                         raise
                     record.action = last_action

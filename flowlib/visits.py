@@ -60,6 +60,18 @@ def summarise(ctx: RunContext, record: VisitRecord, visits: int) -> None:
     ctx.emit(NodeVisits(record.path, record.kind, visits, record.seconds, record.action, attempts))
 
 
+def summarise_all(ctx: RunContext, records: list[VisitRecord], *, but: VisitRecord) -> None:
+    """Sum up the unreported visits of ``records`` (all finished) except ``but``'s, and forget them.
+
+    A walk calls it before it reports a visit or a failure, so a log reads in order: the loop
+    that just ended is summed up before the next node's first line, not at the end of the flow.
+    """
+    for record in records:
+        if record is not but and record.visits > record.reported:
+            summarise(ctx, record, record.visits)
+    records.clear()
+
+
 def flush(ctx: RunContext, records: dict[int, VisitRecord]) -> None:
     """At the end of a walk: a ``NodeVisits`` for each node whose last visits went unreported."""
     for record in records.values():

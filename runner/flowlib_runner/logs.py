@@ -10,8 +10,8 @@ What gets a line (the policy; `RunLogger`'s arguments tune it):
 - a node's `started`/`finished` lines for its first `visit_lines` (10) visits. A node visited more
   often (a loop) is summarised after that: one visit per `summary_interval` (1 s) still gets its
   lines, numbered (`started (...), visit 57`), and a `NodeVisits` line sums up the visits in between
-  (visits so far, time in all and on average, the last one's action) before the node's next logged
-  visit, before its failure, and when its flow ends. The first such line says that summarising
+  (visits so far, time in all and on average, the last one's action) before the next logged visit
+  of any node of its flow, before a failure, and when its flow ends. The first such line says that summarising
   began. flowlib does the counting (the logger asks for it through `visit_events` and
   `visit_interval`; see `flowlib.events.NodeVisits`), so a summarised visit costs the log nothing.
   Why: a 10,000-step loop wrote 20,000 identical lines, which buried everything else in `kubectl

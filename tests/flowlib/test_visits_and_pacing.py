@@ -307,3 +307,16 @@ def test_a_sum_of_visits_says_how_many_attempts_the_last_one_took() -> None:
     run_quietly(lambda: flow.run({"steps": 40}, observer=recorder))
     visits = recorder.events[-2]
     assert isinstance(visits, NodeVisits) and (visits.visits, visits.attempts) == (40, 2)
+
+
+def test_a_loop_is_summed_up_before_the_next_node_is_reported() -> None:
+    loop = Loop()
+    loop.name = "loop"
+    loop - "again" >> loop
+    after = flowlib.Node()
+    after.name = "after"
+    loop - "done" >> after
+    recorder = Coalescing(visit_events=2)
+    flowlib.Flow(loop).run({"steps": 50}, observer=recorder)
+    order = [(type(e).__name__, e.path) for e in recorder.events if not type(e).__name__.startswith("Flow")]
+    assert order[-3:] == [("NodeVisits", ("loop",)), ("NodeStarted", ("after",)), ("NodeFinished", ("after",))]
