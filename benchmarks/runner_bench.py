@@ -7,7 +7,7 @@ does not count):
   (a) one node looping to itself 10,000 times through an action, its hooks written with `def`
   (a') the same loop with `async def` hooks
   (b) a worker pool (64 at once) over 100,000 items
-Target: runner time / flowlib time <= 1.3, as the median over 15 rounds, each timing every
+Target: runner time / flowlib time <= 1.3, as the median over 25 rounds, each timing every
 variant back to back (timing.py says why paired; the ratio of best times is printed too). Two more
 figures split the difference: flowlib observed the way the runner runs it -- an observer that does
 nothing but asks for the runner's visit coalescing, plus a cancel token (`execute` always passes
@@ -46,6 +46,7 @@ STEPS = 10_000
 ITEMS = 100_000
 PARALLEL = 64
 TARGET = 1.3
+ROUNDS = 25
 
 
 def loop_yaml(prefix: str) -> str:
@@ -171,7 +172,7 @@ def main() -> int:
                     "yaml graph": lambda defn=defn, shared=shared: asyncio.run(build_flow(defn).run_async(shared())),
                     "runner": lambda defn=defn, shared=shared: run_runner(defn, shared(), status_file, devnull),
                 },
-                repeat=15,
+                repeat=ROUNDS,
             )
             times = best(timings)
             ratio = median_ratio(timings, "runner", "flowlib")
@@ -183,8 +184,8 @@ def main() -> int:
                 f"{label}: flowlib {times['flowlib'] * 1000:.1f} ms, observed (no-op observer, cancel token) "
                 f"{times['flowlib+observer'] * 1000:.1f} ms, "
                 f"YAML graph bare {times['yaml graph'] * 1000:.1f} ms, "
-                f"runner {times['runner'] * 1000:.1f} ms (best of 15)\n"
-                f"    runner/flowlib {ratio:.2f} (median of 15 paired rounds; target <= {TARGET}: {ok}; "
+                f"runner {times['runner'] * 1000:.1f} ms (best of {ROUNDS})\n"
+                f"    runner/flowlib {ratio:.2f} (median of {ROUNDS} paired rounds; target <= {TARGET}: {ok}; "
                 f"best/best {times['runner'] / times['flowlib']:.2f}); "
                 f"runner/observed flowlib {observed:.2f}; runner/YAML graph bare {reporting:.2f}",
                 flush=True,

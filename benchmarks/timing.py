@@ -26,12 +26,17 @@ def best_of(cases: dict[str, Callable[[], object]], repeat: int = 5) -> dict[str
     return best
 
 
-def rounds(cases: dict[str, Callable[[], object]], repeat: int = 15) -> list[dict[str, float]]:
-    """Run every case once per round, ``repeat`` rounds; each round's times in seconds."""
+def rounds(cases: dict[str, Callable[[], object]], repeat: int = 25) -> list[dict[str, float]]:
+    """Run every case once per round, ``repeat`` rounds; each round's times in seconds.
+
+    The order rotates from round to round, so no case always runs first or right after another.
+    """
     timings: list[dict[str, float]] = []
-    for _ in range(repeat):
+    names = list(cases)
+    for index in range(repeat):
         this_round: dict[str, float] = {}
-        for name, case in cases.items():
+        for name in names[index % len(names) :] + names[: index % len(names)]:
+            case = cases[name]
             gc.collect()
             started = time.perf_counter()
             case()
