@@ -26,8 +26,9 @@ class VisitRecord:
 
     ``visits`` counts visits started; ``reported`` is how many of them events have covered (a
     reported visit, or a ``NodeVisits``), so ``visits > reported`` after a walk means a summary is
-    owed. ``due`` is the ``perf_counter()`` time from which the node's next visit is reported.
-    ``retry_visit`` and ``retry_attempts`` say which visit last had an exec attempt retried, and
+    owed. ``due`` is the ``perf_counter()`` time from which the node's next visit is reported: 0
+    until the node has had the run's ``visit_events`` reported visits, so the walk decides with one
+    comparison. ``seconds`` is the time spent in the node's visits. ``retry_visit`` and ``retry_attempts`` say which visit last had an exec attempt retried, and
     which attempt it was on (written by the retry path, so a visit without retries costs nothing).
     """
 
