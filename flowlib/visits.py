@@ -28,8 +28,9 @@ class VisitRecord:
     reported visit, or a ``NodeVisits``), so ``visits > reported`` after a walk means a summary is
     owed. ``due`` is the ``perf_counter()`` time from which the node's next visit is reported: 0
     until the node has had the run's ``visit_events`` reported visits, so the walk decides with one
-    comparison. ``seconds`` is the time spent in the node's visits. ``retry_visit`` and ``retry_attempts`` say which visit last had an exec attempt retried, and
-    which attempt it was on (written by the retry path, so a visit without retries costs nothing).
+    comparison. ``seconds`` is the time spent in the node's visits. ``retry_visit`` and
+    ``retry_attempts`` say which visit last had an exec attempt retried, and which attempt it was
+    on (written by the retry path, so a visit without retries costs nothing).
     """
 
     __slots__ = ("action", "due", "kind", "path", "reported", "retry_attempts", "retry_visit", "seconds", "visits")
