@@ -231,6 +231,7 @@ class AsyncFlow(Flow, AsyncNode):
         span_started = 0.0
         last_orig: BaseNode | None = None
         record: VisitRecord
+        is_async = False
         unsummed: list[VisitRecord] = []  # nodes with quiet visits no event has covered yet
         yield_at = perf_counter() + YIELD_INTERVAL
         try:
@@ -258,8 +259,8 @@ class AsyncFlow(Flow, AsyncNode):
                         found = records[id(orig)] = record_for(ctx, path, type(curr).__name__)
                     record = found
                     last_orig = orig
+                    is_async = isinstance(curr, AsyncNode)  # a copy of the same node: the same class
                 record.visits += 1
-                is_async = isinstance(curr, AsyncNode)
                 if started >= record.due:
                     if span is not None:
                         span.seconds += started - span_started

@@ -22,8 +22,8 @@ What gets a line (the policy; `RunLogger`'s arguments tune it):
 
 Flushing (`stream_sink`): warnings, errors, user output and the run's last lines are flushed at
 once -- they are what someone reads after a crash or an OOM kill, when a buffer would be lost. The
-runner's INFO lines are buffered and flushed by a timer at most `flush_interval` (0.1 s) later, on
-a thread of its own, so `kubectl logs -f` stays live even while sync user code holds the event loop.
+runner's INFO lines are buffered and flushed at most `flush_interval` (0.1 s) later by the process's
+flusher thread, so `kubectl logs -f` stays live even while sync user code holds the event loop.
 """
 
 from __future__ import annotations
@@ -50,13 +50,52 @@ Sink = Callable[[str], None]
 _PADDED = {level: f"{level:<7}" for level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")}
 
 
+class _Flusher:
+    """One daemon thread for the process that flushes each waiting sink once its interval is up.
+
+    Why not a `threading.Timer` per wait: a run that logs steadily started one thread every
+    interval (ten a second), and each start cost more than the lines it flushed.
+    """
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._due: dict[StreamSink, float] = {}  # sink -> time.monotonic() by which to flush it
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, sink: StreamSink, interval: float) -> None:
+        """Flush `sink` at most `interval` s from now (a sink already waiting keeps its time)."""
+        with self._wake:
+            if sink in self._due:
+                return
+            self._due[sink] = time.monotonic() + interval
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="flowlib-log-flusher", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._due:
+                    self._wake.wait()
+                sink, due = min(self._due.items(), key=lambda item: item[1])
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue  # a sooner deadline may have come in meanwhile
+                del self._due[sink]
+            sink._timed_flush()  # outside our lock: the sink takes its own
+
+
+_FLUSHER = _Flusher()
+
+
 class StreamSink:
     """A sink writing lines to `stream`; `flush()` now, or on its own at most `flush_interval` s later.
 
-    Why a timer thread rather than the event loop: sync user code may hold the loop for minutes,
-    and the lines written before it must still reach `kubectl logs -f`. A `threading.Timer` is
-    started only when a buffered line is waiting and none is pending, so an idle run starts no
-    thread, and a busy one at most one per interval.
+    Why a thread rather than the event loop: sync user code may hold the loop for minutes, and the
+    lines written before it must still reach `kubectl logs -f`. The process's one flusher thread
+    (`_Flusher`) is told when a buffered line starts waiting, so an idle run costs it nothing.
 
     When the reader goes away (`flowctl run f.yaml | head`), later lines are dropped instead of
     failing the run: the run's outcome is its status and exit code, not whether anyone still reads.
@@ -67,7 +106,7 @@ class StreamSink:
         self.flush_interval = flush_interval
         self.closed = False
         self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+        self._waiting = False  # a buffered line waits for the flusher
 
     def __call__(self, line: str) -> None:
         with self._lock:
@@ -78,19 +117,18 @@ class StreamSink:
             except (BrokenPipeError, ValueError):  # reader gone, or the stream closed under us
                 self.closed = True
                 return
-            if self._timer is None:
-                self._timer = threading.Timer(self.flush_interval, self._timed_flush)
-                self._timer.daemon = True
-                self._timer.start()
+            if not self._waiting:
+                self._waiting = True
+                _FLUSHER.schedule(self, self.flush_interval)
 
     def flush(self) -> None:
-        """Write out buffered lines now (and let a pending timer find nothing to do)."""
+        """Write out buffered lines now (the flusher, when it comes, finds nothing to do)."""
         with self._lock:
             self._flush_locked()
 
     def _timed_flush(self) -> None:
         with self._lock:
-            self._timer = None
+            self._waiting = False
             self._flush_locked()
 
     def _flush_locked(self) -> None:

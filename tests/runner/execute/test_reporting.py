@@ -438,3 +438,16 @@ def test_a_looping_node_stays_current_between_its_reported_visits() -> None:
     tracker.finish("Succeeded")
     status = tracker.snapshot()
     assert status.current_node is None and status.nodes["loop"].visits == 1000
+
+
+def test_one_flusher_thread_serves_every_sink_and_every_wait() -> None:
+    streams = [Recording() for _ in range(3)]
+    for round_ in range(3):  # each round: every sink has a line waiting, then the flusher writes it out
+        for stream in streams:
+            stream.flushed.clear()
+            stream_sink(stream, flush_interval=0.01)(f"line {round_}")
+        for stream in streams:
+            assert stream.flushed.wait(10)
+    flushers = [t for t in threading.enumerate() if t.name == "flowlib-log-flusher"]
+    assert len(flushers) == 1
+    assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
