@@ -103,10 +103,10 @@ def test_a_reported_visit_after_quiet_ones_is_preceded_by_their_sum() -> None:
     class Slow(Loop):
         def exec(self, prep_res: Any) -> None:
             if self.params.get("slow_at") == len(self.params["seen"]):
-                time.sleep(0.05)
+                time.sleep(0.3)
             self.params["seen"].append(1)
 
-    recorder = Coalescing(visit_events=1, visit_interval=0.03)
+    recorder = Coalescing(visit_events=1, visit_interval=0.25)
     # Visit 6 sleeps past the interval, so visit 7 is reported: first the sum of visits 2..6.
     flow = looping(Slow())
     flow.params = {"slow_at": 5, "seen": []}
