@@ -48,13 +48,16 @@ class Code:
     ``node_class`` is set (``call`` naming a flowlib Node subclass) it replaces the generated node.
 
     The coroutines (``prep``, ``exec``, ``post``, ``fallback``) are the general form. Because the
-    node class is generated per node at build time (``factories/specialise.py``) a code may also
-    offer faster forms, which the node then uses instead, and which must behave the same:
+    node class is generated per node at build time (``factories/specialise.py``) a code may offer
+    a hook in a faster form instead; the node then calls that form only, never the coroutine:
 
     - ``direct_hooks``: plain functions with PocketFlow's arguments and no node (``"prep"``,
       ``"exec"``, ``"post"``, ``"exec_fallback"``), ``def`` or ``async def``; the node calls them
       itself (a sync one's result is awaited only if it is awaitable).
     - ``exec_method``: an ``async def (node, payload)`` installed as the node's ``exec_async``.
+
+    And what a visit must prepare for the code:
+
     - ``visit_context``: a context variable the node sets to itself for its whole visit (module
       code's ``params`` and ``node`` read it), so the direct calls need no per-call setup.
     - ``needs_node_info``: the node keeps a ``NodeInfo`` snapshot as ``node_info`` for each visit.

@@ -278,18 +278,11 @@ class ExpressionCode(Code):
         self.needs_node_info = "node" in used
         self.reads_node_shared = "shared" in used
 
-    async def exec(self, node: NodeRuntime, payload: Any) -> Any:
-        if self.needs_node_info:
-            node.node_info = NodeInfo(node)  # type: ignore[attr-defined]
-        method = self.exec_method
-        assert method is not None  # set in __init__
-        return await method(node, payload)
-
 
 class ModuleCode(Code):
     """Module code's hooks, handed to the node as they are (``Code.direct_hooks``); the node sets
     ``_current`` (what the module's ``params`` and ``node`` read) for its visit when the module
-    mentions them (``Code.visit_context``). The ``Code`` coroutines serve other callers."""
+    mentions them (``Code.visit_context``)."""
 
     reads_node_shared = False
 
@@ -300,33 +293,8 @@ class ModuleCode(Code):
         # wrapper less per call.
         twins = twins or {}
         self.direct_hooks = {h: twins.get(h) or namespace[h] for h in HOOKS if callable(namespace.get(h))}
-        self._async = {h for h, fn in self.direct_hooks.items() if inspect.iscoroutinefunction(fn)}
         self.has_prep = "prep" in self.direct_hooks
         self.has_exec = "exec" in self.direct_hooks
         self.has_post = "post" in self.direct_hooks
         self.has_fallback = "exec_fallback" in self.direct_hooks
         self.visit_context = _current if mentions(compiled, CONTEXT_NAMES) else None
-
-    async def _run(self, node: NodeRuntime, hook: str, *args: Any) -> Any:
-        token = _current.set(node)
-        try:
-            if hook in self._async:
-                return await self.direct_hooks[hook](*args)
-            result = self.direct_hooks[hook](*args)
-            if type(result) in PLAIN_RESULTS or not inspect.isawaitable(result):
-                return result
-            return await result
-        finally:
-            _current.reset(token)
-
-    async def prep(self, node: NodeRuntime, shared: dict[str, Any]) -> Any:
-        return await self._run(node, "prep", shared)
-
-    async def exec(self, node: NodeRuntime, payload: Any) -> Any:
-        return await self._run(node, "exec", payload)
-
-    async def post(self, node: NodeRuntime, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> Any:
-        return await self._run(node, "post", shared, prep_res, exec_res)
-
-    async def fallback(self, node: NodeRuntime, payload: Any, exc: Exception) -> Any:
-        return await self._run(node, "exec_fallback", payload, exc)
