@@ -148,45 +148,31 @@ def _prep(
     code: Code, settings: NodeSettings, keep_shared: bool, node_info: bool, resolve_items: Callable[..., Any]
 ) -> Method | None:
     hook = code.direct_hooks.get("prep")
+    if hook is not None and not keep_shared and not node_info:
+        return staticmethod(_settle_call(hook))  # an `async def` hook: awaited by flowlib, no layer of ours
+    # What prep computes, as `compute(node, shared)`: a value, or an awaitable of one.
+    compute: Callable[[Any, Any], Any]
     if hook is not None:
         user = hook
+        compute = lambda node, shared: user(shared)  # noqa: E731
     elif code.has_prep:
-        code_prep = code.prep
-
-        async def user(shared: Any, node: Any = None) -> Any:  # node: the code's view of the running node
-            return await code_prep(node, shared)
-
+        compute = code.prep
     elif settings.is_batch and settings.items_path is not None:
         items_path, where = settings.items_path, f"nodes.{settings.name}.batch.items"
-
-        def user(shared: Any, node: Any = None) -> Any:
-            return resolve_items(shared, items_path, where)
-
+        compute = lambda node, shared: resolve_items(shared, items_path, where)  # noqa: E731
     elif settings.is_batch:
-
-        def user(shared: Any, node: Any = None) -> Any:
-            return []
-
+        compute = lambda node, shared: []  # noqa: E731
     elif not keep_shared and not node_info:
         return None  # flowlib's prep_async: returns None
     else:
-
-        def user(shared: Any, node: Any = None) -> Any:
-            return None
-
-    is_async = inspect.iscoroutinefunction(user)
-    passes_node = hook is None  # our own helpers take the node; user hooks never do
-    if is_async and not passes_node and not keep_shared and not node_info:
-        return staticmethod(user)  # awaited by flowlib, no layer of ours
+        compute = lambda node, shared: None  # noqa: E731
 
     async def prep_async(self: Any, shared: Any) -> Any:
         if keep_shared:
             self.shared = shared
         if node_info:
             self.node_info = NodeInfo(self)
-        result = user(shared, self) if passes_node else user(shared)
-        if is_async:
-            return await result
+        result = compute(self, shared)
         if type(result) in PLAIN_RESULTS or not inspect.isawaitable(result):
             return result
         return await result
@@ -199,17 +185,7 @@ def _exec(code: Code) -> Method | None:
         return code.exec_method
     hook = code.direct_hooks.get("exec")
     if hook is not None:
-        if inspect.iscoroutinefunction(hook):
-            return staticmethod(hook)  # awaited by flowlib, no layer of ours
-        user = hook
-
-        async def exec_async(self: Any, prep_res: Any) -> Any:
-            result = user(prep_res)
-            if type(result) in PLAIN_RESULTS or not inspect.isawaitable(result):
-                return result
-            return await result
-
-        return exec_async
+        return staticmethod(_settle_call(hook))  # an `async def` hook: awaited by flowlib, no layer of ours
     if code.has_exec:
         code_exec = code.exec
 
@@ -223,12 +199,7 @@ def _exec(code: Code) -> Method | None:
 def _fallback(code: Code) -> Method | None:
     hook = code.direct_hooks.get("exec_fallback")
     if hook is not None:
-        call = _settle_call(hook)
-
-        async def exec_fallback_async(self: Any, prep_res: Any, exc: Exception) -> Any:
-            return await call(prep_res, exc)
-
-        return exec_fallback_async
+        return staticmethod(_settle_call(hook))
     if code.has_fallback:
         code_fallback = code.fallback
 
@@ -242,37 +213,30 @@ def _fallback(code: Code) -> Method | None:
 def _post(code: Code, settings: NodeSettings) -> Method | None:
     output = settings.output if code.has_exec else None
     template = settings.action_template
-    user = code.direct_hooks.get("post")
-    is_async = user is not None and inspect.iscoroutinefunction(user)
-    code_post = code.post if user is None and code.has_post else None
-    if user is None and code_post is None and output is None and template is None:
+    hook = code.direct_hooks.get("post")
+    code_post = code.post if hook is None and code.has_post else None
+    if hook is None and code_post is None and output is None and template is None:
         return None  # flowlib's post_async: no action
 
-    if is_async and template is None:
-        hook = user
+    if hook is not None and template is None and inspect.iscoroutinefunction(hook):
+        user = hook
 
         def post_async_direct(self: Any, shared: Any, prep_res: Any, exec_res: Any) -> Any:
             # Not a coroutine of its own: flowlib awaits the hook's coroutine that this returns.
             if output is not None:
                 shared[output] = exec_res
-            return hook(shared, prep_res, exec_res)  # type: ignore[misc]
+            return user(shared, prep_res, exec_res)
 
         return post_async_direct
+
+    call = None if hook is None else _settle_call(hook)
 
     async def post_async(self: Any, shared: Any, prep_res: Any, exec_res: Any) -> Any:
         if output is not None:
             shared[output] = exec_res
         action: Any = None
-        if user is not None:
-            action = user(shared, prep_res, exec_res)
-            # An action is nearly always a str or None: two identity checks before the general one.
-            if is_async or (
-                action is not None
-                and action.__class__ is not str
-                and type(action) not in PLAIN_RESULTS
-                and inspect.isawaitable(action)
-            ):
-                action = await action
+        if call is not None:
+            action = await call(shared, prep_res, exec_res)
         elif code_post is not None:
             action = await code_post(self, shared, prep_res, exec_res)
         if template is not None:
