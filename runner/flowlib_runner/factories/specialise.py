@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..runkinds import Code
-from ..runkinds.python import PLAIN_RESULTS, NodeInfo
+from ..runkinds.python import NodeInfo
+from ..runkinds.twins import PLAIN_RESULTS
 from ..schema import ERROR_ACTION
 from ..templates import Template
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import ast
 import builtins
 import dis
-import inspect
 import linecache
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
@@ -45,13 +44,11 @@ from typing import Any
 from ..problems import Problem, join_path
 from ..schema import RunSpec
 from . import Code, NodeRuntime
-from .twins import coroutine_twins, never_awaitable
+from .twins import SETTLE_GLOBALS, coroutine_twins, place, settled_return
 
 HOOKS = ("prep", "exec", "post", "exec_fallback")
 # The names an expression sees; the first is its payload (``item`` or ``prep_res``), see ExpressionCode.
 EXPRESSION_NAMES = ("item", "prep_res", "shared", "params", "node")
-# Results of these types are never awaitable: the common case skips `inspect.isawaitable`.
-PLAIN_RESULTS = frozenset({int, float, str, bytes, bool, type(None), list, dict, tuple, set})
 _current: ContextVar[NodeRuntime] = ContextVar("flowlib_runner_current_node")
 
 
@@ -167,11 +164,10 @@ class PythonKind:
         tree = ast.parse(source, filename, mode="exec")
         compiled = compile(tree, filename, "exec")
         exec(compiled, namespace)  # the user's own code, in the runner only
-        twins = coroutine_twins(tree, namespace, filename, HOOKS, PLAIN_RESULTS)
+        twins = coroutine_twins(tree, namespace, filename, HOOKS)
         return ModuleCode(namespace, compiled, twins)
 
 
-RESULT = "__flowlib_result__"
 SELF = "__flowlib_node__"
 # Attributes of the running node behind the names an expression may use.
 NODE_ATTRIBUTES = {"shared": "shared", "params": "params", "node": "node_info"}
@@ -190,23 +186,9 @@ def compile_exec_method(source: str, filename: str, *, batch: bool) -> Callable[
     if other in used:
         lines.append(f"{other} = None")
     prologue = ast.parse("\n".join(lines)).body
-    if never_awaitable(tree.body):  # `item + 1`, `{"id": item}`: taken as it is
-        returned: ast.stmt = ast.Return(value=tree.body)
-        ast.copy_location(returned, tree.body)
-        body = [*prologue, returned]
-    else:
-        result = ast.Assign(targets=[ast.Name(RESULT, ast.Store())], value=tree.body)
-        ast.copy_location(result, tree.body)
-        epilogue = ast.parse(
-            f"if {RESULT}.__class__ in __flowlib_plain__ or not __flowlib_isawaitable__({RESULT}):\n"
-            f"    return {RESULT}\n"
-            f"return await {RESULT}\n"
-        ).body
-        for statement in epilogue:
-            _place(statement, tree.body)
-        body = [*prologue, result, *epilogue]
     for statement in prologue:
-        _place(statement, tree.body)
+        place(statement, tree.body)
+    body = [*prologue, *settled_return(tree.body, tree.body)]  # `item + 1` is returned as it is
     method = ast.AsyncFunctionDef(
         name="exec_async",
         args=ast.arguments(
@@ -225,23 +207,11 @@ def compile_exec_method(source: str, filename: str, *, batch: bool) -> Callable[
     )
     ast.copy_location(method, tree.body)
     module = ast.fix_missing_locations(ast.Module(body=[method], type_ignores=[]))
-    # The same globals `eval` had (builtins only), plus the two helpers under names nobody writes.
-    namespace: dict[str, Any] = {
-        "__builtins__": builtins,
-        "__flowlib_plain__": PLAIN_RESULTS,
-        "__flowlib_isawaitable__": inspect.isawaitable,
-    }
+    # The same globals `eval` had (builtins only), plus what settled returns read.
+    namespace: dict[str, Any] = {"__builtins__": builtins, **SETTLE_GLOBALS}
     exec(compile(module, filename, "exec"), namespace)  # defines the method; runs no user code
     fn: Callable[..., Any] = namespace["exec_async"]
     return fn
-
-
-def _place(tree: ast.AST, at: ast.expr) -> None:
-    """Give generated code the expression's position, so a traceback never shows an unrelated line."""
-    for node in ast.walk(tree):
-        if "lineno" in node._attributes:
-            node.lineno, node.end_lineno = at.lineno, at.end_lineno  # type: ignore[attr-defined]
-            node.col_offset, node.end_col_offset = at.col_offset, at.end_col_offset  # type: ignore[attr-defined]
 
 
 def mentions(code: CodeType, names: frozenset[str]) -> bool:

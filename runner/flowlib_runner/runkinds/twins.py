@@ -11,6 +11,9 @@ one that never is (``never_awaitable``: ``return "done"``, ``return n + 1``). Th
 where the wrapper went. The module's own names keep the original functions, so module code that
 calls its hooks itself sees no difference.
 
+The "return it, awaited first if it is awaitable" statements (``settled_return``) also end the
+exec method that an inline expression compiles into (``python.py``).
+
 Only plain cases get a twin: a top-level ``def`` with no decorators (a decorator may wrap it in
 anything), that is not a generator, and that is still what the module's name refers to after the
 module ran. Every other hook keeps the wrapper.
@@ -25,6 +28,10 @@ from collections.abc import Callable
 from typing import Any
 
 RESULT = "__flowlib_result__"
+# Results of these types are never awaitable: the common case skips `inspect.isawaitable`.
+PLAIN_RESULTS = frozenset({int, float, str, bytes, bool, type(None), list, dict, tuple, set})
+# The globals that settled returns read, under names nobody writes.
+SETTLE_GLOBALS = {"__flowlib_plain__": PLAIN_RESULTS, "__flowlib_isawaitable__": inspect.isawaitable}
 # Expressions whose value is never an awaitable, so returning them needs no check: literals,
 # displays, comprehensions, f-strings, operators and comparisons. (An operator could in theory be
 # overloaded to return a coroutine; no library does, and the check costs more than a trivial step.)
@@ -63,11 +70,39 @@ def never_awaitable(expression: ast.expr) -> bool:
 
 
 # Names the twins' code reads from the module's globals (set by `coroutine_twins`).
-HELPERS = {"__flowlib_plain__": None, "__flowlib_isawaitable__": inspect.isawaitable}
+
+
+def settled_return(value: ast.expr, at: ast.AST) -> list[ast.stmt]:
+    """Statements returning ``value``, awaited first if it is awaitable (unless it never is).
+
+    They read ``SETTLE_GLOBALS`` and carry ``at``'s position; ``value`` keeps its own, so a
+    traceback points at the user's code.
+    """
+    if never_awaitable(value):
+        return [ast.copy_location(ast.Return(value=value), at)]
+    statements = ast.parse(
+        f"{RESULT} = None\n"
+        f"if {RESULT}.__class__ in __flowlib_plain__ or not __flowlib_isawaitable__({RESULT}):\n"
+        f"    return {RESULT}\n"
+        f"return await {RESULT}\n"
+    ).body
+    for statement in statements:
+        place(statement, at)
+    assign = statements[0]
+    assert isinstance(assign, ast.Assign)
+    assign.value = value
+    return statements
+
+
+def place(tree: ast.AST, at: ast.AST) -> None:
+    """Give generated code ``at``'s position, so a traceback never shows an unrelated line."""
+    for node in ast.walk(tree):
+        if "lineno" in node._attributes:
+            ast.copy_location(node, at)
 
 
 def coroutine_twins(
-    tree: ast.Module, namespace: dict[str, Any], filename: str, hooks: tuple[str, ...], plain: frozenset[Any]
+    tree: ast.Module, namespace: dict[str, Any], filename: str, hooks: tuple[str, ...]
 ) -> dict[str, Callable[..., Any]]:
     """Twins of the plain ``def`` hooks named in ``hooks`` (see the module docstring)."""
     definitions = {s.name: s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name in hooks}
@@ -77,7 +112,7 @@ def coroutine_twins(
         if not _is_plain_function(original, definition, filename) or _is_generator(definition):
             continue
         assert isinstance(original, types.FunctionType)
-        namespace.update(HELPERS, __flowlib_plain__=plain)
+        namespace.update(SETTLE_GLOBALS)
         twin_tree = _twin(definition)
         code = compile(ast.fix_missing_locations(ast.Module(body=[twin_tree], type_ignores=[])), filename, "exec")
         exec(code, namespace)  # defines the twin under the hook's name (defaults are placeholders)
@@ -128,23 +163,9 @@ class _SettleReturns(ast.NodeTransformer):
     """``return value`` -> return it, awaited first if awaitable; nested scopes left alone."""
 
     def visit_Return(self, node: ast.Return) -> Any:
-        if node.value is None or never_awaitable(node.value):
-            return self.generic_visit(node)
-        statements = ast.parse(
-            f"{RESULT} = None\n"
-            f"if {RESULT} is None or {RESULT}.__class__ in __flowlib_plain__ "
-            f"or not __flowlib_isawaitable__({RESULT}):\n"
-            f"    return {RESULT}\n"
-            f"return await {RESULT}\n"
-        ).body
-        assign = statements[0]
-        assert isinstance(assign, ast.Assign)
-        for statement in statements:
-            for child in ast.walk(statement):
-                if "lineno" in child._attributes:
-                    ast.copy_location(child, node)
-        assign.value = self.visit(node.value)  # the user's expression, with its own positions
-        return statements
+        if node.value is None:
+            return node
+        return settled_return(self.visit(node.value), node)
 
     def _keep(self, node: ast.AST) -> ast.AST:
         return node
