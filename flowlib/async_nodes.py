@@ -22,7 +22,7 @@ from .errors import NodeTimeout
 from .gathering import gather_or_cancel
 from .naming import node_name
 from .nodes import BatchNode, Node, _ItemStats, check_cancelled, sized_total
-from .pacing import NEVER, Pacer
+from .pacing import Pacer
 from .runs import run_root_async
 
 
@@ -134,14 +134,12 @@ class AsyncBatchNode(AsyncNode, BatchNode):
         ctx, stats = _batch_stats(items)
         check_cancelled(ctx)
         results = []
-        pacer = Pacer() if ctx is not None else None
-        check_at = pacer.check_at if pacer is not None else NEVER
+        pacer = Pacer(enabled=ctx is not None)
+        check_at = pacer.check_at
         for index, item in enumerate(items):
             results.append(await self._exec_item_async(item, index, stats))
-            if index >= check_at and pacer is not None:
-                check_at = pacer.next_check(index)
-                if pacer.pause:
-                    await asyncio.sleep(0)
+            if index >= check_at:
+                check_at = await pacer.turn(index)
         if stats is not None:
             stats.flush()
         return results
@@ -219,8 +217,8 @@ class WorkerPoolBatchNode(AsyncNode, BatchNode):
             return results
 
         iterator: Iterator[Any] = iter(items)
-        pacer = Pacer() if ctx is not None else None
-        check_at = pacer.check_at if pacer is not None else NEVER
+        pacer = Pacer(enabled=ctx is not None)
+        check_at = pacer.check_at
 
         async def worker() -> None:
             nonlocal check_at
@@ -230,10 +228,8 @@ class WorkerPoolBatchNode(AsyncNode, BatchNode):
                 index = len(results)
                 results.append(None)
                 results[index] = await run_item(item, index, stats)
-                if index >= check_at and pacer is not None:
-                    check_at = pacer.next_check(index)
-                    if pacer.pause:
-                        await asyncio.sleep(0)
+                if index >= check_at:
+                    check_at = await pacer.turn(index)
 
         await gather_or_cancel([worker() for _ in range(workers)])
         if stats is not None:

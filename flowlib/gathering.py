@@ -19,7 +19,7 @@ import contextvars
 from collections.abc import Coroutine, Generator, Iterable, Sequence
 from typing import Any
 
-from .pacing import NEVER, Pacer
+from .pacing import Pacer
 
 
 class _Resumed(Coroutine[Any, Any, Any]):
@@ -66,19 +66,17 @@ async def gather_or_cancel(coros: Iterable[Coroutine[Any, Any, Any]], *, paced: 
     results: list[Any] = []
     started: list[tuple[int, asyncio.Task[Any]]] = []
     iterator = iter(coros)
-    pacer = Pacer() if paced else None
-    check_at = pacer.check_at if pacer is not None else NEVER
+    pacer = Pacer(enabled=paced)
+    check_at = pacer.check_at
     try:
         for coro in iterator:
             index = len(results)
-            if index >= check_at and pacer is not None:
-                check_at = pacer.next_check(index)
-                if pacer.pause:
-                    try:
-                        await asyncio.sleep(0)
-                    except BaseException:
-                        coro.close()  # taken from the iterator, never started
-                        raise
+            if index >= check_at:
+                try:
+                    check_at = await pacer.turn(index)
+                except BaseException:
+                    coro.close()  # taken from the iterator, never started
+                    raise
             results.append(None)
             context = contextvars.copy_context()
             try:

@@ -16,6 +16,7 @@ item in between.
 
 from __future__ import annotations
 
+import asyncio
 from time import perf_counter
 
 YIELD_INTERVAL = 0.02
@@ -26,13 +27,16 @@ NEVER = 1 << 62
 
 
 class Pacer:
-    """Tells a batch loop when to yield: once ``count >= check_at``, call :meth:`next_check`."""
+    """Tells a batch loop when to yield: once ``count >= check_at``, ``check_at = await turn(count)``.
+
+    A pacer made with ``enabled=False`` (runs without context) never comes due.
+    """
 
     __slots__ = ("_count", "_last_yield", "_time", "check_at", "pause")
 
-    def __init__(self) -> None:
+    def __init__(self, *, enabled: bool = True) -> None:
         now = perf_counter()
-        self.check_at = 1
+        self.check_at = 1 if enabled else NEVER
         self.pause = False
         self._count = 0
         self._time = now
@@ -52,3 +56,10 @@ class Pacer:
         if self.pause:
             self._last_yield = now
         return self.check_at
+
+    async def turn(self, count: int) -> int:
+        """:meth:`next_check`, letting the event loop in first when it is time; the next check."""
+        check_at = self.next_check(count)
+        if self.pause:
+            await asyncio.sleep(0)
+        return check_at
