@@ -115,24 +115,18 @@ class _SpecNodeFactory:
             kwargs["max_parallel"] = max_parallel or DEFAULT_MAX_PARALLEL
         settings = NodeSettings(
             name=name,
+            node_type=self.type_name,
             output=node.output or name,
             action_template=Template(node.action, f"nodes.{name}.action") if node.action else None,
             items_path=node.batch.items if node.batch is not None else None,
             is_batch=self.batch,
             error_edge=ERROR_ACTION in node.next,
-            has_param_defaults=bool(node.params),
+            param_defaults=dict(node.params or {}),
+            max_parallel=node.batch.max_parallel
+            if self.type_name == "parallel_batch" and node.batch is not None
+            else None,
         )
-        built = specialised_class(self.node_class, code, settings)(name=name, **kwargs)
-        built.code = code
-        built.node_type = self.type_name
-        built.output = settings.output
-        built.action_template = settings.action_template
-        built.items_path = settings.items_path
-        built.error_edge = settings.error_edge
-        built.param_defaults = dict(node.params or {})
-        if self.type_name == "parallel_batch" and node.batch is not None:
-            built.max_parallel = node.batch.max_parallel
-        return hoist(built)
+        return hoist(specialised_class(self.node_class, code, settings)(name=name, **kwargs))
 
 
 def _build_code(name: str, node: NodeSpec, ctx: BuildContext, *, batch: bool) -> Code:

@@ -32,30 +32,45 @@ Method = Callable[..., Any]
 
 @dataclass(frozen=True)
 class NodeSettings:
-    """What a node's generated methods depend on, besides its code."""
+    """A node's settings from its spec, besides its code and flowlib's constructor arguments."""
 
     name: str
+    node_type: str
     output: str | None
     action_template: Template | None
     items_path: str | None
     is_batch: bool
     error_edge: bool
-    has_param_defaults: bool
+    param_defaults: dict[str, Any]
+    max_parallel: int | None = None  # parallel_batch's bound (not a flowlib constructor argument)
 
 
 def specialised_class(base: type[Any], code: Code, settings: NodeSettings) -> type[Any]:
     """A subclass of ``base`` (a ``SpecBehaviour`` node class) specialised for ``code`` and ``settings``.
 
     It keeps ``base``'s name, so logs and events still say ``YamlNode``, ``YamlWorkerPoolBatchNode``...
-    One class serves one node, so the node's constant settings can live on it (``hoist``).
+    One class serves one node, so the node's settings live on it, not on the instance: flows copy a
+    node on every visit (PocketFlow's model), and the copy is a dict copy of the instance.
     """
     from .nodes import resolve_items
 
-    namespace: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
+    namespace: dict[str, Any] = {
+        "__module__": base.__module__,
+        "__qualname__": base.__qualname__,
+        "code": code,
+        "node_type": settings.node_type,
+        "output": settings.output,
+        "action_template": settings.action_template,
+        "items_path": settings.items_path,
+        "error_edge": settings.error_edge,
+        "param_defaults": settings.param_defaults,
+    }
+    if settings.max_parallel is not None:
+        namespace["max_parallel"] = settings.max_parallel
     keep_shared = code.reads_node_shared or settings.action_template is not None
     node_info = code.needs_node_info
     for name, method in (
-        ("set_params", None if settings.has_param_defaults else _plain_set_params),
+        ("set_params", None if settings.param_defaults else _plain_set_params),
         ("_run_async", _run_async(base, code, settings)),
         ("prep_async", _prep(code, settings, keep_shared, node_info, resolve_items)),
         ("exec_async", _exec(code)),
@@ -67,31 +82,15 @@ def specialised_class(base: type[Any], code: Code, settings: NodeSettings) -> ty
     return type(base.__name__, (base,), namespace)
 
 
-# Attributes of a built node that never change during a run. Flows copy a node on every visit
-# (PocketFlow's model), and the copy is a dict copy of the instance: kept on the node's own class,
-# these cost nothing per visit.
-CONSTANT_ATTRIBUTES = (
-    "code",
-    "node_type",
-    "output",
-    "action_template",
-    "items_path",
-    "error_edge",
-    "param_defaults",
-    "max_retries",
-    "wait",
-    "backoff",
-    "max_wait",
-    "jitter",
-    "timeout",
-    "max_parallel",
-)
+# What flowlib's node constructors store on the instance; constant for a YAML node.
+CONSTRUCTOR_SETTINGS = ("max_retries", "wait", "backoff", "max_wait", "jitter", "timeout", "max_parallel")
 
 
 def hoist(node: Any) -> Any:
-    """Move ``node``'s constant attributes onto its class (made for it alone by ``specialised_class``)."""
+    """Move the settings flowlib's constructor stored on ``node`` onto its class (made for it alone
+    by ``specialised_class``), for the same reason as the rest of its settings live there."""
     cls = type(node)
-    for key in CONSTANT_ATTRIBUTES:
+    for key in CONSTRUCTOR_SETTINGS:
         if key in node.__dict__:
             setattr(cls, key, node.__dict__.pop(key))
     return node
