@@ -20,7 +20,6 @@ from ..runkinds import Code
 from ..runkinds.python import NodeInfo
 from ..schema import DEFAULT_ACTION, ERROR_ACTION
 from ..templates import Template
-from .specialise import error_info
 
 
 class ItemsError(RuntimeError):
@@ -44,6 +43,15 @@ def resolve_items(shared: Any, path: str, where: str) -> Iterable[Any]:
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise ItemsError(f"{where}: '{path}' is a {type(value).__name__}, not a list of items")
     return value
+
+
+def error_info(node: Any, exc: BaseException) -> dict[str, str]:
+    """What ``shared["error"]`` says about a failure that took the ``error`` edge."""
+    return {
+        "node": str(getattr(node, "name", type(node).__name__)),
+        "type": type(exc).__name__,
+        "message": str(exc),
+    }
 
 
 class ParamsAndErrorEdge:

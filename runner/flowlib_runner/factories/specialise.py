@@ -24,7 +24,6 @@ from typing import Any
 from ..runkinds import Code
 from ..runkinds.python import NodeInfo
 from ..runkinds.twins import PLAIN_RESULTS
-from ..schema import ERROR_ACTION
 from ..templates import Template
 
 Method = Callable[..., Any]
@@ -115,31 +114,23 @@ def _settle_call(fn: Method) -> Method:
     return call
 
 
-def _run_async(base: type[Any], code: Code, settings: NodeSettings) -> Method:
-    """flowlib's ``_run_async``, wrapped only for an error edge or a visit context.
-
-    Either way ``ParamsAndErrorEdge``'s general wrapper is skipped: this replaces it.
-    """
+def _run_async(base: type[Any], code: Code, settings: NodeSettings) -> Method | None:
+    """flowlib's ``_run_async`` where nothing needs wrapping; ``ParamsAndErrorEdge``'s for an error
+    edge (inherited); either of them inside the code's visit context when it has one."""
     from .nodes import ParamsAndErrorEdge
 
     parent: Method = super(ParamsAndErrorEdge, base)._run_async
     var = code.visit_context
-    error_edge = settings.error_edge
-    if var is None and not error_edge:
-        return parent
+    if var is None:
+        return None if settings.error_edge else parent
+    run: Method = ParamsAndErrorEdge._run_async if settings.error_edge else parent
 
     async def _run_async(self: Any, shared: Any) -> Any:
-        token = None if var is None else var.set(self)
+        token = var.set(self)
         try:
-            return await parent(self, shared)
-        except Exception as exc:
-            if not error_edge:
-                raise
-            shared["error"] = error_info(self, exc)
-            return ERROR_ACTION
+            return await run(self, shared)
         finally:
-            if token is not None:
-                var.reset(token)  # type: ignore[union-attr]
+            var.reset(token)
 
     return _run_async
 
@@ -246,12 +237,3 @@ def _post(code: Code, settings: NodeSettings) -> Method | None:
         return action
 
     return post_async
-
-
-def error_info(node: Any, exc: BaseException) -> dict[str, str]:
-    """What ``shared["error"]`` says about a failure that took the ``error`` edge."""
-    return {
-        "node": str(getattr(node, "name", type(node).__name__)),
-        "type": type(exc).__name__,
-        "message": str(exc),
-    }

@@ -176,9 +176,7 @@ class StatusTracker(TableObserver):
         node = self._nodes.get(path)
         if node is None:
             node = self._nodes[path] = _Node()
-        if node.phase not in FINISHED_PHASES:
-            self._done += 1
-        node.phase = phase
+        self._enter_finished(node, phase)
         node.duration = event.duration if node.duration is None else node.duration + event.duration
         # `_current` stays: it is the node started last. A looping node's quiet visits send no
         # NodeStarted, and between two nodes there is nothing else worth showing.
