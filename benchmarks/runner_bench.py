@@ -37,6 +37,7 @@ from flowlib_runner.execute import execute_async
 from flowlib_runner.loader import FlowDefinition, build_flow, load_text
 from flowlib_runner.logs import RunLogger, stream_sink
 from flowlib_runner.reporting import JsonFileReporter, StatusTracker
+from flowlib_runner.reporting.dispatch import Dispatch
 
 import flowlib
 
@@ -110,9 +111,9 @@ class NullObserver:
     """Does nothing with events, but asks for the same visit coalescing as the runner's observers."""
 
     def __init__(self) -> None:
-        policy = [StatusTracker(), RunLogger(lambda line: None)]
-        self.visit_events = max(o.visit_events for o in policy)
-        self.visit_interval = min(o.visit_interval for o in policy)
+        runners = Dispatch([StatusTracker(), RunLogger(lambda line: None)])  # what execute attaches
+        self.visit_events = runners.visit_events
+        self.visit_interval = runners.visit_interval
 
     def on_event(self, event: Any) -> None:
         return None
