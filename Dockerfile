@@ -11,6 +11,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY flowlib ./flowlib
+COPY flowlib_api ./flowlib_api
 COPY runner ./runner
 COPY operator ./operator
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
@@ -39,7 +40,7 @@ RUN groupadd --system --gid 65532 flowlib \
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels "flowlib-operator==${VERSION}" \
     && flowlib-operator --version \
-    && python -c "import flowlib_runner.entrypoint"
+    && python -c "import flowlib_runner.incluster.main"
 WORKDIR /tmp
 USER 65532:65532
 # Exec form only: nothing at run time needs a shell. The Deployment runs `flowlib-operator`,

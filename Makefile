@@ -48,10 +48,10 @@ bench: venv
 	$(BIN)/python -m benchmarks
 
 crds: venv
-	$(BIN)/python -m flowlib_operator.crdgen --dir crds
+	$(BIN)/python hack/crdgen.py --dir crds
 
 crds-check: venv
-	$(BIN)/python -m flowlib_operator.crdgen --dir crds --check
+	$(BIN)/python hack/crdgen.py --dir crds --check
 
 sim: venv
 	@mkdir -p .sim

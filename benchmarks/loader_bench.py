@@ -9,7 +9,7 @@ Target: under 0.5 s per load.
 from __future__ import annotations
 
 import yaml
-from flowlib_runner.loader import load_text
+from flowlib_runner.definition.loader import load_text
 
 from .timing import best_of
 

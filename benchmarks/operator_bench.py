@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from flowlib_runner.kube import KubeClient, load_config
-from flowlib_runner.kube.client import FLOWRUNS, FLOWS, JOBS, ResourceRef
 
+from flowlib_api.meta import FLOWRUNS, FLOWS, JOBS, ResourceRef
 from tests.kubesim.simulator import Simulator
 from tests.operator.conftest import ROOT, OperatorProcess, _operator_kubeconfig
 

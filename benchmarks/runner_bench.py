@@ -33,11 +33,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flowlib_runner.execute import execute_async
-from flowlib_runner.loader import FlowDefinition, build_flow, load_text
-from flowlib_runner.logs import RunLogger, stream_sink
-from flowlib_runner.reporting import JsonFileReporter, StatusTracker
-from flowlib_runner.reporting.dispatch import Dispatch
+from flowlib_runner.definition.build import build_flow
+from flowlib_runner.definition.loader import FlowDefinition, load_text
+from flowlib_runner.execution.execute import execute_async
+from flowlib_runner.execution.logs import RunLogger, stream_sink
+from flowlib_runner.execution.reporting import JsonFileReporter, StatusTracker
+from flowlib_runner.execution.reporting.dispatch import Dispatch
 
 import flowlib
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flowlib_runner.loader import flow_refs
+from flowlib_runner.definition.loader import flow_refs
 
-from flowlib_operator.resolve import lint
+from flowlib_api.resources import flow_source_problem
+from flowlib_api.views import FlowRunView
+from flowlib_operator.resolve import INLINE_NAME, lint
 
 
 def definition_problems(name: str, spec: Mapping[str, Any]) -> list[str]:
@@ -32,12 +34,13 @@ def flow_problems(body: Mapping[str, Any]) -> list[str]:
 
 
 def flowrun_problems(body: Mapping[str, Any]) -> list[str]:
-    spec = body.get("spec") or {}
-    if bool((spec.get("flowRef") or {}).get("name")) == (spec.get("flow") is not None):
-        return ["spec: set exactly one of spec.flowRef.name (a Flow's name) and spec.flow (an inline flow)"]
-    if spec.get("flow") is None:
+    run = FlowRunView(body)
+    problem = flow_source_problem(run.spec)
+    if problem is not None:
+        return [problem]
+    if run.inline_flow is None:
         return []
-    return [f"spec.flow.{p}" for p in definition_problems("inline", spec["flow"])]
+    return [f"spec.flow.{p}" for p in definition_problems(INLINE_NAME, run.inline_flow)]
 
 
 def spec_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowlib_operator.naming import LABEL_FLOWRUN
+from flowlib_api.meta import KIND_FLOWRUN, LABEL_FLOWRUN
 
 Key = tuple[str, str]  # (namespace, FlowRun name)
 
@@ -66,6 +66,6 @@ class ClusterCache:
 def _flowrun_owner(body: dict[str, Any]) -> Key | None:
     meta = body.get("metadata") or {}
     for owner in meta.get("ownerReferences") or []:
-        if owner.get("kind") == "FlowRun":
+        if owner.get("kind") == KIND_FLOWRUN:
             return meta["namespace"], owner["name"]
     return None

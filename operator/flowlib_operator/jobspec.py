@@ -12,16 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flowlib_operator.durations import deadline_seconds
-from flowlib_operator.naming import (
-    RUNNER_NAME,
-    RUNNER_SERVICE_ACCOUNT,
+from flowlib_api.meta import GROUP_VERSION, KIND_FLOWRUN, LABEL_COMPONENT, RUNNER_NAME, RUNNER_SERVICE_ACCOUNT
+from flowlib_api.runnerpod import (
+    ENV_DEFINITION,
+    ENV_FLOWRUN,
+    ENV_NAMESPACE,
+    ENV_POD_NAME,
+    RUNNER_CONTAINER,
     SNAPSHOT_KEY,
     SNAPSHOT_MOUNT,
-    job_name,
-    run_labels,
-    snapshot_name,
+    SNAPSHOT_PATH,
+    TERMINATION_LOG,
 )
+from flowlib_api.times import deadline_seconds
+from flowlib_api.views import FlowRunView
+from flowlib_operator.naming import job_name, run_labels, snapshot_name
 
 RUNNER_UID = 65532
 TERMINATION_GRACE_SECONDS = 30
@@ -41,8 +46,8 @@ class RunnerSettings:
 def owner_reference(flowrun: dict[str, Any]) -> dict[str, Any]:
     meta = flowrun["metadata"]
     return {
-        "apiVersion": flowrun.get("apiVersion", "flowlib.dev/v1alpha1"),
-        "kind": flowrun.get("kind", "FlowRun"),
+        "apiVersion": flowrun.get("apiVersion", GROUP_VERSION),
+        "kind": flowrun.get("kind", KIND_FLOWRUN),
         "name": meta["name"],
         "uid": meta["uid"],
         "controller": True,
@@ -79,8 +84,8 @@ def _restricted_container_security() -> dict[str, Any]:
     }
 
 
-def _resources(spec: dict[str, Any], settings: RunnerSettings) -> dict[str, Any]:
-    wanted = spec.get("resources") or {}
+def _resources(run: FlowRunView, settings: RunnerSettings) -> dict[str, Any]:
+    wanted = run.resources
     return {
         "requests": wanted.get("requests", dict(settings.default_requests)),
         "limits": wanted.get("limits", dict(settings.default_limits)),
@@ -89,27 +94,27 @@ def _resources(spec: dict[str, Any], settings: RunnerSettings) -> dict[str, Any]
 
 def runner_job(flowrun: dict[str, Any], flow_name: str | None, settings: RunnerSettings) -> dict[str, Any]:
     """The Job that runs ``flowrun``; deterministic, so creating it twice is a 409, never a second Job."""
-    meta, spec = flowrun["metadata"], flowrun.get("spec") or {}
-    name, namespace = meta["name"], meta["namespace"]
+    run = FlowRunView(flowrun)
+    name, namespace = run.name, run.namespace
     labels = run_labels(name, flow_name)
     env: list[dict[str, Any]] = [
-        {"name": "FLOWLIB_FLOWRUN", "value": name},
-        {"name": "FLOWLIB_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "FLOWLIB_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "FLOWLIB_DEFINITION", "value": f"{SNAPSHOT_MOUNT}/{SNAPSHOT_KEY}"},
+        {"name": ENV_FLOWRUN, "value": name},
+        {"name": ENV_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": ENV_DEFINITION, "value": SNAPSHOT_PATH},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         {"name": "HOME", "value": "/tmp"},
-        *(spec.get("env") or []),
+        *run.env,
     ]
     container = {
-        "name": "runner",
-        "image": spec.get("image") or settings.image,
+        "name": RUNNER_CONTAINER,
+        "image": run.image or settings.image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["flowlib-runner"],
         "env": env,
-        "resources": _resources(spec, settings),
+        "resources": _resources(run, settings),
         "securityContext": _restricted_container_security(),
-        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": "definition", "mountPath": SNAPSHOT_MOUNT, "readOnly": True},
@@ -118,7 +123,7 @@ def runner_job(flowrun: dict[str, Any], flow_name: str | None, settings: RunnerS
     }
     pod_spec = {
         "restartPolicy": "Never",
-        "serviceAccountName": spec.get("serviceAccountName") or settings.service_account,
+        "serviceAccountName": run.service_account_name or settings.service_account,
         "automountServiceAccountToken": True,
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "securityContext": {
@@ -135,26 +140,26 @@ def runner_job(flowrun: dict[str, Any], flow_name: str | None, settings: RunnerS
         ],
     }
     job_spec: dict[str, Any] = {
-        "backoffLimit": int(spec.get("retries") or 0),
+        "backoffLimit": run.retries,
         "template": {
             "metadata": {
                 "labels": labels,
-                "annotations": {"kubectl.kubernetes.io/default-container": "runner"},
+                "annotations": {"kubectl.kubernetes.io/default-container": RUNNER_CONTAINER},
             },
             "spec": pod_spec,
         },
     }
-    if spec.get("timeout"):
-        job_spec["activeDeadlineSeconds"] = deadline_seconds(str(spec["timeout"]))
-    if spec.get("ttlSecondsAfterFinished") is not None:
-        job_spec["ttlSecondsAfterFinished"] = int(spec["ttlSecondsAfterFinished"])
+    if run.timeout:
+        job_spec["activeDeadlineSeconds"] = deadline_seconds(run.timeout)
+    if run.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = run.ttl_seconds_after_finished
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": job_name(name),
             "namespace": namespace,
-            "labels": {**labels, "app.kubernetes.io/component": RUNNER_NAME},
+            "labels": {**labels, LABEL_COMPONENT: RUNNER_NAME},
             "ownerReferences": [owner_reference(flowrun)],
         },
         "spec": job_spec,

@@ -1,7 +1,7 @@
 """``flowlib-operator``: the command line of the operator, following kopf's conventions.
 
 It reads the current kubeconfig (``--kubeconfig``, ``$KUBECONFIG``, ``~/.kube/config``) or, in a
-pod, the in-cluster service account, then runs the kopf handlers of :mod:`flowlib_operator.handlers`.
+pod, the in-cluster service account, then runs the kopf handlers of :mod:`flowlib_operator.wiring`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import kopf
 from flowlib_runner.kube import KubeClient, load_config
 
 from flowlib_operator import __version__, metrics
-from flowlib_operator.handlers import Operator, OperatorConfig, register
 from flowlib_operator.jobspec import RunnerSettings
+from flowlib_operator.wiring import Operator, OperatorConfig, register
 
 DEFAULT_IMAGE = f"ghcr.io/flowlib/flowlib-operator:{__version__}"
 WATCH_CACHE_HANDLERS = ("flowrun_event", "job_event", "pod_event")
@@ -128,7 +128,7 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
     client = KubeClient(
         load_config(kubeconfig), on_retry=metrics.count_retry, user_agent=f"flowlib-operator/{__version__}"
     )
-    operator = Operator(client=client, config=config)
+    operator = Operator.build(client, config)
     registry = kopf.OperatorRegistry()
     register(registry, operator)
     if metrics_port:

@@ -5,15 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
-MANAGED_BY = "flowlib-operator"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_NAME = "app.kubernetes.io/name"
-LABEL_FLOWRUN = "flowlib.dev/flowrun"
-LABEL_FLOW = "flowlib.dev/flow"
-RUNNER_NAME = "flowlib-runner"
-RUNNER_SERVICE_ACCOUNT = "flowlib-runner"
-SNAPSHOT_KEY = "definition.json"
-SNAPSHOT_MOUNT = "/etc/flowlib"
+from flowlib_api.meta import LABEL_FLOW, LABEL_FLOWRUN, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY, RUNNER_NAME
+
 MAX_NAME = 63  # a Job's name ends up in its pods' job-name label, which allows 63 characters
 
 

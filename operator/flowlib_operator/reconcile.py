@@ -10,17 +10,16 @@ of its inputs, so the decisions are tested as data and the handlers only fetch a
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from flowlib_runner.resources import human_duration, parse_time
-from flowlib_runner.status import shorten
+from flowlib_api.resources import StatusKey, final_condition_status, succeeded_condition
+from flowlib_api.runnerpod import read_termination_message
+from flowlib_api.text import STATUS_MESSAGE_BYTES, shorten
+from flowlib_api.times import human_duration, parse_time, rfc3339
+from flowlib_api.views import FlowRunView
 
-MAX_MESSAGE = 8 * 1024
-"""Bytes of a message the operator writes into status (the full story is in Events and logs)."""
-FINISHED = frozenset({"Succeeded", "Failed", "Cancelled"})
 START_FAILURES = frozenset(
     {
         "ErrImagePull",
@@ -42,46 +41,23 @@ class Decision:
     notes: list[str] = field(default_factory=list)
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def succeeded_condition(
-    status: str, reason: str, message: str, generation: int | None, moment: datetime
-) -> dict[str, Any]:
-    condition: dict[str, Any] = {
-        "type": "Succeeded",
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": rfc3339(moment),
-    }
-    if generation is not None:
-        condition["observedGeneration"] = generation
-    return condition
-
-
 def final_status(flowrun: dict[str, Any], phase: str, reason: str, message: str, moment: datetime) -> dict[str, Any]:
     """A terminal status written by the operator (the runner could not write it, or never ran)."""
-    message = shorten(message, MAX_MESSAGE)
-    generation = flowrun.get("metadata", {}).get("generation")
-    status = flowrun.get("status") or {}
-    started = parse_time(status.get("startTime"))
+    run = FlowRunView(flowrun)
+    message = shorten(message, STATUS_MESSAGE_BYTES)
+    completed = rfc3339(moment)
     result: dict[str, Any] = {
-        "phase": phase,
-        "message": message,
-        "completionTime": rfc3339(moment),
-        "currentNode": None,
-        "conditions": [
-            succeeded_condition("True" if phase == "Succeeded" else "False", reason, message, generation, moment)
+        StatusKey.PHASE: phase,
+        StatusKey.MESSAGE: message,
+        StatusKey.COMPLETION_TIME: completed,
+        StatusKey.CURRENT_NODE: None,
+        StatusKey.CONDITIONS: [
+            succeeded_condition(final_condition_status(phase), reason, message, run.generation, moment)
         ],
     }
+    started = parse_time(run.start_time)
     if started is not None:
-        result["duration"] = human_duration((moment - started).total_seconds())
+        result[StatusKey.DURATION] = human_duration((moment - started).total_seconds())
     return result
 
 
@@ -130,14 +106,7 @@ def describe_termination(terminated: dict[str, Any]) -> str:
 def reported_final(pod: dict[str, Any] | None) -> dict[str, Any] | None:
     """The final status a runner left in its termination message when it could not patch it."""
     terminated = _terminated(pod) if pod else None
-    message = (terminated or {}).get("message") or ""
-    try:
-        data = json.loads(message)
-    except (json.JSONDecodeError, TypeError):
-        return None
-    if isinstance(data, dict) and data.get("phase") in FINISHED:
-        return data
-    return None
+    return read_termination_message((terminated or {}).get("message"))
 
 
 def decide(
@@ -154,14 +123,12 @@ def decide(
     ``job_seen`` says whether the Job was ever observed for this run, so that a Job not yet in the
     watch cache is not mistaken for a deleted one.
     """
-    status = flowrun.get("status") or {}
-    spec = flowrun.get("spec") or {}
-    phase = status.get("phase")
-    if phase in FINISHED:
+    run = FlowRunView(flowrun)
+    if run.finished:
         return Decision()
     latest = _latest_pod(pods)
 
-    if spec.get("cancel"):
+    if run.cancel_requested:
         # A terminating pod still counts: its runner is cancelling and will report Cancelled itself
         # within its grace period; the operator speaks only when no runner is left to do so.
         if not any(_is_running(p) for p in pods):
@@ -187,8 +154,8 @@ def decide(
             )
         return _pods_going(flowrun, job, pods, latest, moment=moment, start_timeout=start_timeout)
 
-    if job_seen and status.get("jobName"):
-        message = f"the runner Job {status['jobName']} was deleted before the run finished"
+    if job_seen and run.job_name:
+        message = f"the runner Job {run.job_name} was deleted before the run finished"
         return Decision(
             final_status(flowrun, "Failed", "JobDeleted", message, moment),
             event=("Warning", "JobDeleted", message),
@@ -222,16 +189,17 @@ def _job_failed(
     final = reported_final(latest)
     if final is not None:
         return Decision(final, event=_final_event(final))
+    run = FlowRunView(flowrun)
     reason = failed.get("reason") or "JobFailed"
     if reason == "DeadlineExceeded":
-        timeout = (flowrun.get("spec") or {}).get("timeout")
+        timeout = run.timeout
         message = f"the run exceeded its timeout ({timeout}) and was stopped"
         return Decision(
             final_status(flowrun, "Failed", "Timeout", message, moment), event=("Warning", "Timeout", message)
         )
     terminated = _terminated(latest) if latest else None
     detail = describe_termination(terminated) if terminated else (failed.get("message") or reason)
-    retries = int((flowrun.get("spec") or {}).get("retries") or 0)
+    retries = run.retries
     message = f"the runner failed: {detail}"
     if retries:
         message += f" (after {retries + 1} attempts)"
@@ -274,7 +242,7 @@ def _pods_going(
     moment: datetime,
     start_timeout: float,
 ) -> Decision:
-    status = flowrun.get("status") or {}
+    run = FlowRunView(flowrun)
     if latest is None:
         return _no_pod_yet(flowrun, job, moment, start_timeout)
     waiting = _waiting_failure(latest)
@@ -291,8 +259,8 @@ def _pods_going(
                 event=("Warning", reason, message),
             )
         message = f"waiting for the runner pod to start: {reason}: {detail}"
-        if status.get("message") != message:
-            return Decision({"message": message})
+        if run.message != message:
+            return Decision({StatusKey.MESSAGE: message})
         return Decision()
     failed_pods = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
     if not failed_pods or latest in failed_pods or not any(_is_active(p) for p in pods):
@@ -301,16 +269,16 @@ def _pods_going(
     if terminated is None:
         return Decision()
     message = f"runner attempt {len(failed_pods)} ended: {describe_termination(terminated)}; the Job started it again"
-    if status.get("message") != message and status.get("phase") != "Running":
-        return Decision({"message": message})
+    if run.message != message and run.phase != "Running":
+        return Decision({StatusKey.MESSAGE: message})
     return Decision()
 
 
 def ttl_expired(flowrun: dict[str, Any], moment: datetime) -> bool:
     """Whether a finished FlowRun has outlived its ``ttlSecondsAfterFinished``."""
-    ttl = (flowrun.get("spec") or {}).get("ttlSecondsAfterFinished")
-    status = flowrun.get("status") or {}
-    if ttl is None or status.get("phase") not in FINISHED:
+    run = FlowRunView(flowrun)
+    ttl = run.ttl_seconds_after_finished
+    if ttl is None or not run.finished:
         return False
-    finished = parse_time(status.get("completionTime"))
+    finished = parse_time(run.completion_time)
     return finished is not None and (moment - finished).total_seconds() >= float(ttl)

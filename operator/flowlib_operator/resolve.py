@@ -7,13 +7,17 @@ JSON document. The run uses that snapshot even if a Flow is edited while it runs
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowlib_runner.kube.client import FLOWS, KubeClient
-from flowlib_runner.loader import flow_refs, load_object
+from flowlib_runner.definition.loader import flow_refs, load_object
+from flowlib_runner.kube.client import KubeClient
+
+from flowlib_api.meta import FLOWS
+from flowlib_api.resources import flow_source_problem
+from flowlib_api.runnerpod import Snapshot
+from flowlib_api.views import FlowRunView
 
 INLINE_NAME = "inline"
 
@@ -50,8 +54,7 @@ async def fetch_library(
 
 def lint(name: str, spec: Mapping[str, Any], library: Mapping[str, Mapping[str, Any]]) -> tuple[bool, list[str]]:
     """``flowctl lint``'s errors for the Flow ``name`` with its sub-flows; and whether it loaded."""
-    manifest = {"apiVersion": "flowlib.dev/v1alpha1", "kind": "Flow", "metadata": {"name": name}, "spec": dict(spec)}
-    result = load_object(manifest, library=library)
+    result = load_object(Snapshot(name, spec).manifest(), library=library)
     return result.definition is not None, [str(p) for p in result.problems if p.severity == "error"]
 
 
@@ -69,26 +72,17 @@ def validate(
         if not problems:
             problems.append("the definition is invalid")
         return resolution
-    snapshot = {
-        "apiVersion": "flowlib.dev/v1alpha1",
-        "kind": "Flow",
-        "metadata": {"name": name},
-        "spec": dict(spec),
-        "library": {n: dict(lib) for n, lib in sorted(library.items())},
-    }
-    resolution.snapshot = json.dumps(snapshot, sort_keys=True, separators=(",", ":"))
+    resolution.snapshot = Snapshot(name, spec, library).to_json()
     return resolution
 
 
-async def resolve_run(client: KubeClient, namespace: str, run_spec: Mapping[str, Any]) -> Resolution:
+async def resolve_run(client: KubeClient, flowrun: Mapping[str, Any]) -> Resolution:
     """Resolve and validate what a FlowRun asks to run."""
-    ref = (run_spec.get("flowRef") or {}).get("name")
-    inline = run_spec.get("flow")
-    if bool(ref) == (inline is not None):
-        return Resolution(
-            flow_name=ref or INLINE_NAME,
-            problems=["spec: set exactly one of spec.flowRef.name (a Flow's name) and spec.flow (an inline flow)"],
-        )
+    run = FlowRunView(flowrun)
+    namespace, ref, inline = run.namespace, run.flow_ref, run.inline_flow
+    problem = flow_source_problem(run.spec)
+    if problem is not None:
+        return Resolution(flow_name=ref or INLINE_NAME, problems=[problem])
     if ref:
         flow = await client.get_or_none(FLOWS, ref, namespace)
         if flow is None:

@@ -256,7 +256,7 @@ def test_the_wheel_built_from_the_context_has_both_entry_points(tmp_path: Path) 
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         entry_points = next(archive.read(n).decode() for n in names if n.endswith("entry_points.txt"))
-    for package in ("flowlib", "flowlib_runner", "flowlib_operator"):
+    for package in ("flowlib", "flowlib_api", "flowlib_runner", "flowlib_operator"):
         assert f"{package}/__init__.py" in names
     assert "flowlib-operator = flowlib_operator.main:main" in entry_points
-    assert "flowlib-runner = flowlib_runner.entrypoint:main" in entry_points
+    assert "flowlib-runner = flowlib_runner.incluster.main:main" in entry_points

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from flowlib_runner.cluster.api import ClusterApi, _Call
-from flowlib_runner.cluster.render import human_age, node_tree
-from flowlib_runner.kube.client import FLOWRUNS, PODS, ApiError
+from flowlib_runner.flowctl.clusterapi import ClusterApi, _Call
+from flowlib_runner.flowctl.render import human_age, node_tree
+from flowlib_runner.kube.client import ApiError
+
+from flowlib_api.meta import FLOWRUNS, PODS
 
 from .conftest import Cluster, flow, flowrun
 

@@ -9,7 +9,6 @@ could not work (no FlowRun, unreadable snapshot), so the Job's own failure handl
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -18,19 +17,31 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flowlib import CancelToken
+from flowlib_api.meta import FLOWRUNS, GROUP_VERSION, KIND_FLOWRUN
+from flowlib_api.runnerpod import (
+    ENV_DEFINITION,
+    ENV_FLOWRUN,
+    ENV_LOG_FORMAT,
+    ENV_NAMESPACE,
+    ENV_POD_NAME,
+    EXIT_BROKEN,
+    EXIT_DONE,
+    EXIT_INTERRUPTED,
+    SNAPSHOT_PATH,
+    Snapshot,
+)
+from flowlib_api.runstatus import RunStatus
+from flowlib_api.views import FlowRunView
 from flowlib_runner import __version__
-from flowlib_runner.execute import execute_async
+from flowlib_runner.definition.loader import load_object
+from flowlib_runner.execution.execute import execute_async
+from flowlib_runner.execution.logs import RunLogger, stream_sink
 from flowlib_runner.incluster.reporter import FlowRunStatusReporter
 from flowlib_runner.kube import KubeClient, load_config
-from flowlib_runner.kube.client import FLOWRUNS, ApiError
+from flowlib_runner.kube.client import ApiError
 from flowlib_runner.kube.events import post_event
-from flowlib_runner.loader import load_object
-from flowlib_runner.logs import RunLogger, stream_sink
-from flowlib_runner.resources import GROUP_VERSION
-from flowlib_runner.status import FINISHED_PHASES, RunStatus
 
 log = logging.getLogger("flowlib.runner")
-EXIT_DONE, EXIT_BROKEN, EXIT_INTERRUPTED = 0, 1, 143
 
 
 class RunnerError(RuntimeError):
@@ -44,38 +55,35 @@ def _env(name: str) -> str:
     return value
 
 
-def read_snapshot(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The frozen definition the operator mounted: (manifest, library of sub-flows)."""
+def read_snapshot(path: Path) -> Snapshot:
+    """The frozen definition the operator mounted."""
     try:
-        snapshot = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+        return Snapshot.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
         raise RunnerError(f"cannot read the flow snapshot {path}: {error}") from error
-    library = snapshot.pop("library", {}) or {}
-    return snapshot, library
 
 
 async def run(log_format: Literal["text", "json"] = "text") -> int:
-    name = _env("FLOWLIB_FLOWRUN")
-    pod_name = os.environ.get("FLOWLIB_POD_NAME")
+    name = _env(ENV_FLOWRUN)
+    pod_name = os.environ.get(ENV_POD_NAME)
     config = load_config()
-    namespace = os.environ.get("FLOWLIB_NAMESPACE") or config.default_namespace
-    snapshot_path = Path(os.environ.get("FLOWLIB_DEFINITION", "/etc/flowlib/definition.json"))
+    namespace = os.environ.get(ENV_NAMESPACE) or config.default_namespace
+    snapshot_path = Path(os.environ.get(ENV_DEFINITION, SNAPSHOT_PATH))
     async with KubeClient(config, user_agent=f"flowlib-runner/{__version__}") as client:
         flowrun = await client.get_or_none(FLOWRUNS, name, namespace)
         if flowrun is None:
             raise RunnerError(f"FlowRun {namespace}/{name} does not exist (deleted before the runner started?)")
         flowrun.setdefault("apiVersion", GROUP_VERSION)
-        flowrun.setdefault("kind", "FlowRun")
-        spec, status = flowrun.get("spec") or {}, flowrun.get("status") or {}
-        if status.get("phase") in FINISHED_PHASES:
-            print(f"FlowRun {name} already ended {status['phase']}; nothing to do", flush=True)
+        flowrun.setdefault("kind", KIND_FLOWRUN)
+        view = FlowRunView(flowrun)
+        if view.finished:
+            print(f"FlowRun {name} already ended {view.phase}; nothing to do", flush=True)
             return EXIT_DONE
-        manifest, library = read_snapshot(snapshot_path)
-        flow_name = str(manifest.get("metadata", {}).get("name") or "inline")
-        result = load_object(manifest, library=library)
-        attempt = int(status.get("attempt") or 0) + 1
+        snapshot = read_snapshot(snapshot_path)
+        result = load_object(snapshot.manifest(), library=snapshot.library)
+        attempt = view.attempt + 1
         reporter = FlowRunStatusReporter(
-            client, flowrun, pod_name=pod_name, attempt=attempt, flow_name=flow_name, on_error=_report_error
+            client, flowrun, pod_name=pod_name, attempt=attempt, flow_name=snapshot.name, on_error=_report_error
         )
         if result.definition is None:
             problems = "; ".join(str(p) for p in result.problems)
@@ -83,15 +91,15 @@ async def run(log_format: Literal["text", "json"] = "text") -> int:
             await reporter.publish(final, final=True)
             return EXIT_DONE
         token = CancelToken()
-        if spec.get("cancel"):
+        if view.cancel_requested:
             token.cancel("cancelled before the runner started (spec.cancel)")
         _install_signal_handlers(client, name, namespace, token, reporter)
         await _event(client, flowrun, "Normal", "Started", f"runner pod {pod_name} started (attempt {attempt})")
         final = await execute_async(
             result.definition,
-            input=spec.get("input") or {},
-            params=spec.get("params"),
-            outputs=list(spec.get("outputs") or []),
+            input=view.input,
+            params=view.params,
+            outputs=view.outputs,
             reporters=[reporter],
             log=RunLogger(stream_sink(sys.stdout), log_format),
             cancel=token,
@@ -121,7 +129,7 @@ def _install_signal_handlers(
         if current is None:
             reporter.gone = True
             token.cancel("the FlowRun was deleted")
-        elif (current.get("spec") or {}).get("cancel"):
+        elif FlowRunView(current).cancel_requested:
             token.cancel("cancelled (spec.cancel)")
         else:
             reporter.interrupted = reason + "; the Job may start it again"
@@ -152,7 +160,7 @@ def _report_error(reporter: object, error: BaseException) -> None:
 def main() -> None:
     """Console entry point of runner pods."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    log_format: Literal["text", "json"] = "json" if os.environ.get("FLOWLIB_LOG_FORMAT") == "json" else "text"
+    log_format: Literal["text", "json"] = "json" if os.environ.get(ENV_LOG_FORMAT) == "json" else "text"
     try:
         code = asyncio.run(run(log_format))
     except RunnerError as error:

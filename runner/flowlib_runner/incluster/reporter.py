@@ -14,37 +14,32 @@ operator finds it when the Job ends: the final state is not lost even then.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from flowlib_runner.kube.client import FLOWRUNS, ApiError, KubeClient
-from flowlib_runner.reporting.base import ErrorCallback, PeriodicReporter
-from flowlib_runner.resources import human_duration, parse_time
-from flowlib_runner.status import RunStatus, rfc3339
+from flowlib_api.meta import FLOWRUNS, STATUS_SUBRESOURCE
+from flowlib_api.resources import (
+    FINAL_REASONS,
+    RUNNER_FIELDS,
+    SUCCEEDED,
+    ConditionStatus,
+    StatusKey,
+    final_condition_status,
+    succeeded_condition,
+    transition_time,
+)
+from flowlib_api.runnerpod import TERMINATION_LOG, termination_message
+from flowlib_api.runstatus import FINISHED_PHASES, RunStatus
+from flowlib_api.text import CONDITION_MESSAGE_CHARS
+from flowlib_api.times import rfc3339_millis, run_duration
+from flowlib_runner.execution.reporting.base import ErrorCallback, PeriodicReporter
+from flowlib_runner.kube.client import ApiError, KubeClient
 
 log = logging.getLogger("flowlib.runner")
-
-RUNNER_FIELDS = (
-    "phase",
-    "startTime",
-    "completionTime",
-    "currentNode",
-    "progress",
-    "nodes",
-    "output",
-    "message",
-    "notes",
-    "podName",
-    "attempt",
-    "duration",
-    "conditions",
-    "flow",
-)
-TERMINATION_LOG = Path("/dev/termination-log")
-TERMINATION_LIMIT = 4096  # bytes Kubernetes keeps of a termination message
+_MAPPINGS = (StatusKey.NODES, StatusKey.OUTPUT)
+"""Status fields that are maps: keys that disappeared are sent as null so the merge drops them."""
 
 
 class FlowRunStatusReporter(PeriodicReporter):
@@ -61,7 +56,7 @@ class FlowRunStatusReporter(PeriodicReporter):
         interval: float = 1.0,
         final_deadline: float = 20.0,
         on_error: ErrorCallback | None = None,
-        termination_log: Path = TERMINATION_LOG,
+        termination_log: Path = Path(TERMINATION_LOG),
     ) -> None:
         super().__init__(interval=interval, on_error=on_error)
         meta = flowrun["metadata"]
@@ -81,44 +76,40 @@ class FlowRunStatusReporter(PeriodicReporter):
     def body(self, status: RunStatus, *, final: bool) -> dict[str, Any]:
         """The status document for ``status`` (owned fields only, nulls for what disappeared)."""
         data: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        data["podName"] = self.pod_name
-        data["attempt"] = self.attempt
-        data["flow"] = self.flow_name
-        moment = time.time()
-        phase = data.get("phase", "Running")
+        data[StatusKey.POD_NAME] = self.pod_name
+        data[StatusKey.ATTEMPT] = self.attempt
+        data[StatusKey.FLOW] = self.flow_name
+        phase = data.get(StatusKey.PHASE, "Running")
+        condition: tuple[ConditionStatus, str, str]
         if final and self.interrupted is not None:
             # Stopped from outside without a cancellation (eviction, node drain, pod deleted): not a
             # final state. The Job may start another attempt; the operator reports a failure if not.
-            phase = data["phase"] = "Running"
-            data["message"] = self.interrupted
-            data.pop("completionTime", None)
+            phase = data[StatusKey.PHASE] = "Running"
+            data[StatusKey.MESSAGE] = self.interrupted
+            data.pop(StatusKey.COMPLETION_TIME, None)
             condition = ("Unknown", "RunnerInterrupted", self.interrupted)
-        elif phase in ("Succeeded", "Failed", "Cancelled"):
-            reason = {"Succeeded": "Succeeded", "Failed": "FlowFailed", "Cancelled": "Cancelled"}[phase]
+        elif phase in FINISHED_PHASES:
             condition = (
-                "True" if phase == "Succeeded" else "False",
-                reason,
-                data.get("message") or f"run {phase.lower()}",
+                final_condition_status(phase),
+                FINAL_REASONS[phase],
+                data.get(StatusKey.MESSAGE) or f"run {phase.lower()}",
             )
-            started, ended = parse_time(data.get("startTime")), parse_time(data.get("completionTime"))
-            if started is not None and ended is not None:
-                data["duration"] = human_duration(max(0.0, (ended - started).total_seconds()))
+            duration = run_duration(data.get(StatusKey.START_TIME), data.get(StatusKey.COMPLETION_TIME))
+            if duration is not None:
+                data[StatusKey.DURATION] = duration
         else:
             where = f" on pod {self.pod_name}" if self.pod_name else ""
             condition = ("Unknown", "Running", f"running{where} (attempt {self.attempt})")
-        data["conditions"] = [
-            {
-                "type": "Succeeded",
-                "status": condition[0],
-                "reason": condition[1],
-                "message": condition[2][:1024],
-                "observedGeneration": self.generation,
-                "lastTransitionTime": self._transition_time(condition[0], condition[1], moment),
-            }
+        status_value, reason, message = condition
+        moment = transition_time(
+            self._published.get(StatusKey.CONDITIONS), SUCCEEDED, status_value, rfc3339_millis(time.time()), reason
+        )
+        data[StatusKey.CONDITIONS] = [
+            succeeded_condition(status_value, reason, message[:CONDITION_MESSAGE_CHARS], self.generation, moment)
         ]
         for key in RUNNER_FIELDS:
             data.setdefault(key, None)  # cleared by the merge patch if an earlier publish set it
-        for mapping in ("nodes", "output"):
+        for mapping in _MAPPINGS:
             before, now = self._published.get(mapping), data.get(mapping)
             if isinstance(before, dict):
                 if now is None:
@@ -127,12 +118,6 @@ class FlowRunStatusReporter(PeriodicReporter):
                     now[stale] = None
         return data
 
-    def _transition_time(self, status: str, reason: str, moment: float) -> str:
-        for condition in self._published.get("conditions") or []:
-            if condition.get("status") == status and condition.get("reason") == reason:
-                return str(condition.get("lastTransitionTime") or rfc3339(moment))
-        return rfc3339(moment)
-
     async def publish(self, status: RunStatus, *, final: bool) -> None:
         if self.gone:
             return
@@ -140,7 +125,9 @@ class FlowRunStatusReporter(PeriodicReporter):
         deadline = time.monotonic() + (self.final_deadline if final else 0.0)
         while True:
             try:
-                await self.client.patch(FLOWRUNS, self.name, {"status": body}, self.namespace, subresource="status")
+                await self.client.patch(
+                    FLOWRUNS, self.name, {"status": body}, self.namespace, subresource=STATUS_SUBRESOURCE
+                )
                 break
             except ApiError as error:
                 if error.not_found:
@@ -160,19 +147,14 @@ class FlowRunStatusReporter(PeriodicReporter):
                 await asyncio.sleep(1.0)
         self.patches += 1
         self._published = {k: v for k, v in body.items() if v is not None}
-        for mapping in ("nodes", "output"):
+        for mapping in _MAPPINGS:
             value = self._published.get(mapping)
             if isinstance(value, dict):
                 self._published[mapping] = {k: v for k, v in value.items() if v is not None}
 
     def _leave_termination_message(self, body: dict[str, Any], error: BaseException) -> None:
         """Last resort: the essentials of the final status, for the operator to apply."""
-        essentials = {k: body.get(k) for k in ("phase", "message", "completionTime", "startTime", "duration")}
-        essentials = {k: v for k, v in essentials.items() if v is not None}
-        text = json.dumps(essentials, separators=(",", ":"))
-        if len(text.encode()) > TERMINATION_LIMIT:
-            essentials["message"] = str(essentials.get("message", ""))[:1000]
-            text = json.dumps(essentials, separators=(",", ":"))
+        text = termination_message(body)
         try:
             self.termination_log.write_text(text, encoding="utf-8")
             log.error("could not write the final status (%s); left it in the termination message", error)

@@ -14,10 +14,10 @@ import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 
+from flowlib_api.meta import ResourceRef
 from flowlib_runner.kube.config import ClusterConfig
 
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -26,39 +26,6 @@ PATCH_TYPES = {
     "json": "application/json-patch+json",
     "strategic": "application/strategic-merge-patch+json",
 }
-
-
-@dataclass(frozen=True)
-class ResourceRef:
-    """Which collection a call addresses: group, version, plural and whether it is namespaced."""
-
-    group: str
-    version: str
-    plural: str
-    namespaced: bool = True
-
-    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
-        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{quote(namespace, safe='')}"
-        base += f"/{self.plural}"
-        if name is not None:
-            base += f"/{quote(name, safe='')}"
-            if subresource:
-                base += f"/{subresource}"
-        return base
-
-
-FLOWS = ResourceRef("flowlib.dev", "v1alpha1", "flows")
-FLOWRUNS = ResourceRef("flowlib.dev", "v1alpha1", "flowruns")
-JOBS = ResourceRef("batch", "v1", "jobs")
-PODS = ResourceRef("", "v1", "pods")
-CONFIGMAPS = ResourceRef("", "v1", "configmaps")
-EVENTS = ResourceRef("", "v1", "events")
-SERVICEACCOUNTS = ResourceRef("", "v1", "serviceaccounts")
-NAMESPACES = ResourceRef("", "v1", "namespaces", namespaced=False)
-ROLES = ResourceRef("rbac.authorization.k8s.io", "v1", "roles")
-ROLEBINDINGS = ResourceRef("rbac.authorization.k8s.io", "v1", "rolebindings")
 
 
 class ApiError(Exception):

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import UTC, datetime
 from typing import Any
 
-from flowlib_runner.kube.client import EVENTS, KubeClient
-from flowlib_runner.status import shorten
-
-MAX_MESSAGE = 1024  # bytes; Events are for people; the full story is in status and logs
+from flowlib_api.meta import API_GROUP, EVENTS
+from flowlib_api.runnerpod import ENV_POD_NAME
+from flowlib_api.text import EVENT_MESSAGE_BYTES, shorten
+from flowlib_api.times import now_utc, rfc3339, rfc3339_micros
+from flowlib_runner.kube.client import KubeClient
 
 
 def event_body(involved: dict[str, Any], event_type: str, reason: str, message: str, component: str) -> dict[str, Any]:
     """A core/v1 Event about ``involved`` (any object with apiVersion, kind and metadata)."""
     meta = involved["metadata"]
-    now = datetime.now(UTC)
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    message = shorten(message, MAX_MESSAGE)
+    now = now_utc()
+    stamp = rfc3339(now)
+    message = shorten(message, EVENT_MESSAGE_BYTES)
     return {
         "apiVersion": "v1",
         "kind": "Event",
@@ -34,11 +34,11 @@ def event_body(involved: dict[str, Any], event_type: str, reason: str, message: 
         "reason": reason,
         "message": message,
         "source": {"component": component},
-        "reportingComponent": f"flowlib.dev/{component}",
-        "reportingInstance": os.environ.get("FLOWLIB_POD_NAME") or socket.gethostname(),
+        "reportingComponent": f"{API_GROUP}/{component}",
+        "reportingInstance": os.environ.get(ENV_POD_NAME) or socket.gethostname(),
         "firstTimestamp": stamp,
         "lastTimestamp": stamp,
-        "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "eventTime": rfc3339_micros(now),
         "action": reason,
         "count": 1,
     }

@@ -16,7 +16,7 @@ EXAMPLES = ROOT / "examples"
 
 
 def flowctl_command(*args: str | os.PathLike[str]) -> list[str]:
-    return [sys.executable, "-m", "flowlib_runner.cli", *map(str, args)]
+    return [sys.executable, "-m", "flowlib_runner.flowctl", *map(str, args)]
 
 
 def flowctl(*args: str | os.PathLike[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

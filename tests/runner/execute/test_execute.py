@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flowlib_runner.execute import ReportingFailed, execute_async
-from flowlib_runner.loader import FlowDefinition, load_text
-from flowlib_runner.reporting import JsonFileReporter, PeriodicReporter, StatusTracker
-from flowlib_runner.status import STATUS_LIMIT, RunStatus
+from flowlib_runner.definition.loader import FlowDefinition, load_text
+from flowlib_runner.execution.execute import ReportingFailed, execute_async
+from flowlib_runner.execution.reporting import JsonFileReporter, PeriodicReporter, StatusTracker
 
 from flowlib import CancelToken
+from flowlib_api.runstatus import STATUS_LIMIT, RunStatus
 
 
 def load(text: str) -> FlowDefinition:

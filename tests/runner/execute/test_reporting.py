@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flowlib_runner.logs import RunLogger, stream_sink
-from flowlib_runner.reporting import JsonFileReporter, PeriodicReporter, StatusTracker
-from flowlib_runner.reporting.dispatch import Dispatch
-from flowlib_runner.status import DEFAULT_BUDGET, RunStatus
+from flowlib_runner.execution.logs import RunLogger, stream_sink
+from flowlib_runner.execution.reporting import JsonFileReporter, PeriodicReporter, StatusTracker
+from flowlib_runner.execution.reporting.dispatch import Dispatch
 
 import flowlib
+from flowlib_api.runstatus import DEFAULT_BUDGET, RunStatus
 
 
 def named(node: Any, name: str) -> Any:
@@ -243,7 +243,7 @@ def test_json_file_reporter_rewrites_the_file_atomically(tmp_path: Path) -> None
 def test_the_final_status_is_written_after_a_periodic_write_still_in_flight(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flowlib_runner.reporting import jsonfile
+    from flowlib_runner.execution.reporting import jsonfile
 
     target = tmp_path / "status.json"
     write = jsonfile.write_atomically

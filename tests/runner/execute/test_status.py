@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flowlib_runner.status import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flowlib_api.runstatus import (
     DEFAULT_BUDGET,
     STATUS_LIMIT,
     ItemCounts,
@@ -13,11 +16,9 @@ from flowlib_runner.status import (
     RunStatus,
     bounded,
     json_safe,
-    rfc3339,
-    shorten,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from flowlib_api.text import shorten
+from flowlib_api.times import rfc3339_millis as rfc3339
 
 
 def _walk(schema: dict[str, Any], where: str = "status") -> list[tuple[str, dict[str, Any]]]:

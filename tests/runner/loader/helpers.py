@@ -6,7 +6,8 @@ import asyncio
 import textwrap
 from typing import Any
 
-from flowlib_runner.loader import FlowDefinition, LoadResult, build_flow, load_text
+from flowlib_runner.definition.build import build_flow
+from flowlib_runner.definition.loader import FlowDefinition, LoadResult, load_text
 
 
 def load(text: str, **kwargs: Any) -> LoadResult:

@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from flowlib_runner.loader import build_flow
-from flowlib_runner.runkinds import BuildError
-from flowlib_runner.templates import TemplateError
+from flowlib_runner.definition.build import build_flow
+from flowlib_runner.definition.runkinds import BuildError
+from flowlib_runner.definition.templates import TemplateError
 
 import flowlib
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from flowlib_runner.durations import format_duration, parse_duration
+
+from flowlib_api.times import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

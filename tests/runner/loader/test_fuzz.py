@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from flowlib_runner.loader import LoadResult, load_object, load_text
+from flowlib_runner.definition.loader import LoadResult, load_object, load_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from flowlib_runner.loader import load_file, load_file_all, load_object, load_text
-from flowlib_runner.schema import FlowSpec
+from flowlib_runner.definition.loader import load_file, load_file_all, load_object, load_text
+
+from flowlib_api.flowspec import FlowSpec
 
 from .helpers import definition, load
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flowlib_runner.loader import flow_spec_json_schema
+from flowlib_runner.definition.loader import flow_spec_json_schema
 
 from .helpers import definition, messages
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from flowlib_runner.loader import build_flow
-from flowlib_runner.runkinds.http import HttpError
-from flowlib_runner.runkinds.shell import ShellError
+from flowlib_runner.definition.build import build_flow
+from flowlib_runner.definition.runkinds.http import HttpError
+from flowlib_runner.definition.runkinds.shell import ShellError
 
 from .helpers import definition, run
 
@@ -91,7 +91,7 @@ def test_a_timed_out_command_is_killed(tmp_path: Path) -> None:
 def test_cancelling_the_run_kills_a_command_that_ignores_sigterm(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flowlib_runner.runkinds import shell
+    from flowlib_runner.definition.runkinds import shell
 
     monkeypatch.setattr(shell, "TERM_GRACE_SECONDS", 0.2)
     pidfile = tmp_path / "pid"

@@ -6,7 +6,7 @@ import inspect
 from typing import Any
 
 import pytest
-from flowlib_runner.loader import build_flow
+from flowlib_runner.definition.build import build_flow
 
 from .helpers import definition, run
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flowlib_runner.loader import load_object
-from flowlib_runner.problems import Problem
+from flowlib_runner.definition.loader import load_object
+from flowlib_runner.definition.problems import Problem
 
 from .helpers import load, messages
 

@@ -1,0 +1,317 @@
+"""The Kubernetes resources of the project: what a ``FlowRun`` asks for and what its status says.
+
+These models are the contract between the operator and the runner: the operator turns a FlowRun
+into a Job, the runner in that Job reads the same FlowRun and writes its status. The CRDs in
+``crds/`` are generated from them (``make crds``), so ``kubectl explain`` shows the descriptions
+written here, and the CEL rules of the CRD are generated from the rules stated here.
+
+Who writes which status field (the rule both sides follow; ``RUNNER_FIELDS``/``OPERATOR_FIELDS``):
+
+- The runner owns the run's story: ``phase`` once its pod runs, ``startTime``, ``completionTime``,
+  ``currentNode``, ``progress``, ``nodes``, ``output``, ``message``, ``notes``, ``podName``,
+  ``attempt``, ``duration``, the ``Succeeded`` condition and ``flow``. Its merge patches clear what
+  it no longer sets and never touch the operator's fields.
+- The operator owns ``jobName`` and ``observedGeneration``. It also writes the runner's fields in
+  exactly three cases, each when no runner can: ``Pending`` before the Job exists (with ``flow`` and
+  a ``Succeeded=Unknown/JobCreated`` condition); ``message`` while a pod waits to start; and a final
+  phase for a run whose runner never ran or was lost (invalid flow, cancelled before start, pod
+  never started, runner crashed, timeout, Job deleted). Before writing a final phase it reads the
+  FlowRun afresh, and it never writes over one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from flowlib_api.runstatus import RunStatus
+from flowlib_api.structural import PRESERVE_UNKNOWN
+from flowlib_api.times import rfc3339
+
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$|^[0-9]+(\.[0-9]+)?$"
+
+
+@dataclass(frozen=True)
+class ExactlyOne:
+    """A rule that exactly one of two spec fields is set: checked in Python, generated as CEL."""
+
+    first: str
+    second: str
+    message: str
+
+    def holds(self, spec: Mapping[str, Any]) -> bool:
+        return (spec.get(self.first) is not None) != (spec.get(self.second) is not None)
+
+    def cel(self) -> dict[str, str]:
+        """The CRD's ``x-kubernetes-validations`` entry for the same rule."""
+        return {"rule": f"has(self.{self.first}) != has(self.{self.second})", "message": self.message}
+
+
+ONE_FLOW_SOURCE = ExactlyOne(
+    "flowRef", "flow", "set exactly one of spec.flowRef (a Flow's name) and spec.flow (an inline flow)"
+)
+"""A FlowRun names a Flow (``flowRef``) or carries one inline (``flow``), never both, never neither."""
+
+
+def flow_source_problem(spec: Mapping[str, Any]) -> str | None:
+    """The problem with a FlowRun spec's flow source, as admission and the operator report it."""
+    if ONE_FLOW_SOURCE.holds(spec) and (spec.get("flow") is not None or (spec.get("flowRef") or {}).get("name")):
+        return None
+    return f"spec: {ONE_FLOW_SOURCE.message}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class FlowRef(_Model):
+    """A Flow in the FlowRun's namespace."""
+
+    name: str = Field(description="Name of the Flow to run; it must be in the same namespace as the FlowRun.")
+
+
+class FlowRunSpec(_Model):
+    """What to run and how. Only ``cancel`` may change after the FlowRun is created."""
+
+    flow_ref: FlowRef | None = Field(None, description=("The Flow to run. Set exactly one of flowRef and flow."))
+    flow: dict[str, Any] | None = Field(
+        None,
+        description="An inline flow definition (the same fields as a Flow's spec). Set exactly one of "
+        "flowRef and flow.",
+    )
+    input: dict[str, Any] | None = Field(
+        None, description="The initial shared store: any JSON object.", json_schema_extra=PRESERVE_UNKNOWN
+    )
+    params: dict[str, Any] | None = Field(
+        None,
+        description="Params for every node, merged over the flow's own params.",
+        json_schema_extra=PRESERVE_UNKNOWN,
+    )
+    outputs: list[str] | None = Field(
+        None,
+        description="Keys of the shared store to publish in status.output when the run ends "
+        "(dotted paths allowed). Empty: nothing is published.",
+    )
+    cancel: bool | None = Field(
+        None,
+        description="Set to true to cancel the run: in-flight work is cancelled, the runner pod ends and "
+        "the phase becomes Cancelled. It cannot be set back to false.",
+    )
+    timeout: str | None = Field(
+        None,
+        description="Longest time the run may take, e.g. 30m or 1h30m (the Job's activeDeadlineSeconds); "
+        "past it the run fails with reason Timeout.",
+        json_schema_extra={"pattern": DURATION_PATTERN},
+    )
+    retries: int | None = Field(
+        None,
+        ge=0,
+        le=20,
+        description="How many times the runner pod is started again after it crashed or was evicted "
+        "(the Job's backoffLimit, default 0). Node-level retries belong in the flow, not here.",
+    )
+    image: str | None = Field(None, description="Runner image for this run; defaults to the operator's runner image.")
+    service_account_name: str | None = Field(
+        None,
+        description="Service account of the runner pod. Defaults to flowlib-runner, which the operator "
+        "creates with the least privilege a runner needs. A custom one needs the same permissions.",
+    )
+    env: list[dict[str, Any]] | None = Field(
+        None,
+        description="Environment variables of the runner container (Kubernetes EnvVar objects: value, "
+        "or valueFrom with secretKeyRef, configMapKeyRef or fieldRef).",
+    )
+    resources: dict[str, Any] | None = Field(
+        None,
+        description="CPU and memory requests and limits of the runner container (Kubernetes ResourceRequirements).",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        None,
+        ge=0,
+        description="Delete the FlowRun (and with it its Job and pod) this many seconds after it finished.",
+    )
+
+    @model_validator(mode="after")
+    def _one_flow_source(self) -> FlowRunSpec:
+        problem = flow_source_problem(self.model_dump(by_alias=True, exclude_none=True))
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    MUTABLE_FIELDS: ClassVar[frozenset[str]] = frozenset({"cancel"})
+    """Spec fields that may change after creation; the CRD forbids changing any other."""
+
+    @classmethod
+    def immutable_fields(cls) -> list[str]:
+        """The wire names of every spec field but ``cancel``, in declaration order."""
+        return [f.alias or n for n, f in cls.model_fields.items() if (f.alias or n) not in cls.MUTABLE_FIELDS]
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(_Model):
+    """A condition as the Kubernetes API conventions define it."""
+
+    type: str = Field(description="Kind of condition; FlowRuns report Succeeded, Flows report Ready.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(description="One CamelCase word for machines, e.g. JobCreated, InvalidFlow, Timeout.")
+    message: str = Field("", description="Details for people.")
+    observed_generation: int | None = Field(
+        None, description="The metadata.generation this condition was computed from."
+    )
+    last_transition_time: str = Field(
+        description="When status last changed (RFC 3339).", json_schema_extra={"format": "date-time"}
+    )
+
+
+class FlowRunStatus(RunStatus):
+    """Status of a FlowRun: the runner's view of the run plus the operator's bookkeeping."""
+
+    conditions: list[Condition] | None = Field(
+        None, description="The Succeeded condition: Unknown while the run is going, then True or False."
+    )
+    observed_generation: int | None = Field(None, description="The FlowRun generation the operator acted on.")
+    job_name: str | None = Field(None, description="The runner Job.")
+    pod_name: str | None = Field(None, description="The runner pod of the latest attempt (kubectl logs -f).")
+    attempt: int | None = Field(None, description="Which runner pod attempt wrote this status (1 = first).")
+    duration: str | None = Field(None, description="How long the run took, e.g. 1m12s (set when it ends).")
+    flow: str | None = Field(None, description="Name of the flow being run (the Flow's name, or inline).")
+
+
+class FlowStatus(_Model):
+    """Whether a Flow is valid, as the operator's validation found it."""
+
+    observed_generation: int | None = Field(None, description="The Flow generation that was validated.")
+    conditions: list[Condition] | None = Field(
+        None,
+        description=("The Ready condition: True when the definition is valid, else False with the problems."),
+    )
+    node_count: int | None = Field(None, description="Number of nodes in the flow.")
+    problems: list[str] | None = Field(None, description="Every validation problem, with its path and a fix.")
+
+
+def field_key(model: type[BaseModel], name: str) -> str:
+    """The wire (camelCase) name of a model field: the one spelling of each key in the code."""
+    info = model.model_fields[name]
+    return info.alias or name
+
+
+class StatusKey:
+    """Wire names of FlowRun and Flow status fields, derived from the models: each key is spelled once."""
+
+    PHASE = field_key(FlowRunStatus, "phase")
+    START_TIME = field_key(FlowRunStatus, "start_time")
+    COMPLETION_TIME = field_key(FlowRunStatus, "completion_time")
+    CURRENT_NODE = field_key(FlowRunStatus, "current_node")
+    NODES = field_key(FlowRunStatus, "nodes")
+    OUTPUT = field_key(FlowRunStatus, "output")
+    MESSAGE = field_key(FlowRunStatus, "message")
+    CONDITIONS = field_key(FlowRunStatus, "conditions")
+    OBSERVED_GENERATION = field_key(FlowRunStatus, "observed_generation")
+    JOB_NAME = field_key(FlowRunStatus, "job_name")
+    POD_NAME = field_key(FlowRunStatus, "pod_name")
+    ATTEMPT = field_key(FlowRunStatus, "attempt")
+    DURATION = field_key(FlowRunStatus, "duration")
+    FLOW = field_key(FlowRunStatus, "flow")
+    NODE_COUNT = field_key(FlowStatus, "node_count")
+    PROBLEMS = field_key(FlowStatus, "problems")
+
+
+class SpecKey:
+    """Wire names of FlowRun spec fields, derived from the model."""
+
+    FLOW_REF = field_key(FlowRunSpec, "flow_ref")
+    FLOW = field_key(FlowRunSpec, "flow")
+    INPUT = field_key(FlowRunSpec, "input")
+    PARAMS = field_key(FlowRunSpec, "params")
+    OUTPUTS = field_key(FlowRunSpec, "outputs")
+    CANCEL = field_key(FlowRunSpec, "cancel")
+    TIMEOUT = field_key(FlowRunSpec, "timeout")
+    RETRIES = field_key(FlowRunSpec, "retries")
+    IMAGE = field_key(FlowRunSpec, "image")
+    SERVICE_ACCOUNT_NAME = field_key(FlowRunSpec, "service_account_name")
+    ENV = field_key(FlowRunSpec, "env")
+    RESOURCES = field_key(FlowRunSpec, "resources")
+    TTL_SECONDS_AFTER_FINISHED = field_key(FlowRunSpec, "ttl_seconds_after_finished")
+
+
+RUNNER_FIELDS: tuple[str, ...] = tuple(
+    field_key(FlowRunStatus, n)
+    for n in (
+        "phase",
+        "start_time",
+        "completion_time",
+        "current_node",
+        "progress",
+        "nodes",
+        "output",
+        "message",
+        "notes",
+        "pod_name",
+        "attempt",
+        "duration",
+        "conditions",
+        "flow",
+    )
+)
+"""Status fields the runner owns (see the module docstring)."""
+OPERATOR_FIELDS: tuple[str, ...] = tuple(field_key(FlowRunStatus, n) for n in ("job_name", "observed_generation"))
+"""Status fields only the operator writes."""
+
+SUCCEEDED = "Succeeded"
+"""The FlowRun's condition type: Unknown while the run goes on, then True or False."""
+READY = "Ready"
+"""The Flow's condition type: True when the definition is valid."""
+
+FINAL_REASONS: dict[str, str] = {"Succeeded": "Succeeded", "Failed": "FlowFailed", "Cancelled": "Cancelled"}
+"""The ``Succeeded`` condition's reason when the runner itself reports a final phase."""
+
+
+def condition(
+    kind: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    *,
+    generation: int | None,
+    moment: datetime | str,
+) -> dict[str, Any]:
+    """A condition as the API conventions want it (``moment`` as a datetime or an RFC 3339 text)."""
+    built: dict[str, Any] = {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        field_key(Condition, "last_transition_time"): moment if isinstance(moment, str) else rfc3339(moment),
+    }
+    if generation is not None:
+        built[field_key(Condition, "observed_generation")] = generation
+    return built
+
+
+def transition_time(
+    previous: list[dict[str, Any]] | None, kind: str, status: str, fallback: str, reason: str | None = None
+) -> str:
+    """``lastTransitionTime`` for a condition: kept from ``previous`` while its status (and, when
+    given, its reason) stays the same, as the API conventions ask."""
+    for old in previous or []:
+        if old.get("type") == kind and old.get("status") == status and reason in (None, old.get("reason")):
+            return str(old.get(field_key(Condition, "last_transition_time")) or fallback)
+    return fallback
+
+
+def succeeded_condition(
+    status: ConditionStatus, reason: str, message: str, generation: int | None, moment: datetime | str
+) -> dict[str, Any]:
+    """The FlowRun's ``Succeeded`` condition."""
+    return condition(SUCCEEDED, status, reason, message, generation=generation, moment=moment)
+
+
+def final_condition_status(phase: str) -> ConditionStatus:
+    return "True" if phase == "Succeeded" else "False"

@@ -1,0 +1,109 @@
+"""What the operator hands a runner pod, and what a runner pod hands back besides status.
+
+The operator writes, the runner reads (one writer and one reader for each):
+
+- environment variables naming the FlowRun, its namespace, the pod and the definition's path;
+- the definition snapshot: the Flow (or inline flow) and every sub-flow it reaches, frozen into one
+  JSON document in an immutable ConfigMap mounted at ``SNAPSHOT_MOUNT``, so a later edit of a Flow
+  never changes a running run.
+
+The runner writes, the operator reads:
+
+- its exit code (``EXIT_*``), which the Job's failure policy acts on;
+- as a last resort, the final status in the container's termination message, when the API refused
+  the status patch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowlib_api.meta import GROUP_VERSION, KIND_FLOW
+from flowlib_api.runstatus import FINISHED_PHASES
+
+ENV_FLOWRUN = "FLOWLIB_FLOWRUN"
+"""The FlowRun's name."""
+ENV_NAMESPACE = "FLOWLIB_NAMESPACE"
+"""The FlowRun's namespace (the pod's own, from the downward API)."""
+ENV_POD_NAME = "FLOWLIB_POD_NAME"
+"""The runner pod's name (downward API): status ``podName`` and Events' ``reportingInstance``."""
+ENV_DEFINITION = "FLOWLIB_DEFINITION"
+"""Path of the snapshot file inside the pod."""
+ENV_LOG_FORMAT = "FLOWLIB_LOG_FORMAT"
+"""``text`` (default) or ``json``: the format of the run log on stdout."""
+
+SNAPSHOT_KEY = "definition.json"
+SNAPSHOT_MOUNT = "/etc/flowlib"
+SNAPSHOT_PATH = f"{SNAPSHOT_MOUNT}/{SNAPSHOT_KEY}"
+
+RUNNER_CONTAINER = "runner"
+TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_LIMIT = 4096
+"""Bytes Kubernetes keeps of a termination message."""
+_TERMINATION_FIELDS = ("phase", "message", "completionTime", "startTime", "duration")
+
+EXIT_DONE = 0
+"""The run reached a final phase and it was recorded (a failed flow is no reason to start again)."""
+EXIT_BROKEN = 1
+"""The runner could not work at all (no FlowRun, unreadable snapshot): the Job's failure handling applies."""
+EXIT_INTERRUPTED = 143
+"""The pod was stopped from outside before the run ended: the Job may start another attempt."""
+
+
+@dataclass
+class Snapshot:
+    """A run's frozen definition: the main flow's manifest and its sub-flows' specs by name."""
+
+    name: str
+    spec: Mapping[str, Any]
+    library: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def manifest(self) -> dict[str, Any]:
+        """The main flow as a Flow manifest, as the loader reads it."""
+        return {
+            "apiVersion": GROUP_VERSION,
+            "kind": KIND_FLOW,
+            "metadata": {"name": self.name},
+            "spec": dict(self.spec),
+        }
+
+    def to_json(self) -> str:
+        """The ConfigMap's text: stable (sorted keys), so equal definitions give equal snapshots."""
+        document = {**self.manifest(), "library": {n: dict(lib) for n, lib in sorted(self.library.items())}}
+        return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Snapshot:
+        """Read a snapshot; raises ``ValueError`` (JSON errors included) when it is not one."""
+        document = json.loads(text)
+        if not isinstance(document, dict):
+            raise ValueError("the snapshot is not a JSON object")
+        metadata = document.get("metadata") or {}
+        library = document.get("library") or {}
+        if not isinstance(metadata, dict) or not isinstance(library, dict):
+            raise ValueError("the snapshot's metadata and library must be objects")
+        return cls(name=str(metadata.get("name") or "inline"), spec=document.get("spec") or {}, library=library)
+
+
+def termination_message(status: Mapping[str, Any]) -> str:
+    """The essentials of a final status, within what Kubernetes keeps of a termination message."""
+    essentials = {k: status.get(k) for k in _TERMINATION_FIELDS if status.get(k) is not None}
+    text = json.dumps(essentials, separators=(",", ":"))
+    if len(text.encode()) > TERMINATION_LIMIT:
+        essentials["message"] = str(essentials.get("message", ""))[:1000]
+        text = json.dumps(essentials, separators=(",", ":"))
+    return text
+
+
+def read_termination_message(text: str | None) -> dict[str, Any] | None:
+    """The final status a runner left in its termination message, or None if it left none."""
+    try:
+        data = json.loads(text or "")
+    except (json.JSONDecodeError, TypeError):
+        return None
+    if isinstance(data, dict) and data.get("phase") in FINISHED_PHASES:
+        return data
+    return None

@@ -1,0 +1,52 @@
+"""Flow validation: a Flow's ``Ready`` condition says whether its definition (with the sub-flows it
+names) is valid, with every problem and its fix in ``status.problems``."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from flowlib_runner.kube.client import KubeClient
+
+from flowlib_api.meta import KIND_FLOW
+from flowlib_api.resources import READY, ConditionStatus, StatusKey, condition, transition_time
+from flowlib_api.text import STATUS_MESSAGE_BYTES, shorten
+from flowlib_api.times import now_utc, rfc3339
+from flowlib_api.views import FlowView
+from flowlib_operator import metrics
+from flowlib_operator.events import EventRecorder
+from flowlib_operator.resolve import fetch_library, validate
+
+
+@dataclass
+class FlowValidation:
+    client: KubeClient
+    events: EventRecorder
+
+    async def validate(self, body: dict[str, Any], status_patch: MutableMapping[str, Any]) -> None:
+        """Validate the Flow in ``body`` and put its status into ``status_patch``."""
+        flow = FlowView(body)
+        library, missing = await fetch_library(self.client, flow.namespace, flow.spec, skip=flow.name)
+        result = validate(flow.name, flow.spec, library, missing)
+        ready = not result.problems
+        message = "the definition is valid" if ready else "; ".join(result.problems)
+        status: ConditionStatus = "True" if ready else "False"
+        previous = flow.ready
+        moment = transition_time([previous] if previous else None, READY, status, rfc3339(now_utc()))
+        status_patch[StatusKey.OBSERVED_GENERATION] = flow.generation
+        status_patch[StatusKey.CONDITIONS] = [
+            condition(
+                READY,
+                status,
+                "Valid" if ready else "InvalidFlow",
+                shorten(message, STATUS_MESSAGE_BYTES),
+                generation=flow.generation,
+                moment=moment,
+            )
+        ]
+        status_patch[StatusKey.NODE_COUNT] = result.node_count
+        status_patch[StatusKey.PROBLEMS] = result.problems or None
+        if not ready:
+            metrics.INVALID_DEFINITIONS.labels(kind="Flow").inc()
+            await self.events.record({"kind": KIND_FLOW, **body}, "Warning", "InvalidFlow", message)

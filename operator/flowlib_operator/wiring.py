@@ -1,0 +1,178 @@
+"""The kopf wiring, in one place: which handler runs for which resource and event, and kopf's
+settings. Each handler only hands the body to the module that owns the kind (``flows`` validates
+Flows, ``runs`` follows FlowRuns, Jobs and pods, ``admission`` checks at the door).
+
+The operator keeps no finalizers on FlowRuns (no delete handlers, no kopf timers or daemons, which
+would add one), so deleting a FlowRun never waits for the operator: owner references let the
+garbage collector remove the Job and its pod. Kopf's own bookkeeping is stored in annotations,
+never in ``.status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+from flowlib_runner.kube.client import ApiError, KubeClient
+
+from flowlib_api.meta import (
+    ANNOTATION_PREFIX,
+    API_GROUP,
+    API_VERSION,
+    DIFFBASE_ANNOTATION_KEY,
+    FLOWRUNS,
+    FLOWS,
+    JOBS,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    PODS,
+)
+from flowlib_api.resources import SpecKey
+from flowlib_operator import metrics
+from flowlib_operator.admission import flow_problems, flowrun_problems, spec_changed
+from flowlib_operator.events import EventRecorder
+from flowlib_operator.flows import FlowValidation
+from flowlib_operator.identity import RunnerIdentities
+from flowlib_operator.jobspec import RunnerSettings
+from flowlib_operator.runs import LeftoverObject, RunLifecycle
+
+
+@dataclass
+class OperatorConfig:
+    """What the command line sets."""
+
+    runner: RunnerSettings
+    pod_start_timeout: float = 120.0
+    resync_interval: float = 10.0
+    webhook_port: int = 0
+    webhook_tls_dir: str | None = None
+
+
+@dataclass
+class Operator:
+    """The parts the handlers call, sharing one API client."""
+
+    client: KubeClient
+    config: OperatorConfig
+    flows: FlowValidation
+    runs: RunLifecycle
+
+    @classmethod
+    def build(cls, client: KubeClient, config: OperatorConfig) -> Operator:
+        events = EventRecorder(client)
+        runs = RunLifecycle(
+            client,
+            config.runner,
+            events,
+            RunnerIdentities(client),
+            pod_start_timeout=config.pod_start_timeout,
+            resync_interval=config.resync_interval,
+        )
+        return cls(client, config, FlowValidation(client, events), runs)
+
+
+def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
+    """Install every handler into ``registry``, bound to ``op``."""
+    group, version = API_GROUP, API_VERSION
+    managed = {LABEL_MANAGED_BY: MANAGED_BY}
+    background: list[asyncio.Task[None]] = []
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same sources as our own client: the kubeconfig, or the pod's service account.
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=ANNOTATION_PREFIX, key=DIFFBASE_ANNOTATION_KEY
+        )
+        settings.posting.enabled = False  # we post our own, meaningful Events
+        settings.watching.server_timeout = 300
+        settings.networking.error_backoffs = [1, 2, 5, 10, 20]
+        if op.config.webhook_port:
+            tls = op.config.webhook_tls_dir
+            # kopf re-reads the files when they change (cert-manager renewals). The webhook
+            # configuration itself is static (deploy/overlays/webhook), so kopf does not manage it.
+            settings.admission.server = kopf.WebhookServer(
+                addr="0.0.0.0",
+                port=op.config.webhook_port,
+                certfile=f"{tls}/tls.crt" if tls else None,
+                pkeyfile=f"{tls}/tls.key" if tls else None,
+            )
+        background.append(asyncio.create_task(op.runs.resync_forever(), name="flowlib-resync"))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(**_: Any) -> None:
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await op.client.close()
+
+    @kopf.on.create(group, version, FLOWS.plural, registry=registry)
+    @kopf.on.update(group, version, FLOWS.plural, registry=registry, field="spec")
+    @kopf.on.resume(group, version, FLOWS.plural, registry=registry)
+    async def flow_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await op.flows.validate(dict(body), patch.status)
+
+    if op.config.webhook_port:
+        # kopf refuses to start with admission handlers and no admission server: only with the flag.
+
+        @kopf.on.validate(group, version, FLOWS.plural, id="validate-flow", registry=registry)
+        def validate_flow_at_the_door(body: kopf.Body, **kwargs: Any) -> None:
+            if spec_changed(kwargs.get("old"), body):  # kopf passes the old object as `old` on updates
+                _refuse(flow_problems(body), "Flow")
+
+        @kopf.on.validate(
+            group, version, FLOWRUNS.plural, id="validate-flowrun", operations=["CREATE"], registry=registry
+        )
+        def validate_flowrun_at_the_door(body: kopf.Body, **_: Any) -> None:
+            _refuse(flowrun_problems(body), "FlowRun")
+
+        del validate_flow_at_the_door, validate_flowrun_at_the_door
+
+    @kopf.on.event(group, version, FLOWRUNS.plural, registry=registry)
+    async def flowrun_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+        op.runs.observe(dict(body), type)
+
+    @kopf.on.create(group, version, FLOWRUNS.plural, registry=registry)
+    @kopf.on.resume(group, version, FLOWRUNS.plural, registry=registry)
+    async def flowrun_created(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        try:
+            await op.runs.start(dict(body), patch.status)
+        except LeftoverObject as waiting:
+            raise kopf.TemporaryError(str(waiting), delay=waiting.delay) from waiting
+        except ApiError as error:
+            metrics.RECONCILE_ERRORS.labels(kind="start").inc()
+            raise kopf.TemporaryError(f"could not start the run: {error}", delay=2) from error
+
+    @kopf.on.field(group, version, FLOWRUNS.plural, field=f"spec.{SpecKey.CANCEL}", registry=registry)
+    async def flowrun_cancel(body: kopf.Body, new: Any, **_: Any) -> None:
+        if new:
+            await op.runs.cancel(dict(body))
+
+    @kopf.on.event(JOBS.group, JOBS.version, JOBS.plural, labels=managed, registry=registry)
+    async def job_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+        key = op.runs.cache.put_job(dict(body), type == "DELETED")
+        if key is not None:
+            await op.runs.reconcile_quietly(key)
+
+    @kopf.on.event(PODS.group, PODS.version, PODS.plural, labels=managed, registry=registry)
+    async def pod_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+        key = op.runs.cache.put_pod(dict(body), type == "DELETED")
+        if key is not None:
+            await op.runs.reconcile_quietly(key)
+
+    del login, configure, stop, flow_changed, flowrun_event, flowrun_created, flowrun_cancel, job_event, pod_event
+
+
+def _refuse(problems: list[str], kind: str) -> None:
+    if problems:
+        metrics.INVALID_DEFINITIONS.labels(kind=kind).inc()
+        raise kopf.AdmissionError(f"invalid {kind}: " + "; ".join(problems), code=422)

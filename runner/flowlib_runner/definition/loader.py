@@ -1,0 +1,314 @@
+"""Loading flow definitions: YAML (or dicts) in, a validated ``FlowDefinition`` or problems out.
+
+Accepted documents:
+
+- a Flow manifest (``apiVersion: flowlib.dev/v1alpha1``, ``kind: Flow``, ``metadata.name``, ``spec``);
+- a bare spec (a mapping with ``nodes``), named after the file (or ``flow``);
+- the seed's flowrunner format (``metadata`` + snake_case ``nodes``, see ``seedformat.py``).
+
+A file may hold several documents; Flows are found by name, and ``type: flow`` nodes refer to them
+(or to the ``library`` the operator passes). ``FlowRun`` documents are skipped. Loading validates
+only: ``build.build_flow`` is where user code is imported and compiled, so the operator can load
+(validate) any definition without importing flowlib or anything of the user's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowlib_api.flowspec import FlowSpec
+from flowlib_api.flowspec_schema import flow_spec_json_schema
+from flowlib_api.meta import API_GROUP, GROUP_VERSION, KIND_FLOW, KIND_FLOWRUN
+
+from .factories import NodeTypeRegistry, default_registry
+from .problems import Problem, did_you_mean, join_path, listing, sort_problems
+from .runkinds import RunKindRegistry, default_run_kinds
+from .seedformat import SeedConversion, is_seed_document
+from .validate import SpecValidator
+from .yamlread import read_documents
+
+_MANIFEST_KEYS = ("apiVersion", "kind", "metadata", "spec", "status")
+_SKIPPED_KINDS = (KIND_FLOWRUN,)
+
+
+@dataclass
+class FlowDefinition:
+    """A validated, normalized flow: its name, canonical spec and every sub-flow it uses."""
+
+    name: str
+    spec: FlowSpec
+    subflows: dict[str, FlowSpec] = field(default_factory=dict)
+
+
+@dataclass
+class LoadResult:
+    """The definition (None when there is any error) and every problem, sorted by path."""
+
+    definition: FlowDefinition | None
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return self.definition is not None and not self.errors
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+@dataclass
+class _Doc:
+    """One flow document, with its raw canonical spec and how to report its problems."""
+
+    name: str
+    spec: Any
+    problems: list[Problem]
+    seed: SeedConversion | None = None
+
+    def user_path(self, path: str) -> str:
+        return self.seed.user_path(path) if self.seed is not None else path
+
+
+class Loader:
+    """Loads flows against a set of node types and run kinds (the defaults include plugins)."""
+
+    def __init__(self, registry: NodeTypeRegistry | None = None, run_kinds: RunKindRegistry | None = None) -> None:
+        self.registry = registry or default_registry()
+        self.run_kinds = run_kinds or default_run_kinds()
+        self._validator = SpecValidator(self.registry, self.run_kinds)
+
+    # -- entry points ---------------------------------------------------------------------------
+
+    def load_text(self, text: str, *, source: str = "<string>", flow: str | None = None) -> LoadResult:
+        return self._load_documents(text, source, flow)[0]
+
+    def load_file(self, path: str | Path, *, flow: str | None = None) -> LoadResult:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return LoadResult(None, [Problem("", f"cannot read {path}: {exc}")])
+        return self.load_text(text, source=str(path), flow=flow)
+
+    def load_file_all(self, path: str | Path) -> list[tuple[str, LoadResult]]:
+        """Every Flow in a file, each loaded as the main flow (for ``flowctl lint``)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return [(str(path), LoadResult(None, [Problem("", f"cannot read {path}: {exc}")]))]
+        first, docs = self._load_documents(text, str(path), None)
+        if len(docs) <= 1:
+            return [(docs[0].name if docs else str(path), first)]
+        return [(d.name, self._load_documents(text, str(path), d.name)[0]) for d in docs]
+
+    def load_object(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        library: Mapping[str, Mapping[str, Any]] | None = None,
+        source: str = "",
+    ) -> LoadResult:
+        doc, problems = self._document(obj, source)
+        if doc is None:
+            return LoadResult(None, sort_problems(problems))
+        lib: dict[str, _Doc] = {}
+        for name, other in (library or {}).items():
+            other_doc, other_problems = self._document(other, "", default_name=name)
+            lib[name] = other_doc if other_doc is not None else _Doc(name, None, other_problems)
+        return self._resolve(doc, lib, problems)
+
+    # -- documents ------------------------------------------------------------------------------
+
+    def _load_documents(self, text: str, source: str, flow: str | None) -> tuple[LoadResult, list[_Doc]]:
+        raw_docs, problems = read_documents(text)
+        if problems:
+            return LoadResult(None, sort_problems(problems)), []
+        docs: list[_Doc] = []
+        for index, raw in enumerate(raw_docs):
+            doc, doc_problems = self._document(raw, source, index=index if len(raw_docs) > 1 else None)
+            problems += doc_problems
+            if doc is not None:
+                if any(d.name == doc.name for d in docs):
+                    problems.append(
+                        Problem(
+                            "metadata.name",
+                            f"two documents define flow '{doc.name}'; give each a unique name",
+                        )
+                    )
+                    continue
+                docs.append(doc)
+        if not docs:
+            if not problems:
+                problems.append(Problem("", "no Flow found; the file is empty"))
+            return LoadResult(None, sort_problems(problems)), docs
+        if flow is None:
+            main = docs[0]
+        else:
+            found = [d for d in docs if d.name == flow]
+            if not found:
+                names = [d.name for d in docs]
+                message = f"no flow named '{flow}'{did_you_mean(flow, names)}; flows in {source}: {listing(names)}"
+                return LoadResult(None, sort_problems([*problems, Problem("", message)])), docs
+            main = found[0]
+        library = {d.name: d for d in docs if d is not main}
+        return self._resolve(main, library, problems), docs
+
+    def _document(
+        self, raw: Any, source: str, *, index: int | None = None, default_name: str | None = None
+    ) -> tuple[_Doc | None, list[Problem]]:
+        where = f"document {index + 1}" if index is not None else ""
+        if not isinstance(raw, Mapping):
+            return None, [Problem(where, f"expected a Flow (a mapping), got {type(raw).__name__}; see the Flow format")]
+        if "apiVersion" in raw or "kind" in raw:
+            return self._manifest(raw, where)
+        if is_seed_document(raw):
+            seed = SeedConversion(raw)
+            name = seed.name or default_name or "flow"
+            return _Doc(name, seed.spec, list(seed.problems), seed), []
+        if "nodes" in raw:
+            name = default_name or (Path(source).stem if source and not source.startswith("<") else "flow")
+            return _Doc(name, raw, []), []
+        return None, [
+            Problem(
+                where,
+                "not a flow: expected a Flow manifest (apiVersion, kind, metadata, spec), a bare spec with "
+                "nodes, or a flowrunner document (metadata and nodes)",
+            )
+        ]
+
+    def _manifest(self, raw: Mapping[str, Any], where: str) -> tuple[_Doc | None, list[Problem]]:
+        kind = raw.get("kind")
+        api_version = raw.get("apiVersion")
+        if kind in _SKIPPED_KINDS and isinstance(api_version, str) and api_version.startswith(API_GROUP + "/"):
+            return None, []
+        problems: list[Problem] = []
+        if api_version != GROUP_VERSION:
+            problems.append(Problem(join_path(where, "apiVersion"), f"expected {GROUP_VERSION}, got {api_version!r}"))
+        if kind != KIND_FLOW:
+            problems.append(Problem(join_path(where, "kind"), f"expected {KIND_FLOW}, got {kind!r}"))
+        for key in raw:
+            if key not in _MANIFEST_KEYS:
+                problems.append(
+                    Problem(
+                        join_path(where, str(key)),
+                        f"unknown top-level field '{key}'{did_you_mean(str(key), _MANIFEST_KEYS)}; a "
+                        "manifest has "
+                        "apiVersion, kind, metadata and spec (put flow fields under spec)",
+                    )
+                )
+        metadata = raw.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, Mapping) else None
+        if not isinstance(name, str) or not name:
+            problems.append(Problem(join_path(where, "metadata.name"), "a Flow needs metadata.name (a string)"))
+        spec = raw.get("spec")
+        if spec is None:
+            problems.append(Problem(join_path(where, "spec"), "a Flow needs a spec with nodes"))
+        if problems and (not isinstance(name, str) or not name or spec is None):
+            return None, problems
+        return _Doc(str(name), spec, problems), []
+
+    # -- sub-flows and validation ---------------------------------------------------------------
+
+    def _resolve(self, main: _Doc, library: dict[str, _Doc], problems: list[Problem]) -> LoadResult:
+        known = {main.name, *library}
+        specs: dict[str, FlowSpec] = {}
+        problems = list(problems)
+        order: list[str] = []
+        visiting: list[str] = []
+
+        def visit(doc: _Doc, prefix: str) -> None:
+            visiting.append(doc.name)
+            order.append(doc.name)
+            for p in doc.problems:
+                problems.append(Problem(join_path(prefix, doc.user_path(p.path)), p.message, p.severity))
+            spec, found = (None, []) if doc.spec is None else self._validator.validate(doc.spec, flows=known)
+            for p in found:
+                problems.append(Problem(join_path(prefix, doc.user_path(p.path)), p.message, p.severity))
+            if spec is not None:
+                specs[doc.name] = spec
+            for node_name, ref in flow_refs(doc.spec):
+                at = join_path(prefix, doc.user_path(join_path("nodes", node_name, "flow")))
+                if ref in visiting:
+                    cycle = " -> ".join([*visiting[visiting.index(ref) :], ref])
+                    problems.append(
+                        Problem(
+                            at,
+                            f"flows form a cycle ({cycle}); a flow cannot run itself, directly or through sub-flows",
+                        )
+                    )
+                elif ref in library and ref not in order:
+                    visit(library[ref], join_path("flows", ref))
+            visiting.pop()
+
+        visit(main, "")
+        problems = sort_problems(problems)
+        if any(p.is_error for p in problems) or main.name not in specs:
+            return LoadResult(None, problems)
+        subflows = {name: specs[name] for name in order[1:]}
+        return LoadResult(FlowDefinition(main.name, specs[main.name], subflows), problems)
+
+
+def flow_refs(spec: Any) -> list[tuple[str, str]]:
+    """(node name, flow name) for every ``type: flow`` node, read from the raw spec (never validated:
+    the operator also uses it to find which Flows a definition needs before loading it)."""
+    nodes = spec.get("nodes") if isinstance(spec, Mapping) else None
+    if not isinstance(nodes, Mapping):
+        return []
+    refs = []
+    for name, node in nodes.items():
+        if isinstance(node, Mapping) and node.get("type") == "flow" and isinstance(node.get("flow"), str):
+            refs.append((str(name), node["flow"]))
+    return refs
+
+
+_default_loader: Loader | None = None
+
+
+def default_loader() -> Loader:
+    """A shared Loader with the built-in types and run kinds plus installed plugins."""
+    global _default_loader
+    if _default_loader is None:
+        _default_loader = Loader()
+    return _default_loader
+
+
+def load_file(path: str | Path, *, flow: str | None = None) -> LoadResult:
+    """Load a YAML file: the Flow named ``flow``, or the first; other Flows in it serve as sub-flows."""
+    return default_loader().load_file(path, flow=flow)
+
+
+def load_file_all(path: str | Path) -> list[tuple[str, LoadResult]]:
+    """Every Flow of a file as ``(name, result)``, each validated as the main flow."""
+    return default_loader().load_file_all(path)
+
+
+def load_text(text: str, *, source: str = "<string>", flow: str | None = None) -> LoadResult:
+    """Like ``load_file`` for YAML text; ``source`` names it in messages and names a bare spec."""
+    return default_loader().load_text(text, source=source, flow=flow)
+
+
+def load_object(obj: Mapping[str, Any], *, library: Mapping[str, Mapping[str, Any]] | None = None) -> LoadResult:
+    """Load a manifest, bare spec or flowrunner dict; ``library`` holds other flows by name (sub-flows)."""
+    return default_loader().load_object(obj, library=library)
+
+
+__all__ = [
+    "FlowDefinition",
+    "LoadResult",
+    "Loader",
+    "Problem",
+    "flow_refs",
+    "flow_spec_json_schema",
+    "load_file",
+    "load_file_all",
+    "load_object",
+    "load_text",
+]

@@ -1,0 +1,129 @@
+"""``run: {shell: "line"}`` (via /bin/sh) or ``run: {command: [argv...]}`` (no shell).
+
+Every string is a Jinja2 template rendered per call (with ``item`` in batch nodes). The process
+runs as an asyncio subprocess in its own process group, so a cancelled or timed-out node stops it:
+SIGTERM to the group, then SIGKILL after a grace period. The result is stdout without its trailing
+newlines (like ``$(...)`` in a shell), parsed as JSON with ``parse: json``. A non-zero exit fails
+the node with the exit status and the end of stderr in the message; stderr of a successful command
+is passed on to the runner's stderr (where the runner attributes it to the node).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+from flowlib_api.flowspec import RunSpec
+
+from ..problems import Problem, join_path
+from ..templates import Template, check_template, compile_value, render_value
+from . import Code, NodeRuntime
+
+TERM_GRACE_SECONDS = 5.0
+STDERR_TAIL = 2000
+
+
+class ShellError(RuntimeError):
+    """A command exited non-zero, or its output could not be parsed."""
+
+
+class ShellKind:
+    name = "shell"
+
+    def validate(self, run: RunSpec, path: str, *, batch: bool) -> list[Problem]:
+        problems: list[Problem] = []
+        strings: list[tuple[str, str]] = []
+        if run.shell is not None:
+            if not run.shell.strip():
+                problems.append(Problem(join_path(path, "shell"), "the command line is empty; write a command"))
+            strings.append((join_path(path, "shell"), run.shell))
+        if run.command is not None:
+            if not run.command:
+                problems.append(Problem(join_path(path, "command"), "the command is empty; write [program, arg...]"))
+            strings.extend((f"{join_path(path, 'command')}[{i}]", s) for i, s in enumerate(run.command))
+        strings.extend((join_path(path, "env", k), v) for k, v in (run.env or {}).items())
+        if run.working_dir is not None:
+            strings.append((join_path(path, "workingDir"), run.working_dir))
+        for where, text in strings:
+            message = check_template(text)
+            if message:
+                problems.append(Problem(where, message))
+        return problems
+
+    def build(self, run: RunSpec, *, node: str, batch: bool) -> Code:
+        return ShellCode(run, node=node, batch=batch)
+
+
+class ShellCode(Code):
+    has_exec = True
+
+    def __init__(self, run: RunSpec, *, node: str, batch: bool) -> None:
+        where = f"nodes.{node}.run"
+        self._line = Template(run.shell, f"{where}.shell") if run.shell is not None else None
+        self._argv = compile_value(list(run.command or []), f"{where}.command")
+        self._env = compile_value(dict(run.env or {}), f"{where}.env")
+        self._cwd = Template(run.working_dir, f"{where}.workingDir") if run.working_dir else None
+        self._parse = run.parse or "text"
+        self._batch = batch
+
+    async def exec(self, node: NodeRuntime, payload: Any) -> Any:
+        context = node.template_context(item=payload if self._batch else None)
+        env = {**os.environ, **render_value(self._env, context)} if self._env else None
+        cwd = self._cwd.render(context) if self._cwd else None
+        common: dict[str, Any] = {
+            "stdin": asyncio.subprocess.DEVNULL,
+            "stdout": asyncio.subprocess.PIPE,
+            "stderr": asyncio.subprocess.PIPE,
+            "env": env,
+            "cwd": cwd,
+            "start_new_session": True,
+        }
+        if self._line is not None:
+            shown = self._line.render(context)
+            proc = await asyncio.create_subprocess_shell(shown, **common)
+        else:
+            argv = render_value(self._argv, context)
+            shown = " ".join(argv)
+            proc = await asyncio.create_subprocess_exec(*argv, **common)
+        try:
+            out, err = await proc.communicate()
+        except BaseException:
+            await _stop(proc)
+            raise
+        stdout = out.decode("utf-8", errors="replace")
+        stderr = err.decode("utf-8", errors="replace")
+        if proc.returncode != 0:
+            tail = stderr.strip()[-STDERR_TAIL:] or "(no stderr)"
+            raise ShellError(f"command `{shown}` exited with status {proc.returncode}: {tail}")
+        if stderr:
+            sys.stderr.write(stderr if stderr.endswith("\n") else stderr + "\n")
+        result = stdout.rstrip("\n")
+        if self._parse == "json":
+            try:
+                return json.loads(result)
+            except json.JSONDecodeError as exc:
+                raise ShellError(f"command `{shown}` did not print JSON ({exc}): {result[:200]!r}") from exc
+        return result
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """Terminate the command's process group, kill it if it lingers; never leaves a zombie."""
+    if proc.returncode is not None:
+        return
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.shield(asyncio.wait_for(proc.wait(), TERM_GRACE_SECONDS))
+    except (TimeoutError, asyncio.CancelledError):
+        _signal_group(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(proc.wait())
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)

@@ -1,0 +1,411 @@
+"""Validation of one flow spec: every problem at once, each with its path and a fix.
+
+Safe to run in the operator: it parses YAML-level data, Jinja2 templates and inline Python (with
+``ast``), and never imports user modules or runs user code. Plugin types and run kinds are known by
+name from package metadata; their own checks run only if they are already loaded.
+
+Nodes are validated one by one, so a broken node does not hide the problems of the others, and the
+graph checks (targets, start node, reachability) read the ``next`` maps directly from the input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel
+
+from flowlib_api.flowspec import NODE_NAME_PATTERN, FlowSpec, NodeSpec, RunSpec
+
+from .factories import NodeTypeRegistry, ValidationContext
+from .problems import Problem, did_you_mean, join_path, listing
+from .runkinds import KIND_KEYS, MODIFIER_KEYS, RunKindRegistry, run_block_keys
+from .templates import check_template
+
+_NODE_NAME = re.compile(NODE_NAME_PATTERN)
+_ITEMS_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+}
+
+
+def short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that a pydantic error location points into (for 'known fields' lists)."""
+    current: Any = model
+    parts = list(loc)
+    while parts:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            key = parts.pop(0)
+            fields = {(f.alias or n): f for n, f in current.model_fields.items()}
+            if key not in fields:
+                return None
+            current = fields[key].annotation
+            continue
+        origin = get_origin(current)
+        args = [a for a in get_args(current) if a is not type(None)]
+        if origin is dict and len(args) == 2:
+            parts.pop(0)
+            current = args[1]
+        elif origin is list and args:
+            parts.pop(0)
+            current = args[0]
+        elif len(args) == 1:
+            current = args[0]
+        else:
+            return None
+    while not (isinstance(current, type) and issubclass(current, BaseModel)):
+        args = [a for a in get_args(current) if a is not type(None)]
+        if len(args) != 1:
+            return None
+        current = args[0]
+    return current
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def pydantic_problems(exc: ValidationError, model: type[BaseModel], prefix: str) -> list[Problem]:
+    """Readable problems (with fixes) from a pydantic ValidationError."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        value = err.get("input")
+        ctx = err.get("ctx") or {}
+        if kind == "extra_forbidden":
+            where = join_path(prefix, *loc[:-1])
+            key = str(loc[-1])
+            owner = _model_at(model, loc[:-1])
+            known = _field_names(owner) if owner else []
+            camel = to_camel(key)
+            if camel != key and camel in known:
+                hint = f"; did you mean '{camel}'? (Flow manifests spell fields in camelCase)"
+            else:
+                hint = did_you_mean(key, known)
+            message = f"unknown field '{key}'{hint}; known fields: {listing(known)}"
+            problems.append(Problem(join_path(where, key), message))
+            continue
+        if loc and loc[-1] == "[key]":
+            problems.append(
+                Problem(
+                    join_path(prefix, *loc[:-2]),
+                    f"key {short(value)} must be a string; quote it (YAML reads yes, no, on, off, true, "
+                    "false "
+                    "and numbers as other types)",
+                )
+            )
+            continue
+        path = join_path(prefix, *loc)
+        if kind == "missing":
+            message = f"required field '{loc[-1]}' is missing; add it"
+        elif kind in ("value_error", "assertion_error"):
+            message = str(ctx.get("error", err["msg"]))
+        elif kind == "greater_than_equal":
+            message = f"must be >= {ctx.get('ge')}, got {short(value)}"
+        elif kind == "less_than_equal":
+            message = f"must be <= {ctx.get('le')}, got {short(value)}"
+        elif kind == "too_short":
+            message = f"must not be empty (at least {ctx.get('min_length', 1)} entry); add one"
+        elif kind == "literal_error":
+            message = f"must be {ctx.get('expected')}, got {short(value)}"
+        elif kind in _TYPE_WORDS:
+            message = f"expected {_TYPE_WORDS[kind]}, got {type(value).__name__} {short(value)}"
+        else:
+            message = f"{err['msg']} (got {short(value)})"
+        problems.append(Problem(path, message))
+    return problems
+
+
+class SpecValidator:
+    """Validates flow specs against a node-type registry and run-kind registry."""
+
+    def __init__(self, registry: NodeTypeRegistry, run_kinds: RunKindRegistry) -> None:
+        self.registry = registry
+        self.run_kinds = run_kinds
+
+    def validate(
+        self, raw: Any, *, flows: set[str] | None = None, prefix: str = ""
+    ) -> tuple[FlowSpec | None, list[Problem]]:
+        """The canonical spec (None if there is any error) and every problem found."""
+        if not isinstance(raw, Mapping):
+            return None, [Problem(prefix, f"a flow spec must be a mapping with nodes, got {type(raw).__name__}")]
+        problems: list[Problem] = []
+        ctx = ValidationContext(self.run_kinds, set(flows or ()))
+        raw_nodes = raw.get("nodes")
+        header = {**raw, "nodes": {"placeholder": {}}}
+        try:
+            FlowSpec.model_validate(header)
+        except ValidationError as exc:
+            problems += pydantic_problems(exc, FlowSpec, prefix)
+        names: list[str] = []
+        edges: dict[str, dict[str, str]] = {}
+        if raw_nodes is None:
+            problems.append(Problem(join_path(prefix, "nodes"), "a flow needs nodes: a mapping of node name to node"))
+        elif not isinstance(raw_nodes, Mapping):
+            problems.append(
+                Problem(
+                    join_path(prefix, "nodes"),
+                    f"expected a mapping of node name to node, got {type(raw_nodes).__name__}",
+                )
+            )
+        elif not raw_nodes:
+            problems.append(Problem(join_path(prefix, "nodes"), "a flow needs at least one node; add one"))
+        else:
+            for name, raw_node in raw_nodes.items():
+                problems += self._node(name, raw_node, join_path(prefix, "nodes", name), ctx)
+                if isinstance(name, str):
+                    names.append(name)
+                    nxt = raw_node.get("next") if isinstance(raw_node, Mapping) else None
+                    edges[name] = (
+                        {str(a): t for a, t in nxt.items() if isinstance(t, str)} if isinstance(nxt, Mapping) else {}
+                    )
+            problems += self._graph(raw.get("start"), names, edges, prefix)
+        if any(p.is_error for p in problems):
+            return None, problems
+        try:
+            spec = FlowSpec.model_validate(raw)
+        except ValidationError as exc:  # pragma: no cover - every case is reported above
+            return None, problems + pydantic_problems(exc, FlowSpec, prefix)
+        return spec, problems
+
+    def _node(self, name: Any, raw: Any, path: str, ctx: ValidationContext) -> list[Problem]:
+        if not isinstance(name, str) or not _NODE_NAME.match(name):
+            return [
+                Problem(
+                    path,
+                    f"node name {short(name)} is not valid: start with a letter or _, then use letters, "
+                    "digits, "
+                    "_ and - only",
+                )
+            ]
+        raw = raw if raw is not None else {}
+        problems: list[Problem] = []
+        pruned: set[str] = set()
+        try:
+            node = NodeSpec.model_validate(raw)
+        except ValidationError as exc:
+            problems += pydantic_problems(exc, NodeSpec, path)
+            # Check the rest of the node too: drop what failed and validate again, so that one
+            # bad duration does not hide a syntax error in the same node's code.
+            locs = [tuple(e["loc"]) for e in exc.errors()]
+            pruned = {str(loc[0]) for loc in locs if loc}
+            retry = _prune(
+                raw,
+                [loc[:-1] if e["type"] == "missing" else loc for e, loc in zip(exc.errors(), locs, strict=True)],
+            )
+            try:
+                node = NodeSpec.model_validate(retry)
+            except ValidationError:
+                return problems
+        type_name = node.type
+        if type_name not in self.registry.names():
+            problems.append(
+                Problem(
+                    join_path(path, "type"),
+                    f"unknown node type '{type_name}'{did_you_mean(type_name, self.registry.names())}; "
+                    f"known types: {listing(self.registry.names())} (plugins add types through the "
+                    "flowlib.node_types entry point)",
+                )
+            )
+            factory = None
+        else:
+            factory = self.registry.loaded(type_name)
+        if factory is not None and not pruned & {"type", "batch", "flow", "run"}:
+            problems += factory.validate(name, node, path, ctx)
+        if node.run is not None and "run" not in pruned:
+            problems += self._run(node.run, join_path(path, "run"), batch=bool(factory and factory.batch))
+        if node.action is not None:
+            message = check_template(node.action)
+            if message:
+                problems.append(Problem(join_path(path, "action"), message))
+        if node.output is not None and not node.output.strip():
+            problems.append(
+                Problem(
+                    join_path(path, "output"),
+                    "output must name a shared key; remove it to use the node's name",
+                )
+            )
+        if node.batch is not None and node.batch.items is not None and not _ITEMS_PATH.match(node.batch.items):
+            problems.append(
+                Problem(
+                    join_path(path, "batch", "items"),
+                    f"'{node.batch.items}' is not a dotted path; write keys separated by dots, e.g. docs "
+                    "or result.pages",
+                )
+            )
+        if node.type == "flow" and node.flow is not None and node.flow not in ctx.flows:
+            problems.append(
+                Problem(
+                    join_path(path, "flow"),
+                    f"flow '{node.flow}' is not defined{did_you_mean(node.flow, ctx.flows)}; known flows: "
+                    f"{listing(ctx.flows)}; define it (another document in the same file, or a Flow in the "
+                    "same namespace)",
+                )
+            )
+        return problems
+
+    def _run(self, run: RunSpec, path: str, *, batch: bool) -> list[Problem]:
+        keys = run_block_keys(run)
+        known = set(KIND_KEYS) | self.run_kinds.names()
+        kinds: dict[str, str] = {}
+        problems: list[Problem] = []
+        for key in keys:
+            if key in MODIFIER_KEYS:
+                continue
+            if key in known:
+                kinds[key] = KIND_KEYS.get(key, key)
+                continue
+            problems.append(
+                Problem(
+                    join_path(path, key),
+                    f"unknown run kind '{key}'{did_you_mean(key, known | set(MODIFIER_KEYS))}; known kinds: "
+                    f"{listing(known)} (plugins add kinds through the flowlib.run_kinds entry point)",
+                )
+            )
+        if not kinds and not problems:
+            problems.append(
+                Problem(
+                    path,
+                    f"run names no kind; set one of {listing(known)}, or remove run for a node that does nothing",
+                )
+            )
+        if len(kinds) > 1:
+            problems.append(
+                Problem(path, f"run sets several kinds ({listing(kinds)}); a node runs exactly one, keep one")
+            )
+        for key in keys:
+            owners = MODIFIER_KEYS.get(key)
+            if owners and not any(k in kinds for k in owners):
+                problems.append(
+                    Problem(join_path(path, key), f"{key} applies to {' and '.join(owners)} only; remove it")
+                )
+        for kind_name in sorted(set(kinds.values())):
+            kind = self.run_kinds.loaded(kind_name)
+            if kind is not None:
+                problems += kind.validate(run, path, batch=batch)
+        return problems
+
+    def _graph(self, start: Any, names: list[str], edges: dict[str, dict[str, str]], prefix: str) -> list[Problem]:
+        problems: list[Problem] = []
+        known = set(names)
+        for name, nxt in edges.items():
+            for action, target in nxt.items():
+                if target not in known:
+                    problems.append(
+                        Problem(
+                            join_path(prefix, "nodes", name, "next", action),
+                            f"target '{target}' does not exist; known nodes: {listing(known)}"
+                            + did_you_mean(target, known),
+                        )
+                    )
+        if start is not None and not isinstance(start, str):
+            return problems  # already reported as a type error
+        if start is not None:
+            if start not in known:
+                problems.append(
+                    Problem(
+                        join_path(prefix, "start"),
+                        f"start node '{start}' does not exist; known nodes: {listing(known)}"
+                        + did_you_mean(start, known),
+                    )
+                )
+                return problems
+            first = start
+        else:
+            incoming = {t for n, nxt in edges.items() for t in nxt.values() if t != n}
+            candidates = sorted(n for n in names if n not in incoming)
+            if not candidates:
+                problems.append(
+                    Problem(
+                        join_path(prefix, "start"),
+                        "no start node: every node has an incoming edge (the graph is a loop); set start: to "
+                        f"the first node, one of {listing(known)}",
+                    )
+                )
+                return problems
+            if len(candidates) > 1:
+                problems.append(
+                    Problem(
+                        join_path(prefix, "start"),
+                        f"several start nodes (nodes without incoming edges): {', '.join(candidates)}; set "
+                        "start: to the first one, or connect the others with next edges",
+                    )
+                )
+                return problems
+            first = candidates[0]
+        seen = {first}
+        todo = [first]
+        while todo:
+            for target in edges.get(todo.pop(), {}).values():
+                if target in known and target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        for name in names:
+            if name not in seen:
+                problems.append(
+                    Problem(
+                        join_path(prefix, "nodes", name),
+                        f"unreachable from the start node '{first}'; connect it with a next edge or remove it",
+                        "warning",
+                    )
+                )
+        return problems
+
+
+def _prune(raw: Any, locs: list[tuple[Any, ...]]) -> Any:
+    """A copy of ``raw`` without the values at ``locs`` (an empty loc drops everything)."""
+    if any(not loc for loc in locs):
+        return {}
+    if isinstance(raw, Mapping):
+        out: Any = dict(raw)
+    elif isinstance(raw, list):
+        out = list(raw)
+    else:
+        return raw
+    heads: dict[Any, list[tuple[Any, ...]]] = {}
+    for loc in locs:
+        heads.setdefault(loc[0], []).append(loc[1:])
+    drop = [head for head, rests in heads.items() if any(not rest for rest in rests)]
+    for head, rests in heads.items():
+        if head in drop:
+            continue
+        if (isinstance(out, dict) and head in out) or (
+            isinstance(out, list) and isinstance(head, int) and 0 <= head < len(out)
+        ):
+            out[head] = _prune(out[head], rests)
+    if isinstance(out, dict):
+        for head in drop:
+            out.pop(head, None)
+    else:
+        out = [v for i, v in enumerate(out) if i not in drop]
+    return out
+
+
+def find_start(spec: FlowSpec) -> str:
+    """The start node of a valid spec: ``start`` or the only node without incoming edges."""
+    if spec.start is not None:
+        return spec.start
+    incoming = {t for n, node in spec.nodes.items() for t in node.next.values() if t != n}
+    candidates = sorted(n for n in spec.nodes if n not in incoming)
+    if len(candidates) != 1:
+        raise ValueError(f"no single start node (candidates: {listing(candidates)}); validate the spec first")
+    return candidates[0]

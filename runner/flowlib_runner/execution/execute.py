@@ -1,0 +1,194 @@
+"""Execute a flow definition: the seed plan's `Execute`, shared by `flowctl run` and the pod runner.
+
+Why a separate module: the same steps (build the graph, attach the status tracker, logs and
+reporters, run, map the ending to a phase, publish the final status) serve the local CLI and the
+in-cluster runner; only the reporters differ. Cancellation goes through a flowlib `CancelToken`:
+flowlib then cancels the run's task, so in-flight items are cancelled and nothing new starts,
+and the status ends `Cancelled`. `execute()` wires SIGINT/SIGTERM to that token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from flowlib import CancelToken
+from flowlib.events import Observer
+from flowlib_api.flowspec import FlowSpec
+from flowlib_api.runstatus import RunPhase, RunStatus
+from flowlib_runner.definition.build import build_flow
+from flowlib_runner.definition.loader import FlowDefinition
+from flowlib_runner.execution.logs import RunLogger
+from flowlib_runner.execution.reporting import Reporter, StatusTracker, describe_error, select_output
+from flowlib_runner.execution.reporting.dispatch import Dispatch
+
+CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class ReportingFailed(RuntimeError):
+    """The run ended but one or more reporters could not publish the final status."""
+
+    def __init__(self, status: RunStatus, errors: list[tuple[Reporter, BaseException]]) -> None:
+        names = "; ".join(f"{type(r).__name__}: {describe_error(e)}" for r, e in errors)
+        super().__init__(f"the run ended {status.phase} but its final status was not published: {names}")
+        self.status = status
+        self.errors = errors
+
+
+async def execute_async(
+    definition: FlowDefinition,
+    *,
+    input: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    reporters: Sequence[Reporter] = (),
+    log: RunLogger | None = None,
+    observers: Sequence[Observer] = (),
+    outputs: Sequence[str] | None = None,
+    cancel: CancelToken | None = None,
+    tracker: StatusTracker | None = None,
+) -> RunStatus:
+    """Run `definition` once and return its final status.
+
+    `input` is the initial shared store: its top level is copied, nested values are shared (not
+    deep-copied: a 100,000-item input would cost more to copy than to run). `params` override the
+    flow's own.
+    `outputs` names the shared keys (dotted paths allowed) published in `status.output`; None
+    publishes all of them. A cancelled `cancel` token ends the run `Cancelled`. If the task running
+    this is itself cancelled, the final status (`Cancelled`) is still published, then the
+    cancellation propagates. Raises `ReportingFailed` when a reporter loses the final status.
+    """
+    tracker = tracker or StatusTracker(kinds=node_types(definition))
+    token = cancel or CancelToken()
+    tracker.start()
+    started: list[Reporter] = []
+    phase: RunPhase = "Failed"
+    message: str | None = None
+    shared: dict[str, Any] = dict(input or {})
+    interrupted: BaseException | None = None
+    try:
+        for reporter in reporters:
+            await reporter.start(tracker)
+            started.append(reporter)
+        with _captured(log):
+            phase, message = await _run(
+                definition, params, shared, Dispatch([tracker, *observers, *_as_list(log)]), token
+            )
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as error:
+        phase, message, interrupted = "Cancelled", f"cancelled: {describe_error(error)}", error
+    tracker.finish(phase, message=message, output=select_output(shared, outputs))
+    final = tracker.snapshot()
+    errors = await _finish_reporters(started, final, log)
+    if interrupted is not None:
+        raise interrupted
+    if errors:
+        raise ReportingFailed(final, errors)
+    return final
+
+
+def node_types(definition: FlowDefinition) -> dict[tuple[str, ...], str]:
+    """Node path -> the `type` written in YAML, sub-flows included, for the status's `kind`."""
+    found: dict[tuple[str, ...], str] = {}
+
+    def walk(spec: FlowSpec, prefix: tuple[str, ...], seen: frozenset[str]) -> None:
+        for name, node in spec.nodes.items():
+            found[(*prefix, name)] = node.type
+            sub = definition.subflows.get(node.flow) if node.flow else None
+            if sub is not None and node.flow not in seen:
+                walk(sub, (*prefix, name), seen | {node.flow or ""})
+
+    walk(definition.spec, (), frozenset({definition.name}))
+    return found
+
+
+async def _run(
+    definition: FlowDefinition,
+    params: Mapping[str, Any] | None,
+    shared: dict[str, Any],
+    observer: Observer,
+    token: CancelToken,
+) -> tuple[RunPhase, str | None]:
+    """Build and run the flow; the phase and message it ended with (outer cancellation propagates)."""
+    try:
+        flow = build_flow(definition, params=dict(params) if params is not None else None)
+    except Exception as error:
+        return "Failed", f"could not build flow {definition.name!r}: {describe_error(error)}"
+    try:
+        await flow.run_async(shared, observer=observer, cancel=token)
+    except asyncio.CancelledError as error:
+        if not token.cancelled:
+            raise  # not ours: whoever cancelled this task gets the cancellation back
+        reason = token.reason or (str(error) or None)
+        return "Cancelled", f"cancelled: {reason}" if reason else "cancelled"
+    except Exception as error:
+        return "Failed", describe_error(error)
+    return "Succeeded", None
+
+
+async def _finish_reporters(
+    reporters: Sequence[Reporter], final: RunStatus, log: RunLogger | None
+) -> list[tuple[Reporter, BaseException]]:
+    """Give every reporter the final status, even when one of them fails; return the failures."""
+    errors: list[tuple[Reporter, BaseException]] = []
+    for reporter in reporters:
+        try:
+            await reporter.finish(final)
+        except Exception as error:
+            errors.append((reporter, error))
+            if log is not None:
+                log.line("ERROR", (), f"{type(reporter).__name__} failed: {describe_error(error)}")
+    return errors
+
+
+def _as_list(log: RunLogger | None) -> list[Observer]:
+    return [] if log is None else [log]
+
+
+@contextmanager
+def _captured(log: RunLogger | None) -> Iterator[None]:
+    if log is None:
+        yield
+        return
+    with log.capture():
+        yield
+
+
+def execute(
+    definition: FlowDefinition,
+    *,
+    handle_signals: bool = True,
+    on_signal: Callable[[str], None] | None = None,
+    **options: Any,
+) -> RunStatus:
+    """`execute_async` in a fresh event loop; SIGINT/SIGTERM cancel the run gracefully.
+
+    The first signal cancels the run (status `Cancelled`); the handlers are then removed, so a
+    second signal acts as usual (a hard stop) if cleanup hangs. `on_signal` is told the signal name.
+    """
+
+    async def main() -> RunStatus:
+        token: CancelToken = options.pop("cancel", None) or CancelToken()
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+
+        def on(sig: signal.Signals) -> None:
+            for s in installed:
+                loop.remove_signal_handler(s)
+            installed.clear()
+            if on_signal is not None:
+                on_signal(sig.name)
+            token.cancel(f"received {sig.name}")
+
+        if handle_signals:
+            for sig in CANCEL_SIGNALS:
+                loop.add_signal_handler(sig, on, sig)
+                installed.append(sig)
+        try:
+            return await execute_async(definition, cancel=token, **options)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(main())

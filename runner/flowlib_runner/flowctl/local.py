@@ -1,0 +1,158 @@
+"""`flowctl`'s local half: run, lint and draw flows on this machine; nothing here needs a cluster.
+
+With `--json` the final status is the only thing on stdout, so `flowctl run --json f.yaml | jq`
+works; logs then go to stderr. Exit codes are ``common``'s: 0 Succeeded, 1 Failed, 2 invalid
+definition or bad usage, 130 Cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+import click
+from rich.console import Console
+
+from flowlib_api.runstatus import RunStatus
+from flowlib_runner.definition.graph import GRAPH_FORMATS, render
+from flowlib_runner.definition.loader import LoadResult, load_file
+from flowlib_runner.execution.execute import ReportingFailed, execute
+from flowlib_runner.execution.logs import LOG_FORMATS, RunLogger, Sink, stream_sink
+from flowlib_runner.execution.reporting import ConsoleReporter, JsonFileReporter, Reporter, describe_error
+from flowlib_runner.flowctl.common import EXIT_CODES, EXIT_FAILED, EXIT_INVALID, EXIT_OK, parse_input, parse_param
+
+
+def _load(path: str, flow: str | None) -> LoadResult:
+    result = load_file(path, flow=flow)
+    for problem in result.problems:
+        click.echo(f"{path}: {problem}", err=True)
+    if not result.ok or result.definition is None:
+        errors = sum(1 for p in result.problems if p.severity == "error")
+        click.echo(f"{path}: invalid flow definition ({errors} error(s))", err=True)
+        raise SystemExit(EXIT_INVALID)
+    return result
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a flow param (repeatable).")
+@click.option("--input", "input_text", metavar="JSON|@FILE", help="Initial shared store: JSON, or @file (JSON/YAML).")
+@click.option("--json", "as_json", is_flag=True, help="Print the final status as JSON on stdout; logs go to stderr.")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True, help="Log lines.")
+@click.option("--flow", "flow_name", metavar="NAME", help="Which flow to run when the file holds several.")
+@click.option(
+    "--output",
+    "outputs",
+    multiple=True,
+    metavar="KEY",
+    help="Shared key to publish (repeatable; default all).",
+)
+@click.option("--status-file", type=click.Path(dir_okay=False), help="Keep the status in this JSON file while running.")
+@click.option("--live/--no-live", default=None, help="Live view (default: when stdout is a terminal and not --json).")
+def run(
+    *,
+    file: str,
+    params: tuple[str, ...],
+    input_text: str | None,
+    as_json: bool,
+    log_format: str,
+    flow_name: str | None,
+    outputs: tuple[str, ...],
+    status_file: str | None,
+    live: bool | None,
+) -> None:
+    """Run the flow in FILE (a Flow manifest, a bare spec or a seed-format file)."""
+    overrides = dict(parse_param(p) for p in params)
+    shared = parse_input(input_text)
+    definition = _load(file, flow_name).definition
+    assert definition is not None  # _load exits otherwise
+    log_stream: TextIO = sys.stderr if as_json else sys.stdout
+    use_live = (not as_json and sys.stdout.isatty()) if live is None else (live and not as_json)
+    reporters: list[Reporter] = []
+    console: Console | None = None
+    if use_live:
+        console = Console(file=sys.stdout)  # the real stdout, saved before user output is captured
+        sink: Sink = _console_sink(console)
+    else:
+        sink = stream_sink(log_stream)
+    log = RunLogger(sink, "json" if log_format == "json" else "text", info_events=not use_live)
+
+    def report_error(reporter: Reporter, error: BaseException) -> None:
+        log.line("WARNING", (), f"{type(reporter).__name__} could not publish: {describe_error(error)}")
+
+    if console is not None:
+        reporters.append(ConsoleReporter(console, title=definition.name, on_error=report_error))
+    if status_file:
+        reporters.append(JsonFileReporter(status_file, on_error=report_error))
+    try:
+        status = execute(
+            definition,
+            input=shared,
+            params=overrides or None,
+            reporters=reporters,
+            log=log,
+            outputs=list(outputs) or None,
+            on_signal=lambda name: log.line("WARNING", (), f"{name}: cancelling the run"),
+        )
+    except ReportingFailed as error:
+        click.echo(f"flowctl: {error}", err=True)
+        _finish(error.status, as_json, console)
+        raise SystemExit(EXIT_FAILED) from error
+    _finish(status, as_json, console)
+    raise SystemExit(EXIT_CODES.get(status.phase, EXIT_FAILED))
+
+
+def _console_sink(console: Console) -> Sink:
+    def write(line: str) -> None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    return write
+
+
+def _finish(status: RunStatus, as_json: bool, console: Console | None) -> None:
+    if as_json:
+        sys.stdout.write(status.to_json(indent=2) + "\n")
+        sys.stdout.flush()
+        return
+    if console is None:
+        summary = f"{status.phase}: nodes {status.progress}"
+        click.echo(summary + (f" -- {status.message}" if status.message else ""))
+        if status.output:
+            click.echo("output: " + json.dumps(status.output, ensure_ascii=False, default=str))
+    elif status.output:
+        console.print_json(data=status.output)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--flow", "flow_name", metavar="NAME", help="Which flow to check when a file holds several.")
+def lint(files: tuple[str, ...], flow_name: str | None) -> None:
+    """Validate FILES without running anything; every problem is listed with its path.
+
+    Exit code 2 when any file has an error (warnings alone exit 0).
+    """
+    failed = False
+    for path in files:
+        result = load_file(path, flow=flow_name)
+        for problem in result.problems:
+            click.echo(f"{path}: {problem}")
+        if not result.ok:
+            failed = True
+        elif not result.problems:
+            click.echo(f"{path}: ok")
+    raise SystemExit(EXIT_INVALID if failed else EXIT_OK)
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(GRAPH_FORMATS), default="mermaid", show_default=True)
+@click.option("--flow", "flow_name", metavar="NAME", help="Which flow to draw when the file holds several.")
+def graph(file: str, fmt: str, flow_name: str | None) -> None:
+    """Print the flow in FILE as a Mermaid or Graphviz dot graph, edges labelled with their actions."""
+    definition = _load(file, flow_name).definition
+    assert definition is not None
+    click.echo(render(definition, "dot" if fmt == "dot" else "mermaid"), nl=False)
+
+
+COMMANDS: tuple[click.Command, ...] = (run, lint, graph)
