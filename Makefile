@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 help:
 	@echo "make run     - run an example flow locally with flowctl (sets itself up)"
-	@echo "make test    - lint, type-check and run the whole test suite (sets itself up)"
+	@echo "make test    - lint (ruff, import layering), type-check and run the whole test suite (sets itself up)"
 	@echo "make bench   - run the benchmarks (ratios against baselines measured in the same run)"
 	@echo "make crds    - regenerate crds/ from the pydantic models"
 	@echo "make sim     - start the Kubernetes API simulator (kubeconfig in .sim/kubeconfig)"
@@ -35,6 +35,7 @@ run-flowlib: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: venv
 	$(BIN)/mypy

@@ -98,11 +98,16 @@ def rfc3339_millis(ts: float) -> str:
     return f"{cache[1]}.{int((ts - whole) * 1000):03d}Z"
 
 
-def parse_time(text: str | None) -> datetime | None:
-    """An RFC 3339 timestamp from a status (``...Z`` or an offset); None for a missing one."""
-    if not text:
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 timestamp from the API (``...Z`` or an offset, maybe with fractions); None for a
+    missing or unreadable one (the API server validates ``date-time`` fields, so only a hand-edited
+    or foreign object has one, and a reader should not crash on it)."""
+    if not isinstance(value, str) or not value:
         return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def run_duration(start: str | None, end: str | None) -> str | None:

@@ -294,6 +294,19 @@ def test_status_prints_the_node_tree_and_json(cluster: Cluster, namespace: str) 
     assert rows["double"].split()[1:4] == ["Succeeded", "1", "1"]  # phase, visits, attempts
     as_json = flowctl(cluster, "status", "tree-1", "-n", namespace, "--json")
     assert json.loads(as_json.stdout) == cluster.run_status("tree-1", namespace)
+    # Global options before the subcommand, as kubectl users type them; the same answer.
+    before = flowctl(cluster, "-n", namespace, "status", "tree-1", "--json")
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout) == json.loads(as_json.stdout)
+    # A namespace after the subcommand wins over one before it.
+    wrong = flowctl(cluster, "-n", "no-such-namespace", "status", "tree-1")
+    assert wrong.returncode == 3, wrong.stderr  # the global -n is really used
+    both = flowctl(cluster, "-n", "no-such-namespace", "status", "tree-1", "-n", namespace, "--json")
+    assert both.returncode == 0, both.stderr
+    kubeconfig_first = flowctl(
+        cluster, "--kubeconfig", str(cluster.kubeconfig), "--namespace", namespace, "status", "tree-1", "--json"
+    )
+    assert kubeconfig_first.returncode == 0, kubeconfig_first.stderr
 
 
 def test_cancel_waits_for_the_cancelled_phase(cluster: Cluster, namespace: str) -> None:

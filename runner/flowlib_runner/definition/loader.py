@@ -2,7 +2,7 @@
 
 Accepted documents:
 
-- a Flow manifest (``apiVersion: flowlib.dev/v1alpha1``, ``kind: Flow``, ``metadata.name``, ``spec``);
+- a Flow manifest (``apiVersion`` the contract's ``GROUP_VERSION``, ``kind: Flow``, ``metadata.name``, ``spec``);
 - a bare spec (a mapping with ``nodes``), named after the file (or ``flow``);
 - the seed's flowrunner format (``metadata`` + snake_case ``nodes``, see ``seedformat.py``).
 

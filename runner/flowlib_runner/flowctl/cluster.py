@@ -32,9 +32,10 @@ from typing import Any, TypeVar
 
 import click
 
-from flowlib_api.meta import GROUP_VERSION
+from flowlib_api.meta import GROUP_VERSION, KIND_FLOWRUN
 from flowlib_api.runstatus import FINISHED_PHASES
 from flowlib_api.times import parse_duration
+from flowlib_api.views import FlowView
 from flowlib_runner.definition.loader import load_file
 from flowlib_runner.flowctl.clusterapi import ClusterApi, ClusterError, connect
 from flowlib_runner.flowctl.common import (
@@ -133,15 +134,14 @@ def _inline_flow(path: str, flow_name: str | None) -> tuple[str, dict[str, Any]]
 
 def _check_flow_ready(flow: dict[str, Any]) -> None:
     """Refuse a Flow the operator already found invalid (the run would fail with InvalidFlow)."""
-    status = flow.get("status") or {}
-    if status.get("observedGeneration") != flow["metadata"].get("generation"):
+    view = FlowView(flow)
+    if not view.validated:
         return  # not validated since its last edit: let the operator decide
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Ready" and condition.get("status") == "False":
-            name = flow["metadata"]["name"]
-            click.echo(f"flowctl: Flow '{name}' is invalid: {condition.get('message', '')}", err=True)
-            click.echo(f"flowctl: fix it (kubectl edit flow {name}); nothing submitted", err=True)
-            raise SystemExit(EXIT_INVALID)
+    ready = view.ready
+    if ready is not None and ready.get("status") == "False":
+        click.echo(f"flowctl: Flow '{view.name}' is invalid: {ready.get('message', '')}", err=True)
+        click.echo(f"flowctl: fix it (kubectl edit flow {view.name}); nothing submitted", err=True)
+        raise SystemExit(EXIT_INVALID)
 
 
 def _generated_prefix(flow: str) -> str:
@@ -221,7 +221,7 @@ def submit(
     if retries is not None:
         spec["retries"] = retries
     metadata = {"name": name} if name else {"generateName": _generated_prefix(flow_label)}
-    body = {"apiVersion": GROUP_VERSION, "kind": "FlowRun", "metadata": metadata, "spec": spec}
+    body = {"apiVersion": GROUP_VERSION, "kind": KIND_FLOWRUN, "metadata": metadata, "spec": spec}
 
     async def work() -> int:
         async with connect(kubeconfig, context, namespace, prog=_prog()) as api:

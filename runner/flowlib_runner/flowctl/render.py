@@ -13,16 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flowlib_api.runstatus import FINISHED_PHASES
-
-
-def parse_time(value: object) -> datetime | None:
-    """An RFC 3339 timestamp from the API (``...Z``, maybe with fractions), or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+from flowlib_api.times import parse_time
+from flowlib_api.views import FlowRunView
 
 
 def human_age(seconds: float) -> str:
@@ -137,14 +129,16 @@ def node_tree(nodes: dict[str, dict[str, Any]], current: str | None = None) -> l
 def status_report(flowrun: dict[str, Any], now: datetime | None = None) -> list[str]:
     """`flowctl status RUN`: the run's summary, its timings, then the node tree and any message."""
     now = now or datetime.now(UTC)
-    meta, spec, status = flowrun["metadata"], flowrun.get("spec") or {}, flowrun.get("status") or {}
-    flow = status.get("flow") or (spec.get("flowRef") or {}).get("name") or "<inline>"
-    phase = status.get("phase") or "Pending"
+    run = FlowRunView(flowrun)
+    meta, status = flowrun["metadata"], run.status
+    flow = run.flow or run.flow_ref or "<inline>"
+    phase = run.phase or "Pending"
     lines = [
         f"Name:       {meta['name']}",
         f"Namespace:  {meta.get('namespace', '')}",
         f"Flow:       {flow}",
-        f"Phase:      {phase}" + (" (cancel requested)" if spec.get("cancel") and phase not in FINISHED_PHASES else ""),
+        f"Phase:      {phase}"
+        + (" (cancel requested)" if run.cancel_requested and phase not in FINISHED_PHASES else ""),
         f"Progress:   {status.get('progress') or '0/0'} nodes"
         + (f", running {status['currentNode']}" if status.get("currentNode") and phase == "Running" else ""),
         f"Created:    {meta.get('creationTimestamp', '')} ({age(meta.get('creationTimestamp'), now)} ago)",
@@ -158,10 +152,10 @@ def status_report(flowrun: dict[str, Any], now: datetime | None = None) -> list[
         lines.append(f"Duration:   {status['duration']}")
     elif started is not None:
         lines.append(f"Elapsed:    {human_age(((completed or now) - started).total_seconds())}")
-    if status.get("jobName"):
-        pod = f", pod {status['podName']}" if status.get("podName") else ""
-        attempt = f" (attempt {status['attempt']})" if status.get("attempt") else ""
-        lines.append(f"Job:        {status['jobName']}{pod}{attempt}")
+    if run.job_name:
+        pod = f", pod {run.pod_name}" if run.pod_name else ""
+        attempt = f" (attempt {run.attempt})" if run.attempt else ""
+        lines.append(f"Job:        {run.job_name}{pod}{attempt}")
     if status.get("message"):
         lines.append(f"Message:    {status['message']}")
     if status.get("output"):

@@ -3,8 +3,8 @@
 While running, status goes out at most once a second (``PeriodicReporter``). Every patch is a JSON
 merge patch on ``flowruns/status``; node states and output keys that disappeared since the last
 publish are sent as ``null`` so the merge never keeps stale entries, and fields the runner owns but
-no longer sets are cleared the same way. Fields owned by the operator (``jobName``,
-``observedGeneration``) are never touched.
+no longer sets are cleared the same way. Fields the operator owns (``OPERATOR_FIELDS`` of the
+contract, which states the ownership rule) are never touched.
 
 The final status is retried for up to ``final_deadline`` seconds (inside the pod's grace period).
 If the API still refuses it, it is written to the container's termination message, where the

@@ -1,0 +1,150 @@
+"""The bookkeeping the sync and async walks (and runs) share: the same graph reports the same events.
+
+Why these tests: ``Flow._walk_observed`` and ``AsyncFlow._walk_observed_async`` (and ``run_root`` /
+``run_root_async``) differ only in how they run a node, so for sync nodes their event streams must
+be identical, down to coalescing, failures, the loop guard and cancellation.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flowlib
+from flowlib.context import RUN_CONTEXT, current_path
+from flowlib.events import EventRecorder
+
+
+class Coalescing(EventRecorder):
+    def __init__(self, visit_events: int | None) -> None:
+        super().__init__()
+        if visit_events is not None:
+            self.visit_events = visit_events
+            self.visit_interval = 3600.0
+
+
+class Step(flowlib.Node):
+    """Loops on itself ``shared["steps"]`` times, then goes on; raises on visit ``shared["fail_at"]``."""
+
+    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+        shared["n"] = shared.get("n", 0) + 1
+        if shared["n"] == shared.get("fail_at"):
+            raise ValueError(f"visit {shared['n']}")
+        if shared["n"] == shared.get("cancel_at"):
+            shared["token"].cancel("enough")
+        return "again" if shared["n"] % shared["steps"] else "on"
+
+
+def graph(flow_class: type[Any], max_steps: int | None) -> Any:
+    a, b, end = Step(name="a"), Step(name="b"), flowlib.Node(name="end")
+    a - "again" >> a
+    a - "on" >> b
+    b - "again" >> b
+    b - "on" >> a
+    a - "done" >> end
+    inner = flow_class(a, max_steps=max_steps, name="inner")
+    outer_end = flowlib.Node(name="outer_end")
+    inner - "on" >> outer_end
+    return flow_class(inner, name="outer")
+
+
+def stream(recorder: EventRecorder) -> list[tuple[Any, ...]]:
+    """The events without their times and durations, which differ from run to run.
+
+    A sub-flow's kind is its class name, ``Flow`` or ``AsyncFlow``: both count as ``Flow`` here.
+    """
+    out: list[tuple[Any, ...]] = []
+    for event in recorder.events:
+        fields = ("path", "visit", "visits", "action", "attempts", "reason")
+        values = tuple(getattr(event, name, None) for name in fields)
+        kind = getattr(event, "kind", None)
+        error = getattr(event, "error", None)
+        kind = kind.removeprefix("Async") if kind is not None else None
+        out.append((type(event).__name__, *values, kind, None if error is None else repr(error)))
+    return out
+
+
+def outcome(call: Any) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PocketFlow's "Flow ends: ... not found"
+        try:
+            return f"returned {call()!r}"
+        except BaseException as e:  # noqa: BLE001 - the outcome is what is compared
+            return f"raised {type(e).__name__}: {e}"
+
+
+@pytest.mark.parametrize("visit_events", [None, 0, 1, 3])
+@pytest.mark.parametrize(
+    "shared",
+    [
+        {"steps": 4},
+        {"steps": 5, "fail_at": 13},
+        {"steps": 3, "fail_at": 2},
+        {"steps": 6, "cancel_at": 9},
+    ],
+    ids=["ends", "fails in a loop", "fails early", "cancelled"],
+)
+@pytest.mark.parametrize("max_steps", [None, 11])
+def test_sync_and_async_walks_report_the_same_events(
+    visit_events: int | None, shared: dict[str, Any], max_steps: int | None
+) -> None:
+    results = []
+    for flow_class in (flowlib.Flow, flowlib.AsyncFlow):
+        recorder = Coalescing(visit_events)
+        token = flowlib.CancelToken()
+        store = {**shared, "token": token}
+        store.setdefault("fail_at", 40)  # every walk ends, at the latest here
+        flow = graph(flow_class, max_steps)
+        if flow_class is flowlib.Flow:
+            result = outcome(lambda: flow.run(store, observer=recorder, cancel=token))
+        else:
+            result = outcome(lambda: asyncio.run(flow.run_async(store, observer=recorder, cancel=token)))
+        results.append((result, store["n"], stream(recorder)))
+        assert RUN_CONTEXT.get() is None and current_path() == ()
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("case", ["returns", "raises", "token already cancelled"])
+def test_sync_and_async_runs_report_the_same_run_events(case: str) -> None:
+    class Once(flowlib.Node):
+        def post(self, shared: Any, prep_res: Any, exec_res: Any) -> str:
+            if case == "raises":
+                raise KeyError("boom")
+            return "done"
+
+    class AsyncOnce(flowlib.AsyncNode):
+        async def post_async(self, shared: Any, prep_res: Any, exec_res: Any) -> str:
+            return Once.post(self, shared, prep_res, exec_res)  # type: ignore[arg-type]
+
+    results = []
+    for node in (Once(), AsyncOnce()):
+        recorder = EventRecorder()
+        token = flowlib.CancelToken()
+        if case == "token already cancelled":
+            token.cancel("before")
+        if isinstance(node, flowlib.AsyncNode):
+            result = outcome(lambda: asyncio.run(node.run_async({}, observer=recorder, cancel=token)))  # noqa: B023
+        else:
+            result = outcome(lambda: node.run({}, observer=recorder, cancel=token))  # noqa: B023
+        results.append((result, [row[:2] for row in stream(recorder)]))
+        assert RUN_CONTEXT.get() is None and current_path() == ()
+    assert results[0] == results[1]
+
+
+def test_the_context_module_imports_nothing_from_visits() -> None:
+    """visits.py builds on context.py; an import back (even for typing) would be a cycle again."""
+    source = Path(flowlib.__file__).with_name("context.py").read_text()
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    assert "visits" not in imported and "flowlib.visits" not in imported
+
+
+def test_visit_records_are_still_importable_from_visits() -> None:
+    from flowlib.context import VisitRecord
+    from flowlib.visits import VisitRecord as FromVisits  # type: ignore[attr-defined]
+
+    assert FromVisits is VisitRecord
