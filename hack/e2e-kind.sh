@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End to end on a real cluster (`make e2e`): create a kind cluster, build the image, load it into
-# the cluster, install deploy/, wait for the operator, run the operator scenarios of tests/operator
+# the cluster, install deploy/, wait for the operator, run the operator scenarios of tests/operator and flowctl's cluster commands (tests/flowctl)
 # against the cluster (FLOWLIB_E2E_KUBECONFIG), and delete the cluster whatever happened.
 #
 #   hack/e2e-kind.sh              needs docker (or podman) and network access for kind's node image
@@ -115,5 +115,5 @@ KUBECONFIG=$KUBECONFIG_FILE hack/deploy.sh "${deploy_args[@]}"
 echo "== scenarios" >&2
 # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words
 run env FLOWLIB_E2E_KUBECONFIG="$KUBECONFIG_FILE" FLOWLIB_E2E_IMAGE="$IMAGE" \
-  "$PYTHON" -m pytest tests/operator -p no:cacheprovider ${PYTEST_ARGS:-}
+  "$PYTHON" -m pytest tests/operator tests/flowctl/test_cluster.py -p no:cacheprovider ${PYTEST_ARGS:-}
 echo "== e2e passed" >&2

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.kubesim.pytest_plugin"]
+# The simulator, and the operator scenarios' cluster (used by tests/operator and tests/flowctl).
+pytest_plugins = ["tests.kubesim.pytest_plugin", "tests.operator.cluster"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

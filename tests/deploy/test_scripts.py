@@ -83,7 +83,7 @@ def test_e2e_dry_run_walks_every_step_in_order(tmp_path: Path) -> None:
         "kubectl wait --for condition=Established",
         "rollout status deployment/flowlib-operator",
         "FLOWLIB_E2E_KUBECONFIG=",
-        "-m pytest tests/operator",
+        "-m pytest tests/operator tests/flowctl/test_cluster.py",
         "+ /opt/kind delete cluster --name dry",
     ]
     positions = [log.find(step) for step in steps]

@@ -29,7 +29,7 @@ class Coalescing(EventRecorder):
 
 
 class Step(flowlib.Node):
-    """Loops on itself ``shared["steps"]`` times, then goes on; raises on visit ``shared["fail_at"]``."""
+    """Loops on itself ``shared["steps"]`` times, then goes on; ends, fails or cancels where ``shared`` says."""
 
     def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
         shared["n"] = shared.get("n", 0) + 1
@@ -37,6 +37,8 @@ class Step(flowlib.Node):
             raise ValueError(f"visit {shared['n']}")
         if shared["n"] == shared.get("cancel_at"):
             shared["token"].cancel("enough")
+        if shared["n"] == shared.get("done_at"):
+            return "done"
         return "again" if shared["n"] % shared["steps"] else "on"
 
 
@@ -74,7 +76,7 @@ def outcome(call: Any) -> str:
         warnings.simplefilter("ignore")  # PocketFlow's "Flow ends: ... not found"
         try:
             return f"returned {call()!r}"
-        except BaseException as e:  # noqa: BLE001 - the outcome is what is compared
+        except BaseException as e:
             return f"raised {type(e).__name__}: {e}"
 
 
@@ -82,7 +84,7 @@ def outcome(call: Any) -> str:
 @pytest.mark.parametrize(
     "shared",
     [
-        {"steps": 4},
+        {"steps": 4, "done_at": 17},
         {"steps": 5, "fail_at": 13},
         {"steps": 3, "fail_at": 2},
         {"steps": 6, "cancel_at": 9},
@@ -93,20 +95,19 @@ def outcome(call: Any) -> str:
 def test_sync_and_async_walks_report_the_same_events(
     visit_events: int | None, shared: dict[str, Any], max_steps: int | None
 ) -> None:
-    results = []
-    for flow_class in (flowlib.Flow, flowlib.AsyncFlow):
+    def walk(flow_class: type[Any]) -> tuple[Any, ...]:
         recorder = Coalescing(visit_events)
         token = flowlib.CancelToken()
-        store = {**shared, "token": token}
-        store.setdefault("fail_at", 40)  # every walk ends, at the latest here
+        store = {"fail_at": 40, **shared, "token": token}  # every walk ends, at visit 40 at the latest
         flow = graph(flow_class, max_steps)
         if flow_class is flowlib.Flow:
             result = outcome(lambda: flow.run(store, observer=recorder, cancel=token))
         else:
             result = outcome(lambda: asyncio.run(flow.run_async(store, observer=recorder, cancel=token)))
-        results.append((result, store["n"], stream(recorder)))
         assert RUN_CONTEXT.get() is None and current_path() == ()
-    assert results[0] == results[1]
+        return result, store["n"], stream(recorder)
+
+    assert walk(flowlib.Flow) == walk(flowlib.AsyncFlow)
 
 
 @pytest.mark.parametrize("case", ["returns", "raises", "token already cancelled"])
@@ -121,19 +122,19 @@ def test_sync_and_async_runs_report_the_same_run_events(case: str) -> None:
         async def post_async(self, shared: Any, prep_res: Any, exec_res: Any) -> str:
             return Once.post(self, shared, prep_res, exec_res)  # type: ignore[arg-type]
 
-    results = []
-    for node in (Once(), AsyncOnce()):
+    def run(node: flowlib.BaseNode) -> tuple[Any, ...]:
         recorder = EventRecorder()
         token = flowlib.CancelToken()
         if case == "token already cancelled":
             token.cancel("before")
         if isinstance(node, flowlib.AsyncNode):
-            result = outcome(lambda: asyncio.run(node.run_async({}, observer=recorder, cancel=token)))  # noqa: B023
+            result = outcome(lambda: asyncio.run(node.run_async({}, observer=recorder, cancel=token)))
         else:
-            result = outcome(lambda: node.run({}, observer=recorder, cancel=token))  # noqa: B023
-        results.append((result, [row[:2] for row in stream(recorder)]))
+            result = outcome(lambda: node.run({}, observer=recorder, cancel=token))
         assert RUN_CONTEXT.get() is None and current_path() == ()
-    assert results[0] == results[1]
+        return result, [row[:2] for row in stream(recorder)]
+
+    assert run(Once()) == run(AsyncOnce())
 
 
 def test_the_context_module_imports_nothing_from_visits() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Cluster, flow, flowrun
+from tests.operator.cluster import Cluster, flow, flowrun
 
 SLEEP = "import asyncio\nasync def exec(prep_res):\n    await asyncio.sleep({seconds})\n    return {value!r}\n"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import Cluster, flow, flowrun
+from tests.operator.cluster import Cluster, flow, flowrun
 
 
 def test_kubectl_explain_documents_every_flowrun_spec_field(cluster: Cluster) -> None:

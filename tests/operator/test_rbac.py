@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import yaml
 
-from .conftest import ROOT, Cluster, flow, flowrun
+from tests.operator.cluster import ROOT, Cluster, flow, flowrun
 
 OPERATOR_USER = "system:serviceaccount:flowlib-system:flowlib-operator"
 

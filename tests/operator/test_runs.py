@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import Cluster, flow, flowrun
+from tests.operator.cluster import Cluster, flow, flowrun
 
 # Module-form inline code (PocketFlow signatures): the peak of concurrent items is kept in the
 # module and published by post, beside the results.

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from .conftest import Cluster, OperatorProcess, flow, flowrun
+from tests.operator.cluster import Cluster, OperatorProcess, flow, flowrun
 
 
 def _free_port() -> int:

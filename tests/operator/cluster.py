@@ -1,5 +1,8 @@
 """The operator scenarios' cluster: the simulator by default, a real cluster with ``FLOWLIB_E2E_KUBECONFIG``.
 
+A pytest plugin (registered in ``tests/conftest.py``), so ``tests/operator`` and ``tests/flowctl``
+share one session-wide simulator and operator.
+
 On the simulator the real ``flowlib-operator`` process runs beside it, authenticated as its own
 service account with the ClusterRole from ``deploy/base/operator-rbac.yaml``; runner pods run as
 real processes under the simulated kubelet with the runner's own service account. So a missing RBAC

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.runner.cli.conftest import EXAMPLES, run_json
+from tests.flowctl.conftest import EXAMPLES, run_json
 
 
 def test_every_example_is_covered_here() -> None:

@@ -25,8 +25,7 @@ from flowlib_runner.flowctl.render import human_age, node_tree
 from flowlib_runner.kube.client import ApiError
 
 from flowlib_api.meta import FLOWRUNS, PODS
-
-from .conftest import Cluster, flow, flowrun
+from tests.operator.cluster import Cluster, flow, flowrun
 
 BIN = Path(sys.executable).parent
 SLEEP_2S = "import asyncio\nasync def exec(p):\n    await asyncio.sleep(2)"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.runner.cli.conftest import EXAMPLES, ROOT, flowctl, flowctl_command, run_json
+from tests.flowctl.conftest import EXAMPLES, ROOT, flowctl, flowctl_command, run_json
 
 MALFORMED = """\
 apiVersion: flowlib.dev/v1alpha1
