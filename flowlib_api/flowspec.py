@@ -56,6 +56,29 @@ class RetrySpec(_Model):
     )
 
 
+MAX_FAILURES_SHARE = r"^[0-9]+(\.[0-9]+)?%$"
+
+
+def _max_failures(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError('maxFailures is a count (5) or a share of the items ("1%"), not true or false')
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
+MaxFailures = Annotated[
+    Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=MAX_FAILURES_SHARE)],
+    BeforeValidator(_max_failures),
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "description": 'A count of items (5) or a share of them ("1%").',
+        }
+    ),
+]
+
+
 class BatchSpec(_Model):
     """Where a batch node gets its items and how many it runs at once."""
 
@@ -69,6 +92,27 @@ class BatchSpec(_Model):
         ge=1,
         description="At most this many items at once (worker_pool, parallel_batch and parallel sub-flows). "
         "worker_pool defaults to 8; parallel_batch and flow default to all items at once.",
+    )
+    on_item_error: Literal["fail", "continue"] = Field(
+        "fail",
+        description="What an item that still fails after its retries does: fail (the default) fails the node "
+        "at once, keeping the results already finished in the output; continue leaves null at its place in "
+        "the output, records the failure in errorsOutput and goes on with the other items.",
+    )
+    max_failures: MaxFailures | None = Field(
+        None,
+        description="With onItemError continue: the node fails, after every item ran, when more items than "
+        'this failed; a count (5) or a share of the items ("1%"). Default: any number.',
+    )
+    errors_output: str | None = Field(
+        None,
+        description="With onItemError continue: shared-store key that receives the list of failed items, "
+        "each {index, item, error, attempts}; default: the output key followed by _errors.",
+    )
+    item_output: str | None = Field(
+        None,
+        description="Batch sub-flows: the key of each item's own store whose value becomes the item's result; "
+        "default: every key the item's run wrote, as an object.",
     )
 
 
@@ -167,3 +211,10 @@ class FlowSpec(_Model):
         None, ge=1, description="Loop guard: the run fails when it would start more than this many nodes."
     )
     nodes: dict[str, NodeSpec] = Field(min_length=1, description="The nodes, by name.")
+    finally_: str | None = Field(
+        None,
+        alias="finally",
+        description="A node run once after the graph ends, whether it succeeded, failed, timed out or was "
+        "cancelled (within the grace period); it sees shared.run (phase, error, failedNode). Its own failure "
+        "is reported and does not change the run's result. It must not be reachable from the graph.",
+    )

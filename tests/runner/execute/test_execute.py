@@ -83,11 +83,13 @@ spec:
           def exec(prep_res):
               return params["item"] ** 2
           def post(shared, prep_res, value):
-              shared.setdefault("squares", {})[str(params["item"])] = value
+              shared["square"] = value
 """
     )
-    status = asyncio.run(execute_async(defn, input={"xs": [1, 2, 3]}, outputs=["squares"]))
-    assert status.phase == "Succeeded" and status.output == {"squares": {"1": 1, "2": 4, "3": 9}}
+    status = asyncio.run(execute_async(defn, input={"xs": [1, 2, 3]}, outputs=["each"]))
+    # Each item writes to its own scope; the batch node's output lists what every item wrote.
+    assert status.phase == "Succeeded"
+    assert status.output == {"each": [{"sq": 1, "square": 1}, {"sq": 4, "square": 4}, {"sq": 9, "square": 9}]}
     assert status.nodes["each"].kind == "flow" and status.nodes["each/sq"].visits == 3
 
 

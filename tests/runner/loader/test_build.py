@@ -419,12 +419,18 @@ spec:
 def test_sub_flows_plain_batch_and_parallel_and_their_last_action() -> None:
     flow = build_flow(definition(SUB))
     each = flow.start_node.successors["default"]
-    assert isinstance(each, flowlib.AsyncBatchFlow)
+    assert type(each).__name__ == "YamlBatchFlow" and isinstance(each, flowlib.AsyncFlow)
     par = each.successors["default"].successors["default"]
-    assert isinstance(par, flowlib.AsyncParallelBatchFlow)
+    assert type(par).__name__ == "YamlParallelBatchFlow" and par.max_parallel == 2
     shared: dict[str, Any] = {}
     asyncio.run(flow.run_async(shared))
-    assert shared["finish"] == sorted(["X!", "Y!", "Z!", "SOLO!", "X!", "Y!", "Z!"])
+    # A plain sub-flow writes to the parent's store; batch items each write to their own scope,
+    # and the batch node's output lists what each item wrote.
+    assert shared["shouted"] == ["SOLO!"]
+    # (each item's `up` node has an exec returning None, stored under its output: the item wrote it)
+    assert shared["each"] == [{"shouted": [s], "up": None} for s in ("X!", "Y!", "Z!")]
+    assert shared["par"] == [{"shouted": ["SOLO!", s], "up": None} for s in ("X!", "Y!", "Z!")]
+    assert shared["finish"] == ["SOLO!"]
 
 
 def test_sub_flow_failure_follows_its_error_edge() -> None:
@@ -576,8 +582,8 @@ spec:
               return params["item"]
 
           def post(shared, prep_res, exec_res):
-              shared.setdefault("seen", []).append((node.name, params["item"], exec_res))
+              shared["seen"] = (node.name, params["item"], exec_res)
 """
     shared: dict[str, Any] = {"xs": [1, 2, 3, 4]}
     asyncio.run(build_flow(definition(text)).run_async(shared))
-    assert sorted(shared["seen"]) == [("who", i, i) for i in (1, 2, 3, 4)]
+    assert [item["seen"] for item in shared["fan"]] == [("who", i, i) for i in (1, 2, 3, 4)]

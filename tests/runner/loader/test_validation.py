@@ -89,7 +89,7 @@ def test_unknown_fields_suggest_the_closest_and_camel_case() -> None:
     assert messages(text) == [
         "nodes.a.batch.max_parallel: unknown field 'max_parallel'; did you mean 'maxParallel'? (Flow "
         "manifests "
-        "spell fields in camelCase); known fields: items, maxParallel",
+        "spell fields in camelCase); known fields: errorsOutput, itemOutput, items, maxFailures, maxParallel, onItemError",
         "nodes.a.retry.max_retries: unknown field 'max_retries'; did you mean 'maxRetries'? (Flow manifests "
         "spell fields in camelCase); known fields: backoff, jitter, maxRetries, maxWait, wait",
         "nodes.a.retry.wiat: unknown field 'wiat'; did you mean 'wait'?; known fields: backoff, jitter, "
@@ -98,7 +98,7 @@ def test_unknown_fields_suggest_the_closest_and_camel_case() -> None:
         "description, flow, next, output, params, retry, run, timeout, type",
     ]
     assert messages("nodes: {a: {}}\nstrat: a") == [
-        "strat: unknown field 'strat'; did you mean 'start'?; known fields: description, maxSteps, nodes, params, start"
+        "strat: unknown field 'strat'; did you mean 'start'?; known fields: description, finally, maxSteps, nodes, params, start"
     ]
 
 
@@ -260,8 +260,6 @@ def test_sub_flow_rules_unknown_flows_and_cycles() -> None:
         "flows.sub.nodes.x.flow: flows form a cycle (main -> sub -> main); a flow cannot run itself, "
         "directly "
         "or through sub-flows",
-        "flows.sub.nodes.x.output: not supported on type flow: a sub-flow writes to the same shared store "
-        "directly; remove output",
         "flows.sub.nodes.x.retry: not supported on type flow: a sub-flow is not retried; put retry on its nodes",
         "flows.sub.nodes.x.run: not supported on type flow: the sub-flow is what runs; remove run or change type",
         "flows.sub.nodes.x.timeout: not supported on type flow: a sub-flow has no timeout; put timeout on its nodes",

@@ -74,7 +74,16 @@ class _SpecNodeFactory:
                 )
             return problems
         has_items = node.batch is not None and node.batch.items is not None
-        if not has_items and not self._prep_may_supply_items(node):
+        if not has_items and node.run is None:
+            problems.append(
+                Problem(
+                    join_path(path, "batch", "items"),
+                    f"a {self.type_name} node without batch.items and without code processes zero items; "
+                    "set batch.items to a dotted path into shared (e.g. batch: {items: docs})",
+                    "warning",
+                )
+            )
+        elif not has_items and not self._prep_may_supply_items(node):
             problems.append(
                 Problem(
                     join_path(path, "batch", "items"),
@@ -82,6 +91,7 @@ class _SpecNodeFactory:
                     "(e.g. batch: {items: docs}) or define prep in the node's python code to return them",
                 )
             )
+        problems.extend(batch_policy_problems(node, path, sub_flow=False))
         if (
             self.type_name in ("batch", "async_batch")
             and node.batch is not None
@@ -126,6 +136,9 @@ class _SpecNodeFactory:
             max_parallel=node.batch.max_parallel
             if self.type_name == "parallel_batch" and node.batch is not None
             else None,
+            on_item_error=node.batch.on_item_error if node.batch is not None else "fail",
+            max_failures=node.batch.max_failures if node.batch is not None else None,
+            errors_output=node.batch.errors_output if node.batch is not None else None,
         )
         return hoist(specialised_class(self.node_class, code, settings)(name=name, **kwargs))
 
@@ -172,6 +185,33 @@ def _user_node(name: str, node: NodeSpec, cls: type[Any]) -> Any:
     return instance
 
 
+def batch_policy_problems(node: NodeSpec, path: str, *, sub_flow: bool) -> list[Problem]:
+    """The item error policy's fields used where they cannot apply."""
+    batch = node.batch
+    if batch is None:
+        return []
+    problems: list[Problem] = []
+    if batch.on_item_error != "continue":
+        for field, value in (("maxFailures", batch.max_failures), ("errorsOutput", batch.errors_output)):
+            if value is not None:
+                problems.append(
+                    Problem(
+                        join_path(path, "batch", field),
+                        f"batch.{field} applies when failed items are let through; set batch.onItemError: "
+                        f"continue, or remove {field}",
+                    )
+                )
+    if batch.item_output is not None and not sub_flow:
+        problems.append(
+            Problem(
+                join_path(path, "batch", "itemOutput"),
+                "batch.itemOutput picks each item's result in a batch sub-flow (type flow); a batch node's "
+                "results are exec's return values; remove itemOutput",
+            )
+        )
+    return problems
+
+
 class FlowNodeFactory:
     """type: flow: another Flow, by name, run as a node (optionally once per batch item)."""
 
@@ -188,10 +228,17 @@ class FlowNodeFactory:
             ("run", "the sub-flow is what runs; remove run or change type"),
             ("retry", "a sub-flow is not retried; put retry on its nodes"),
             ("timeout", "a sub-flow has no timeout; put timeout on its nodes"),
-            ("output", "a sub-flow writes to the same shared store directly; remove output"),
         ):
             if getattr(node, field) is not None:
                 problems.append(Problem(join_path(path, field), f"not supported on type flow: {why}"))
+        if node.output is not None and node.batch is None:
+            problems.append(
+                Problem(
+                    join_path(path, "output"),
+                    "not supported on type flow without batch: the sub-flow writes to the same shared store "
+                    "directly; remove output (a batch sub-flow's output is the list of its items' results)",
+                )
+            )
         if node.batch is not None and node.batch.items is None:
             problems.append(
                 Problem(
@@ -200,6 +247,7 @@ class FlowNodeFactory:
                     "sub-flow's params (dict items as they are, others as {item: value})",
                 )
             )
+        problems.extend(batch_policy_problems(node, path, sub_flow=True))
         return problems
 
     def build(self, name: str, node: NodeSpec, ctx: BuildContext) -> Any:
@@ -212,8 +260,13 @@ class FlowNodeFactory:
         if node.batch is not None:
             cls = YamlParallelBatchFlow if (max_parallel or 1) > 1 else YamlBatchFlow
         built = cls(inner.start_node, max_steps=inner.max_steps, name=name)
-        if cls is YamlParallelBatchFlow:
-            built.max_parallel = max_parallel
+        if node.batch is not None:
+            built.max_parallel = max_parallel or 1
+            built.output = node.output or name
+            built.item_output = node.batch.item_output
+            built.on_item_error = node.batch.on_item_error
+            built.max_failures = node.batch.max_failures
+            built.errors_output = node.batch.errors_output
         built.param_defaults = {**inner.params, **(node.params or {})}
         built.items_path = node.batch.items if node.batch is not None else None
         built.action_template = Template(node.action, f"nodes.{name}.action") if node.action else None

@@ -15,11 +15,20 @@ from collections.abc import Iterable
 from typing import Any
 
 import flowlib
+from flowlib.context import RUN_CONTEXT
+from flowlib.gathering import gather_or_cancel
+from flowlib.nodes import check_cancelled
 from flowlib_api.flowspec import DEFAULT_ACTION, ERROR_ACTION
 
 from ..runkinds import Code
 from ..runkinds.python import NodeInfo
 from ..templates import Template
+from .scopes import ItemScope
+
+
+def current_run_context() -> Any:
+    """The run's context when observed (events, cancellation), else None."""
+    return RUN_CONTEXT.get()
 
 
 class ItemsError(RuntimeError):
@@ -114,17 +123,108 @@ class SpecBehaviour(ParamsAndErrorEdge):
         }
 
 
+class BatchFailures(RuntimeError):
+    """More items of a batch failed than ``batch.maxFailures`` allows."""
+
+
+_NOT_RUN = object()
+"""An item left unstarted because an earlier item failed the node (``onItemError: fail``)."""
+
+
+def failure_limit(max_failures: int | str | None, total: int) -> int | None:
+    """How many failed items a node tolerates: a count, or a share (``"1%"``) of ``total`` rounded down."""
+    if max_failures is None:
+        return None
+    if isinstance(max_failures, int):
+        return max_failures
+    return int(float(max_failures.rstrip("%")) * total / 100)
+
+
+class BatchItemPolicy:
+    """What a batch node does when an item still fails after its retries (``batch.onItemError``).
+
+    ``fail`` (the default): no new item starts, the items in flight finish, then the node fails with
+    the first failure; the results finished by then are kept in ``shared[output]`` (null where an
+    item did not finish). ``continue``: the item's result is null, a record ``{index, item, error,
+    attempts}`` goes to ``shared[errors_output]``, the other items go on; once all ran, more
+    failures than ``max_failures`` fail the node (results and records are kept). Cancellation is
+    never an item failure.
+    """
+
+    name: str
+    max_retries: int
+    on_item_error = "fail"
+    max_failures: int | str | None = None
+    errors_output: str | None = None
+    output: str | None = None
+    keeps_output = False  # whether exec's results are stored (the code has an exec)
+
+    async def _run_async(self, shared: Any) -> Any:
+        self._item_shared = shared
+        self._item_results: dict[int, Any] = {}
+        self._item_errors: list[dict[str, Any]] = []
+        self._first_failure: BaseException | None = None
+        return await super()._run_async(shared)  # type: ignore[misc]
+
+    async def _exec_item_async(self, prep_res: Any, index: int | None, stats: Any) -> Any:
+        if self._first_failure is not None:
+            return _NOT_RUN
+        try:
+            result = await super()._exec_item_async(prep_res, index, stats)  # type: ignore[misc]
+        except Exception as exc:
+            if self.on_item_error != "continue":
+                if self._first_failure is None:
+                    self._first_failure = exc
+                return _NOT_RUN
+            self._item_errors.append(
+                {
+                    "index": index,
+                    "item": prep_res,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "attempts": self.max_retries,
+                }
+            )
+            return None
+        if index is not None:
+            self._item_results[index] = result
+        return result
+
+    async def _exec(self, items: Any) -> Any:
+        results = await super()._exec(items)  # type: ignore[misc]
+        shared = self._item_shared
+        if self._first_failure is not None:
+            if self.keeps_output and self.output is not None:
+                shared[self.output] = [None if r is _NOT_RUN else r for r in results]
+            failure = self._first_failure
+            done = len(self._item_results)
+            failure.add_note(f"nodes.{self.name}: {done} item(s) finished before the failure; kept in the output")
+            raise failure
+        if self.on_item_error == "continue":
+            errors = sorted(self._item_errors, key=lambda e: e["index"] if e["index"] is not None else -1)
+            shared[self.errors_output or f"{self.output or self.name}_errors"] = errors
+            limit = failure_limit(self.max_failures, len(results))
+            if limit is not None and len(errors) > limit:
+                if self.keeps_output and self.output is not None:
+                    shared[self.output] = results
+                first = errors[0]
+                raise BatchFailures(
+                    f"{len(errors)} of {len(results)} items failed, more than batch.maxFailures "
+                    f"({self.max_failures}) allows; the first, item {first['index']}: {first['error']}"
+                )
+        return results
+
+
 class YamlNode(SpecBehaviour, flowlib.AsyncNode):
     """type: base."""
 
 
-class YamlBatchNode(SpecBehaviour, flowlib.AsyncBatchNode):
+class YamlBatchNode(SpecBehaviour, BatchItemPolicy, flowlib.AsyncBatchNode):  # type: ignore[misc]
     """type: batch and async_batch: items one after another."""
 
     is_batch = True
 
 
-class YamlParallelBatchNode(SpecBehaviour, flowlib.AsyncParallelBatchNode):
+class YamlParallelBatchNode(SpecBehaviour, BatchItemPolicy, flowlib.AsyncParallelBatchNode):
     """type: parallel_batch: every item at once, or at most ``max_parallel`` when set."""
 
     is_batch = True
@@ -141,7 +241,7 @@ class YamlParallelBatchNode(SpecBehaviour, flowlib.AsyncParallelBatchNode):
             return await super()._exec_item_async(prep_res, index, stats)
 
 
-class YamlWorkerPoolBatchNode(SpecBehaviour, flowlib.WorkerPoolBatchNode):
+class YamlWorkerPoolBatchNode(SpecBehaviour, BatchItemPolicy, flowlib.WorkerPoolBatchNode):  # type: ignore[misc]
     """type: worker_pool (worker_pool_batch): at most ``max_parallel`` items in flight."""
 
     is_batch = True
@@ -182,19 +282,74 @@ class YamlSubFlow(SubFlowBehaviour, flowlib.AsyncFlow):
     """type: flow without batch."""
 
 
-class YamlBatchFlow(SubFlowBehaviour, flowlib.AsyncBatchFlow):
-    """type: flow with batch: the sub-flow runs once per item, one after another."""
+class IsolatedItems(SubFlowBehaviour):
+    """type: flow with batch: the sub-flow runs once per item, each in its own ``ItemScope``.
 
-
-class YamlParallelBatchFlow(SubFlowBehaviour, flowlib.AsyncParallelBatchFlow):
-    """type: flow with batch.maxParallel > 1: sub-flow runs at once, at most maxParallel of them."""
+    Every item reads the parent's store as it was when the batch started and writes only to its
+    scope; nothing leaks to the parent or to sibling items. The node's output (``shared[output]``)
+    is the list, in item order, of each item's result: the keys its run wrote, as an object, or the
+    value of ``item_output`` when set. At most ``max_parallel`` items run at once (1: one after
+    another). ``batch.onItemError`` applies as to batch nodes: ``fail`` lets the running items end,
+    starts no more and fails the node keeping the finished results; ``continue`` leaves null and a
+    record in ``errors_output``.
+    """
 
     max_parallel: int = 1
+    output: str | None = None
+    item_output: str | None = None
+    async def _orch_async(self, shared: Any, params: dict[str, Any] | None = None) -> Any:
+        """flowlib.AsyncFlow's walk of the sub-flow (next in the MRO), declared for the type checker."""
+        return await super()._orch_async(shared, params)  # type: ignore[misc]
+    on_item_error = "fail"
+    max_failures: int | str | None = None
+    errors_output: str | None = None
 
     async def _run_async(self, shared: Any) -> Any:
-        self._limit = asyncio.Semaphore(self.max_parallel)
-        return await super()._run_async(shared)
+        items = await self.prep_async(shared) or []
+        results: list[Any] = [None] * len(items)
+        errors: list[dict[str, Any]] = []
+        failures: list[BaseException] = []
+        limit = asyncio.Semaphore(max(1, self.max_parallel))
 
-    async def _orch_async(self, shared: Any, params: dict[str, Any] | None = None) -> Any:
-        async with self._limit:
-            return await super()._orch_async(shared, params)
+        async def run_item(index: int, params: dict[str, Any]) -> None:
+            async with limit:
+                if failures:
+                    return  # an earlier item failed the node: start no more
+                scope = ItemScope(shared)
+                try:
+                    await self._orch_async(scope, {**self.params, **params})
+                except Exception as exc:
+                    if self.on_item_error != "continue":
+                        failures.append(exc)
+                        return
+                    errors.append({"index": index, "item": params, "error": f"{type(exc).__name__}: {exc}"})
+                    return
+                results[index] = scope.get(self.item_output) if self.item_output else scope.written()
+
+        ctx = current_run_context()
+        check_cancelled(ctx)
+        await gather_or_cancel((run_item(i, p) for i, p in enumerate(items)), paced=ctx is not None)
+        output = self.output or self.name
+        shared[output] = results
+        if failures:
+            failures[0].add_note(f"nodes.{self.name}: the results of the items that finished are in shared.{output}")
+            raise failures[0]
+        if self.on_item_error == "continue":
+            errors.sort(key=lambda e: int(e["index"]))
+            shared[self.errors_output or f"{output}_errors"] = errors
+            bound = failure_limit(self.max_failures, len(items))
+            if bound is not None and len(errors) > bound:
+                first = errors[0]
+                raise BatchFailures(
+                    f"{len(errors)} of {len(items)} items failed, more than batch.maxFailures "
+                    f"({self.max_failures}) allows; the first, item {first['index']}: {first['error']}"
+                )
+        return await self.post_async(shared, items, results)
+
+
+class YamlBatchFlow(IsolatedItems, flowlib.AsyncFlow):
+    """type: flow with batch: the sub-flow runs once per item, one after another, each isolated."""
+
+
+class YamlParallelBatchFlow(IsolatedItems, flowlib.AsyncFlow):
+    """type: flow with batch.maxParallel > 1: at most maxParallel items at once, each isolated."""

@@ -42,6 +42,9 @@ class NodeSettings:
     error_edge: bool
     param_defaults: dict[str, Any]
     max_parallel: int | None = None  # parallel_batch's bound (not a flowlib constructor argument)
+    on_item_error: str = "fail"
+    max_failures: int | str | None = None
+    errors_output: str | None = None
 
 
 def specialised_class(base: type[Any], code: Code, settings: NodeSettings) -> type[Any]:
@@ -66,6 +69,11 @@ def specialised_class(base: type[Any], code: Code, settings: NodeSettings) -> ty
     }
     if settings.max_parallel is not None:
         namespace["max_parallel"] = settings.max_parallel
+    if settings.is_batch:
+        namespace["on_item_error"] = settings.on_item_error
+        namespace["max_failures"] = settings.max_failures
+        namespace["errors_output"] = settings.errors_output
+        namespace["keeps_output"] = code.has_exec
     keep_shared = code.reads_node_shared or settings.action_template is not None
     node_info = code.needs_node_info
     for name, method in (
