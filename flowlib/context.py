@@ -8,20 +8,47 @@ The path is kept as a chain of :class:`Frame` objects, one per flow walk, whose 
 updated in place at each step: setting a context variable for every node would cost more than a
 trivial node itself. A walk's frame changes only between nodes, after every task of the previous
 node has ended, so tasks that share a frame always see their own node.
+
+:class:`VisitRecord`, the per-path visit counts a run keeps, is defined here rather than in
+``visits.py`` (which does the accounting) so that this module imports nothing of the walk: the
+accounting depends on the context, never the reverse.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .cancel import CancelToken
 from .events import Event, Observer, Path
 from .naming import node_name
 
-if TYPE_CHECKING:
-    from .visits import VisitRecord
+
+class VisitRecord:
+    """One node path's visits in a run: counts for ``NodeVisits``, and when the next is reported.
+
+    ``visits`` counts visits started; ``reported`` is how many of them events have covered (a
+    reported visit, or a ``NodeVisits``), so ``visits > reported`` after a walk means a summary is
+    owed. ``due`` is the ``perf_counter()`` time from which the node's next visit is reported: 0
+    until the node has had the run's ``visit_events`` reported visits, so the walk decides with one
+    comparison. ``seconds`` is the time spent in the node's visits. ``retry_visit`` and
+    ``retry_attempts`` say which visit last had an exec attempt retried, and which attempt it was
+    on (written by the retry path, so a visit without retries costs nothing).
+    """
+
+    __slots__ = ("action", "due", "kind", "path", "reported", "retry_attempts", "retry_visit", "seconds", "visits")
+
+    def __init__(self, path: Path, kind: str) -> None:
+        self.path = path
+        self.kind = kind
+        self.visits = 0
+        self.reported = 0
+        self.seconds = 0.0
+        self.action: object = None
+        self.retry_visit = 0
+        self.retry_attempts = 1
+        self.due = 0.0
 
 
 @dataclass(slots=True)

@@ -8,7 +8,8 @@ user code runs by hand is still observed and still cancellable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .cancel import CancelToken
@@ -43,25 +44,9 @@ def run_root(node: Any, shared: Any, observer: Observer | None, cancel: CancelTo
     ctx = _fresh_context(observer, cancel)
     if ctx is None:
         return node._run(shared)
-    ctx_token = RUN_CONTEXT.set(ctx)
-    path_token = FRAME.set(None)
-    try:
-        if cancel is not None and cancel.cancelled:
-            raise Cancelled(cancel.reason or "run cancelled")
-        ctx.emit(FlowStarted(()))
-        try:
-            action = node._run(shared)
-        except asyncio.CancelledError as e:
-            ctx.emit(FlowCancelled((), _reason(e, cancel)))
-            raise
-        except BaseException as e:
-            ctx.emit(FlowFailed((), e))
-            raise
-        ctx.emit(FlowFinished((), action))
-        return action
-    finally:
-        FRAME.reset(path_token)
-        RUN_CONTEXT.reset(ctx_token)
+    with _reported(ctx, cancel) as run:
+        run.action = node._run(shared)
+    return run.action
 
 
 async def run_root_async(
@@ -75,6 +60,31 @@ async def run_root_async(
     ctx = _fresh_context(observer, cancel)
     if ctx is None:
         return await body(shared)
+    with _reported(ctx, cancel, task=True) as run:
+        run.action = await body(shared)
+    return run.action
+
+
+class _Run:
+    """The ``with _reported(...)`` block's result: the action its body returned."""
+
+    __slots__ = ("action",)
+
+    def __init__(self) -> None:
+        self.action: Any = None
+
+
+@contextmanager
+def _reported(ctx: RunContext, cancel: CancelToken | None, *, task: bool = False) -> Iterator[_Run]:
+    """Everything a run does around its body, for ``run_root`` and ``run_root_async`` alike.
+
+    Why a (sync) context manager: the two differ only in whether the body is called or awaited,
+    and a ``with`` block may hold an ``await``, so each keeps just that line. It installs the run's
+    context, refuses a token that is already cancelled, reports the run's start and end, and
+    restores the context variables however the run ends. ``task=True`` (async runs): a flipped
+    token also cancels the running task, and that task's ``CancelledError`` is raised as
+    :class:`Cancelled`.
+    """
     ctx_token = RUN_CONTEXT.set(ctx)
     path_token = FRAME.set(None)
     unregister = None
@@ -82,21 +92,22 @@ async def run_root_async(
         if cancel is not None:
             if cancel.cancelled:
                 raise Cancelled(cancel.reason or "run cancelled")
-            unregister = _cancel_task_on(cancel)
+            if task:
+                unregister = _cancel_task_on(cancel)
         ctx.emit(FlowStarted(()))
+        run = _Run()
         try:
-            action = await body(shared)
+            yield run
         except asyncio.CancelledError as e:
             ctx.emit(FlowCancelled((), _reason(e, cancel)))
-            if cancel is not None and cancel.cancelled and not isinstance(e, Cancelled):
+            if task and cancel is not None and cancel.cancelled and not isinstance(e, Cancelled):
                 # The token cancelled our task: say so with flowlib's own exception type.
                 raise Cancelled(cancel.reason or "run cancelled") from e
             raise
         except BaseException as e:
             ctx.emit(FlowFailed((), e))
             raise
-        ctx.emit(FlowFinished((), action))
-        return action
+        ctx.emit(FlowFinished((), run.action))
     finally:
         if unregister is not None:
             unregister()

@@ -6,45 +6,20 @@ users of an observer expect -- or *quiet*: counted in the node's :class:`VisitRe
 summed up later by a :class:`~flowlib.events.NodeVisits` event. Which one is the observer's choice
 (``visit_events``, ``visit_interval``; see ``NodeVisits``); by default every visit is reported.
 
-Why it lives apart from ``flows.py``: the walk loops there stay the hot path, doing per visit only
-what a quiet visit needs (a clock read, a few counter updates); everything that builds events is
-here and runs once per reported visit, failure or summary.
+Why it lives apart from ``flows.py``: the walk loop there (one for sync and async flows) stays the
+hot path, doing per visit only what a quiet visit needs (a clock read, a few counter updates);
+everything that builds events is here and runs once per reported visit, failure or summary.
+:class:`VisitRecord` itself is defined in ``context.py``, next to the run context that holds the
+records, so that this module depends on that one and not the reverse.
 """
 
 from __future__ import annotations
 
 import asyncio
 from time import perf_counter
-from typing import Any
 
-from .context import RunContext
+from .context import RunContext, VisitRecord
 from .events import NodeCancelled, NodeFailed, NodeFinished, NodeStarted, NodeVisits, Path
-
-
-class VisitRecord:
-    """One node path's visits in a run: counts for ``NodeVisits``, and when the next is reported.
-
-    ``visits`` counts visits started; ``reported`` is how many of them events have covered (a
-    reported visit, or a ``NodeVisits``), so ``visits > reported`` after a walk means a summary is
-    owed. ``due`` is the ``perf_counter()`` time from which the node's next visit is reported: 0
-    until the node has had the run's ``visit_events`` reported visits, so the walk decides with one
-    comparison. ``seconds`` is the time spent in the node's visits. ``retry_visit`` and
-    ``retry_attempts`` say which visit last had an exec attempt retried, and which attempt it was
-    on (written by the retry path, so a visit without retries costs nothing).
-    """
-
-    __slots__ = ("action", "due", "kind", "path", "reported", "retry_attempts", "retry_visit", "seconds", "visits")
-
-    def __init__(self, path: Path, kind: str) -> None:
-        self.path = path
-        self.kind = kind
-        self.visits = 0
-        self.reported = 0
-        self.seconds = 0.0
-        self.action: object = None
-        self.retry_visit = 0
-        self.retry_attempts = 1
-        self.due = 0.0
 
 
 def record_for(ctx: RunContext, path: Path, kind: str) -> VisitRecord:
@@ -81,7 +56,8 @@ def flush(ctx: RunContext, records: dict[int, VisitRecord]) -> None:
             summarise(ctx, record, record.visits)
 
 
-def _begin(ctx: RunContext, record: VisitRecord, started: float) -> None:
+def began(ctx: RunContext, record: VisitRecord, started: float) -> None:
+    """A reported visit began: sum up the node's quiet visits before it, then emit ``NodeStarted``."""
     if record.visits - 1 > record.reported:
         summarise(ctx, record, record.visits - 1)
     record.reported = record.visits
@@ -109,29 +85,3 @@ def failed(ctx: RunContext, record: VisitRecord, error: BaseException, started: 
         ctx.emit(NodeCancelled(record.path, duration, visit=record.visits))
     else:
         ctx.emit(NodeFailed(record.path, error, duration, visit=record.visits))
-
-
-def run_reported(ctx: RunContext, record: VisitRecord, node: Any, shared: Any, started: float) -> Any:
-    """Run a sync visit with its own events."""
-    _begin(ctx, record, started)
-    try:
-        action = node._run(shared)
-    except BaseException as e:
-        failed(ctx, record, e, started)
-        raise
-    ended(ctx, record, action, started)
-    return action
-
-
-async def run_reported_async(
-    ctx: RunContext, record: VisitRecord, node: Any, shared: Any, started: float, *, is_async: bool
-) -> Any:
-    """Run a visit of an async walk with its own events (``is_async``: await ``_run_async``)."""
-    _begin(ctx, record, started)
-    try:
-        action = await node._run_async(shared) if is_async else node._run(shared)
-    except BaseException as e:
-        failed(ctx, record, e, started)
-        raise
-    ended(ctx, record, action, started)
-    return action

@@ -1,8 +1,9 @@
-"""The bookkeeping the sync and async walks (and runs) share: the same graph reports the same events.
+"""The bookkeeping sync and async flows share: the same graph reports the same events either way.
 
-Why these tests: ``Flow._walk_observed`` and ``AsyncFlow._walk_observed_async`` (and ``run_root`` /
-``run_root_async``) differ only in how they run a node, so for sync nodes their event streams must
-be identical, down to coalescing, failures, the loop guard and cancellation.
+Why these tests: an observed walk is one loop (``Flow._walk_observed``) for both kinds of flow, a
+sync flow running it as a coroutine that never awaits, and ``run_root`` / ``run_root_async`` share
+their context manager; so for sync nodes the event streams must be identical, down to coalescing,
+failures, the loop guard and cancellation, and a sync walk must raise what its nodes raise.
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ class Step(flowlib.Node):
         return "again" if shared["n"] % shared["steps"] else "on"
 
 
-def graph(flow_class: type[Any], max_steps: int | None) -> Any:
+def graph(flow_class: type[Any], max_steps: int | None, inner_class: type[Any] | None = None) -> Any:
     a, b, end = Step(name="a"), Step(name="b"), flowlib.Node(name="end")
     a - "again" >> a
     a - "on" >> b
     b - "again" >> b
     b - "on" >> a
     a - "done" >> end
-    inner = flow_class(a, max_steps=max_steps, name="inner")
+    inner = (inner_class or flow_class)(a, max_steps=max_steps, name="inner")
     outer_end = flowlib.Node(name="outer_end")
     inner - "on" >> outer_end
     return flow_class(inner, name="outer")
@@ -95,11 +96,11 @@ def outcome(call: Any) -> str:
 def test_sync_and_async_walks_report_the_same_events(
     visit_events: int | None, shared: dict[str, Any], max_steps: int | None
 ) -> None:
-    def walk(flow_class: type[Any]) -> tuple[Any, ...]:
+    def walk(flow_class: type[Any], inner_class: type[Any] | None = None) -> tuple[Any, ...]:
         recorder = Coalescing(visit_events)
         token = flowlib.CancelToken()
         store = {"fail_at": 40, **shared, "token": token}  # every walk ends, at visit 40 at the latest
-        flow = graph(flow_class, max_steps)
+        flow = graph(flow_class, max_steps, inner_class)
         if flow_class is flowlib.Flow:
             result = outcome(lambda: flow.run(store, observer=recorder, cancel=token))
         else:
@@ -107,7 +108,9 @@ def test_sync_and_async_walks_report_the_same_events(
         assert RUN_CONTEXT.get() is None and current_path() == ()
         return result, store["n"], stream(recorder)
 
-    assert walk(flowlib.Flow) == walk(flowlib.AsyncFlow)
+    expected = walk(flowlib.Flow)
+    assert walk(flowlib.AsyncFlow) == expected
+    assert walk(flowlib.AsyncFlow, flowlib.Flow) == expected  # a sync walk inside a running event loop
 
 
 @pytest.mark.parametrize("case", ["returns", "raises", "token already cancelled"])
@@ -149,3 +152,41 @@ def test_visit_records_are_still_importable_from_visits() -> None:
     from flowlib.visits import VisitRecord as FromVisits  # type: ignore[attr-defined]
 
     assert FromVisits is VisitRecord
+
+
+class Stops(flowlib.Node):
+    """Raises what ``params["make"]`` makes: a StopIteration, or a RuntimeError caused by one."""
+
+    def exec(self, prep_res: Any) -> None:
+        raise self.params["make"]()
+
+
+def runtime_error_from_stop() -> RuntimeError:
+    error = RuntimeError("coroutine raised StopIteration")
+    error.__cause__ = StopIteration("mine")
+    return error
+
+
+@pytest.mark.parametrize("nested", [False, True])
+@pytest.mark.parametrize("make", [lambda: StopIteration("out of items"), runtime_error_from_stop])
+def test_what_a_node_raises_leaves_a_sync_walk_as_raised(nested: bool, make: Any) -> None:
+    """A sync walk is a coroutine run at once: PEP 479 must not turn a node's StopIteration into a
+    RuntimeError, and a RuntimeError of the node's own must come out untouched."""
+    flow: Any = flowlib.Flow(Stops())
+    if nested:
+        flow = flowlib.Flow(flow)
+    flow.params = {"make": make}
+    for options in ({}, {"observer": EventRecorder()}, {"cancel": flowlib.CancelToken()}):
+        with pytest.raises((StopIteration, RuntimeError)) as raised:
+            flow.run({}, **options)
+        assert type(raised.value) is type(make())
+        assert str(raised.value) == str(make())
+
+
+def test_an_async_walk_turns_a_stop_iteration_into_a_runtime_error_as_before() -> None:
+    flow = flowlib.AsyncFlow(Stops())
+    flow.params = {"make": lambda: StopIteration("out of items")}
+    for options in ({}, {"observer": EventRecorder()}):
+        with pytest.raises(RuntimeError) as raised:
+            asyncio.run(flow.run_async({}, **options))
+        assert isinstance(raised.value.__cause__, StopIteration)
