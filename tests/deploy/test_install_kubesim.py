@@ -46,15 +46,22 @@ def _free_port() -> int:
 
 
 def _kustomization_with_free_ports(directory: str, target: Path) -> Path:
-    """A kustomization of ``directory`` that changes only the operator's metrics and health ports."""
-    args = operator_container(render(directory))["args"]
+    """A kustomization of ``directory`` that changes only the operator's metrics and health ports
+    (the flags and the named container ports, which the Deployment's probes use)."""
+    container = operator_container(render(directory))
+    args = container["args"]
     metrics, health = _free_port(), _free_port()
     (liveness,) = flag_values(args, "--liveness")
+    ports = [p["name"] for p in container["ports"]]
     ops = [
         {"op": "replace", "path": f"/spec/template/spec/containers/0/args/{args.index(liveness)}",
          "value": f"http://0.0.0.0:{health}/healthz"},
         {"op": "replace", "path": f"/spec/template/spec/containers/0/args/{args.index('--metrics-port') + 1}",
          "value": str(metrics)},
+        {"op": "replace", "path": f"/spec/template/spec/containers/0/ports/{ports.index('health')}/containerPort",
+         "value": health},
+        {"op": "replace", "path": f"/spec/template/spec/containers/0/ports/{ports.index('metrics')}/containerPort",
+         "value": metrics},
     ]  # fmt: skip
     target.mkdir()
     kustomization = {

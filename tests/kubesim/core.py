@@ -9,15 +9,16 @@ owners and dependents).
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from . import admission, builtin_schema, crds
+from . import admission, builtin_schema, crds, limits
 from .errors import ApiError, already_exists, bad_request, conflict, forbidden, invalid, not_found
-from .meta import deep, new_uid, random_suffix, timestamp, validate_labels, validate_name
+from .meta import deep, new_uid, now, parse_time, random_suffix, timestamp, validate_labels, validate_name
 from .patch import json_patch, merge_patch, strategic_merge_patch
 from .resources import Registry, ResourceType
 from .selectors import parse_field_selector, parse_label_selector
@@ -47,9 +48,21 @@ class Api:
         return rt
 
     def _present(self, rt: ResourceType, obj: JSON) -> JSON:
+        if rt.view is not None:
+            return rt.view.to_view(obj)
         if obj.get("apiVersion") == rt.api_version:
             return obj
         return {**obj, "apiVersion": rt.api_version, "kind": rt.kind}
+
+    def present(self, rt: ResourceType, obj: JSON) -> JSON:
+        """A stored object as ``rt`` serves it (its version, or its view's shape)."""
+        return self._present(rt, obj)
+
+    @staticmethod
+    def _stored(rt: ResourceType, obj: JSON) -> JSON:
+        """What to store for an object written through ``rt`` (a view's objects are kept in the
+        shape of the resource it views)."""
+        return rt.view.from_view(obj) if rt.view is not None else obj
 
     def get(self, rt: ResourceType, namespace: str, name: str) -> JSON:
         obj = self.store.get(rt.key, namespace if rt.namespaced else "", name)
@@ -127,9 +140,11 @@ class Api:
             obj.pop("status", None)
         warnings = self._schema(rt, obj, None, strict)
         admission.admit_create(self, rt, obj)
+        admission.empty_status(rt, obj)
+        limits.check_stored_size(obj)
         if dry_run:
             return obj, warnings
-        stored = self.store.put(rt.key, obj, None)
+        stored = self.store.put(rt.key, self._stored(rt, obj), None)
         admission.after_create(self, rt, stored)
         self._changed()
         return self._present(rt, stored), warnings
@@ -223,6 +238,21 @@ class Api:
             raise not_found(rt.group, rt.plural, name)
         self._check_kind(rt, body)
         want = meta.get("resourceVersion")
+        if not want and rt.is_custom:
+            # Custom resources disallow unconditional updates (the CR strategy's
+            # AllowUnconditionalUpdate is false), on the main resource and on /status alike.
+            raise invalid(
+                rt.group,
+                rt.kind,
+                name,
+                [
+                    (
+                        "FieldValueInvalid",
+                        "metadata.resourceVersion",
+                        "Invalid value: 0x0: must be specified for an update",
+                    )
+                ],
+            )
         if want and want != old["metadata"]["resourceVersion"]:
             raise conflict(
                 rt.group,
@@ -272,8 +302,11 @@ class Api:
                 document = yaml.safe_load(raw)
             else:
                 document = json.loads(raw or b"null")
+        except RecursionError as exc:
+            raise bad_request(f"error decoding patch: nested deeper than {limits.MAX_NESTING} levels") from exc
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"error decoding patch: {exc}") from exc
+        limits.check_nesting(document)
         if ctype == "application/apply-patch+yaml":
             if not field_manager:
                 raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
@@ -361,13 +394,15 @@ class Api:
         warnings = self._schema(rt, new, old, strict)
         if subresource != "status":
             admission.admit_update(self, rt, new, old)
+        new = self._stored(rt, new)
         if "generation" in old_meta and _spec_of(new) != _spec_of(old):
             new["metadata"]["generation"] = old_meta["generation"] + 1
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
         if _same(new, old):
             return self._present(rt, old), warnings
+        limits.check_stored_size(new)
         if dry_run:
-            return new, warnings
+            return self._present(rt, new), warnings
         nmeta = new["metadata"]
         if (
             nmeta.get("deletionTimestamp")
@@ -429,19 +464,28 @@ class Api:
             finalizers.append(ORPHAN)
         grace = admission.grace_period(self, rt, old, options.get("gracePeriodSeconds"))
         if meta.get("deletionTimestamp"):
-            # Already terminating: a shorter grace period may still be requested (force delete).
-            if grace == 0 and rt.key == ("", "pods") and meta.get("deletionGracePeriodSeconds"):
-                if not meta.get("finalizers"):
+            # Already terminating: a shorter grace period may still be requested. As BeforeDelete
+            # does (k8s.io/apiserver/pkg/registry/rest/delete.go), the deadline moves to the original
+            # request time plus the new period; 0 deletes at once (force delete).
+            current = meta.get("deletionGracePeriodSeconds")
+            if rt.key == ("", "pods") and current and grace < current:
+                if grace == 0 and not meta.get("finalizers"):
                     return self.remove_now(rt, old, dry_run)
-                meta["deletionGracePeriodSeconds"] = 0
+                requested_at = parse_time(meta["deletionTimestamp"]) - datetime.timedelta(seconds=current)
+                meta["deletionTimestamp"] = timestamp(requested_at + datetime.timedelta(seconds=grace))
+                meta["deletionGracePeriodSeconds"] = grace
                 if not dry_run:
-                    return self._present(rt, self.store.put(rt.key, new, old))
+                    stored = self.store.put(rt.key, new, old)
+                    self._changed()
+                    return self._present(rt, stored)
+                return self._present(rt, new)
             return self._present(rt, old)
         if grace or finalizers or admission.removed_by_controller(rt):
             meta["finalizers"] = finalizers
             if not finalizers:
                 meta.pop("finalizers")
-            meta["deletionTimestamp"] = timestamp()
+            # The moment the object may be gone: now plus the grace period (ObjectMeta reference).
+            meta["deletionTimestamp"] = timestamp(now() + datetime.timedelta(seconds=grace or 0))
             meta["deletionGracePeriodSeconds"] = grace or 0
             if "generation" in meta:
                 meta["generation"] += 1

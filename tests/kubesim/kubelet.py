@@ -1,7 +1,7 @@
 """A kubelet that runs each container as a local process.
 
 Pod lifecycle per https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/ (phases,
-container states, restartPolicy with back-off, termination messages) and
+container states, restartPolicy with back-off, termination messages, probes: ``probes.py``) and
 https://kubernetes.io/docs/concepts/containers/container-lifecycle-hooks/#hook-handler-execution
 for termination: deletion sends SIGTERM, waits the grace period, then SIGKILL.
 """
@@ -26,6 +26,7 @@ from .controller import Controller, log
 from .errors import ApiError
 from .meta import deep, dig, timestamp
 from .podnet import PodNetwork
+from .probes import Prober, Worker
 from .store import Event
 
 if TYPE_CHECKING:
@@ -87,18 +88,31 @@ class Container:
         self.last_state: JSON = {}
         self.restarts = 0
         self.container_id = ""
+        # Probe state of the current run (probes.py): started = passed the startup probe (or has
+        # none), ready = passed the readiness probe (or has none, once started).
+        self.started = False
+        self.ready = False
+        self.probes: list[Worker] = []
+        self.unhealthy = False  # killed by a failing liveness/startup probe: restart even on exit 0
 
     def status(self) -> JSON:
         image = self.spec.get("image", "")
+        running = "running" in self.state
+        if self.init:
+            # An init container is ready once it completed successfully, started while it runs.
+            ready = self.state.get("terminated", {}).get("exitCode") == 0
+            started = running
+        else:
+            ready, started = running and self.ready, running and self.started
         out: JSON = {
             "name": self.name,
             "image": image,
             "imageID": "",
             "state": self.state,
             "lastState": self.last_state,
-            "ready": "running" in self.state,
+            "ready": ready,
             "restartCount": self.restarts,
-            "started": "running" in self.state,
+            "started": started,
         }
         if self.container_id:
             out["containerID"] = self.container_id
@@ -132,9 +146,10 @@ class PodRuntime:
     # -- status ------------------------------------------------------------------------------
     def _conditions(self) -> list[JSON]:
         now = timestamp()
-        ready = self.phase == "Running" and all("running" in c.state for c in self.containers)
+        unready = [c.name for c in self.containers if not ("running" in c.state and c.ready)]
+        ready = self.phase == "Running" and not unready
 
-        def cond(kind: str, ok: bool, reason: str = "") -> JSON:
+        def cond(kind: str, ok: bool, reason: str = "", message: str = "") -> JSON:
             out: JSON = {
                 "type": kind,
                 "status": "True" if ok else "False",
@@ -143,14 +158,24 @@ class PodRuntime:
             }
             if not ok and reason:
                 out["reason"] = reason
+            if not ok and message:
+                out["message"] = message
             return out
 
         done = self.phase in ("Succeeded", "Failed")
+        why = "PodCompleted" if done else "ContainersNotReady"
+        message = "" if done else f"containers with unready status: [{' '.join(unready)}]"
+        pending = [c.name for c in self.init if c.state.get("terminated", {}).get("exitCode") != 0]
         return [
             cond("PodReadyToStartContainers", self.prepared and not done),
-            cond("Initialized", self.initialized, "ContainersNotInitialized"),
-            cond("Ready", ready, "PodCompleted" if done else "ContainersNotReady"),
-            cond("ContainersReady", ready, "PodCompleted" if done else "ContainersNotReady"),
+            cond(
+                "Initialized",
+                self.initialized,
+                "ContainersNotInitialized",
+                f"containers with incomplete status: [{' '.join(pending)}]",
+            ),
+            cond("Ready", ready, why, message),
+            cond("ContainersReady", ready, why, message),
             cond("PodScheduled", True),
         ]
 
@@ -441,8 +466,10 @@ class PodRuntime:
         container.container_id = f"containerd://{secrets.token_hex(32)}"
         started = timestamp()
         container.state = {"running": {"startedAt": started}}
+        container.unhealthy = False
         if not container.init:
             self.phase = "Running"
+            self.kubelet.prober.start(self, container)
         if container.restarts == 0:
             image = container.spec.get("image", "")
             self.event("Normal", "Pulled", f'Container image "{image}" already present on machine')
@@ -455,6 +482,7 @@ class PodRuntime:
             asyncio.create_task(self._pump(proc.stderr, log)),
         ]
         code = await proc.wait()
+        self.kubelet.prober.stop(container)
         self.kubelet.kill_group(proc.pid, signal.SIGKILL)
         await asyncio.gather(*readers)
         log.finish()
@@ -519,12 +547,37 @@ class PodRuntime:
             code = await self._run_container(container, plan)
             if self.terminating.is_set():
                 return
-            restart = self.policy == "Always" or (self.policy == "OnFailure" and code != 0)
+            # A container killed by its liveness/startup probe restarts unless the policy is Never.
+            restart = self.policy == "Always" or (self.policy == "OnFailure" and (code != 0 or container.unhealthy))
             if not restart:
                 self.push()
                 return
             if await self._back_off(container):
                 return
+
+    def unhealthy(self, container: Container, probe: JSON, why: str) -> None:
+        """A liveness or startup probe failed: kill the container (SIGTERM, then SIGKILL after the
+        probe's or the pod's terminationGracePeriodSeconds); ``_supervise`` restarts it per policy."""
+        proc = container.proc
+        if proc is None or self.terminating.is_set():
+            return
+        container.unhealthy = True
+        restart = ", will be restarted" if self.policy != "Never" else ""
+        self.event("Normal", "Killing", f"Container {container.name} {why}{restart}")
+        grace = probe.get("terminationGracePeriodSeconds")
+        if grace is None:
+            grace = self.pod["spec"].get("terminationGracePeriodSeconds", 30)
+        self.kubelet.kill_group(proc.pid, signal.SIGTERM)
+
+        async def escalate() -> None:
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), float(grace or 0))
+            except TimeoutError:
+                self.kubelet.kill_group(proc.pid, signal.SIGKILL)
+
+        task = asyncio.get_running_loop().create_task(escalate())
+        self.kubelet.background.add(task)
+        task.add_done_callback(self.kubelet.background.discard)
 
     # -- termination ---------------------------------------------------------------------------
     def terminate(self, grace: float) -> None:
@@ -571,6 +624,8 @@ class Kubelet(Controller):
         self.pod_network = "host"  # or "isolated": a network namespace per pod (podnet.py)
         self.backoff_base = 1.0
         self.backoff_max = 10.0
+        self.prober = Prober()
+        self.background: set[asyncio.Task[None]] = set()
 
     def interested(self, event: Event) -> bool:
         return event.key == ("", "pods")
@@ -687,3 +742,7 @@ class Kubelet(Controller):
         for result in await asyncio.gather(*tasks, return_exceptions=True):
             if isinstance(result, BaseException):
                 log.error("pod runtime failed during shutdown", exc_info=result)
+        await self.prober.close()
+        for task in list(self.background):
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import re
 import secrets
 import uuid
@@ -45,7 +46,13 @@ def random_suffix(length: int = 5) -> str:
 
 
 def deep(obj: Any) -> Any:
-    return copy.deepcopy(obj)
+    """A deep copy of JSON data. Through the C JSON codec: several times faster than
+    ``copy.deepcopy`` and good for the nesting ``limits.MAX_NESTING`` admits (deepcopy's Python
+    recursion gives up near 330 levels); anything that is not JSON falls back to deepcopy."""
+    try:
+        return json.loads(json.dumps(obj, separators=(",", ":")))
+    except (TypeError, ValueError):
+        return copy.deepcopy(obj)
 
 
 def validate_name(name: str, label_only: bool) -> str | None:

@@ -5,7 +5,8 @@ same port (two operator replicas with a metrics port) as pods with their own IPs
 stays reachable at ``127.0.0.1:<port>`` inside the pod (what ``KUBERNETES_SERVICE_HOST/PORT`` say):
 a listening socket created inside the namespace is proxied to the real endpoint. The namespace is
 made by a short-lived thread (network namespaces are per thread), so the simulator's own threads
-never leave the host namespace; containers join it with ``setns`` through an inherited descriptor.
+never leave the host namespace; containers join it with ``setns`` through an inherited descriptor,
+and the kubelet's probes connect from sockets made inside it the same way (``PodNetwork.socket``).
 Without isolation (the default), pods share the host network, so they can reach servers a test
 runs on 127.0.0.1.
 """
@@ -45,6 +46,19 @@ def _make_namespace(port: int, out: dict[str, Any]) -> None:
         out["error"] = exc
 
 
+def _socket_in(fd: int, out: dict[str, Any]) -> None:
+    """Runs in a throwaway thread: join the pod's network namespace and make a TCP socket there
+    (a socket stays in the namespace it was made in, whichever thread uses it afterwards)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"setns(CLONE_NEWNET): {os.strerror(errno)}")
+        out["socket"] = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    except OSError as exc:
+        out["error"] = exc
+
+
 async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while data := await reader.read(65536):
@@ -80,6 +94,17 @@ class PodNetwork:
 
         server = await asyncio.start_server(relay, sock=out["listener"])
         return cls(out["fd"], server)
+
+    async def socket(self) -> socket.socket:
+        """A TCP socket inside the pod's namespace, for the kubelet's probes of the pod's ports."""
+        out: dict[str, Any] = {}
+        thread = threading.Thread(target=_socket_in, args=(self.fd, out), name="kubesim-podnet-socket")
+        thread.start()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        if "error" in out:
+            raise out["error"]
+        sock: socket.socket = out["socket"]
+        return sock
 
     async def close(self) -> None:
         self.server.close()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .views import EVENTS_V1, View
+
 JSON = dict[str, Any]
 
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
@@ -52,6 +54,11 @@ class ResourceType:
     verbs: list[str] = field(default_factory=lambda: list(ALL_VERBS))
     field_selectors: tuple[str, ...] = ()
     has_generation: bool = False
+    # The registry's ReturnDeletedObject: an immediate DELETE answers with the object, not a Status
+    # (pods and service accounts; k8s.io/apiserver/pkg/registry/generic/registry/store.go).
+    returns_deleted_object: bool = False
+    # Served as a view of another resource's objects (events.k8s.io/v1 Events over core/v1 Events).
+    view: View | None = None
     # Set for custom resources: the CRD version entry (schema, printer columns, subresources).
     crd: JSON | None = None
     crd_version: JSON | None = None
@@ -70,8 +77,9 @@ class ResourceType:
 
     @property
     def key(self) -> tuple[str, str]:
-        """Storage identity: objects are shared by every served version of a group/resource."""
-        return (self.group, self.plural)
+        """Storage identity: objects are shared by every served version of a group/resource, and
+        by the resources served as views of them."""
+        return self.view.storage if self.view is not None else (self.group, self.plural)
 
     def supports_field(self, label: str) -> bool:
         return label in ("metadata.name", "metadata.namespace") or label in self.field_selectors
@@ -103,10 +111,19 @@ def builtin_types() -> list[ResourceType]:
             categories=["all"],
             subresources=("status", "log"),
             field_selectors=_POD_FIELDS,
+            returns_deleted_object=True,
         ),
         _rt("", "v1", "configmaps", "ConfigMap", short_names=["cm"]),
         _rt("", "v1", "secrets", "Secret", field_selectors=("type",)),
-        _rt("", "v1", "serviceaccounts", "ServiceAccount", short_names=["sa"], subresources=("token",)),
+        _rt(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            short_names=["sa"],
+            subresources=("token",),
+            returns_deleted_object=True,
+        ),
         _rt("", "v1", "services", "Service", short_names=["svc"], categories=["all"], subresources=("status",)),
         _rt("", "v1", "events", "Event", short_names=["ev"], field_selectors=_EVENT_FIELDS),
         _rt("", "v1", "nodes", "Node", False, short_names=["no"], subresources=("status",)),
@@ -116,14 +133,8 @@ def builtin_types() -> list[ResourceType]:
             "events",
             "Event",
             short_names=["ev"],
-            field_selectors=(
-                "regarding.kind",
-                "regarding.name",
-                "regarding.namespace",
-                "regarding.uid",
-                "reason",
-                "type",
-            ),
+            field_selectors=tuple(EVENTS_V1.fields),
+            view=EVENTS_V1,
         ),
         _rt(
             "batch",

@@ -121,6 +121,9 @@ def parse_field_selector(text: str | None, rt: ResourceType) -> Matcher:
             raise bad_request(f"field label not supported: {label}")
         checks.append((label, op != "!=", value))
 
+    if rt.view is not None:  # labels of the view, read from the stored shape
+        checks = [(rt.view.fields.get(label, label), equal, value) for label, equal, value in checks]
+
     def match(obj: JSON) -> bool:
         return all((field_value(obj, label) == value) is equal for label, equal, value in checks)
 

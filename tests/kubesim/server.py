@@ -18,13 +18,13 @@ import yaml
 from aiohttp import web
 from multidict import CIMultiDict
 
-from . import discovery, openapi, protobuf, streams, tables
-from .errors import ApiError, bad_request, forbidden, invalid, method_not_allowed
+from . import discovery, limits, openapi, protobuf, streams, tables
+from .errors import ApiError, bad_request, conflict, forbidden, invalid, method_not_allowed
 from .faults import DROP
-from .meta import timestamp
+from .meta import dig, timestamp
 from .patch import json_patch, merge_patch, strategic_merge_patch
 from .rbac import RBAC, Attributes, Authorizer, escalation, escalation_message, forbidden_message
-from .webhooks import Webhooks
+from .webhooks import MUTATING, Webhooks, as_sent, for_create
 
 if TYPE_CHECKING:
     import ssl
@@ -89,6 +89,30 @@ def patch_document(doc: JSON, content_type: str, raw: bytes) -> Any:
     if ctype == "application/merge-patch+json":
         return merge_patch(doc, body)
     raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format ({ctype})")
+
+
+RESOURCE_VERSION_WAIT = 3.0
+"""Seconds a list waits for a resourceVersion the server has not reached (the watch cache's)."""
+
+
+def deletion_answer(rt: ResourceType, obj: JSON, pending: bool, options: JSON) -> tuple[JSON, int]:
+    """What a DELETE answers (k8s.io/apiserver/pkg/endpoints/handlers/delete.go, and the registry's
+    finalizeDelete in registry/generic/registry/store.go): the object while its deletion is pending
+    (finalizers, a grace period); once it is gone, a success ``Status`` naming it, except for the
+    kinds whose registry returns the deleted object. 200 either way; 202 only for a pending deletion
+    that was asked with ``orphanDependents: false`` (kept so as not to break old clients)."""
+    code = 202 if pending and options.get("orphanDependents") is False else 200
+    if pending or rt.returns_deleted_object:
+        return obj, code
+    meta = obj["metadata"]
+    status: JSON = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {"name": meta["name"], "group": rt.group, "kind": rt.plural, "uid": meta.get("uid")},
+    }
+    return status, code
 
 
 def error_response(error: ApiError) -> web.Response:
@@ -253,17 +277,30 @@ class ApiServer:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
     # -- resources ---------------------------------------------------------------------------
-    async def _body(self, request: web.Request, rt: ResourceType | None = None) -> Any:
+    async def _read(self, request: web.Request) -> bytes:
+        """The request body, refused past the API server's limit before it is decoded."""
+        if request.content_length is not None and request.content_length > limits.MAX_BODY_BYTES:
+            raise limits.body_too_large()
         raw = await request.read()
+        limits.check_body_size(raw)
+        return raw
+
+    async def _body(self, request: web.Request, rt: ResourceType | None = None) -> Any:
+        raw = await self._read(request)
         ctype = request.headers.get("Content-Type", "application/json")
         if "protobuf" in ctype:
             return protobuf.decode(raw, rt.api_version if rt else "v1", rt.kind if rt else "")
         try:
             if "yaml" in ctype:
-                return yaml.safe_load(raw)
-            return json.loads(raw) if raw else None
+                body = yaml.safe_load(raw)
+            else:
+                body = json.loads(raw) if raw else None
+        except RecursionError as exc:
+            raise bad_request(f"the request body nests deeper than {limits.MAX_NESTING} levels") from exc
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
+        limits.check_nesting(body)
+        return body
 
     async def _resource(
         self,
@@ -290,6 +327,7 @@ class ApiServer:
                 request = request.clone(rel_url=request.rel_url.with_query(query))
             return await streams.watch(self, request, rt, namespace, as_table)
         if verb == "list":
+            await self._wait_for_resource_version(request)
             return self._list(rt, namespace, request, as_table)
         if sub == "scale":
             return await self._scale(request, rt, verb, ns, name, dry_run)
@@ -311,27 +349,37 @@ class ApiServer:
             if rt.group in ("authorization.k8s.io", "authentication.k8s.io"):
                 return self._review(rt, body, user)
             self._no_escalation(user, rt, ns, body)
-            hooked = await self._webhooks(
-                user, rt, "", "CREATE", ns, dry_run, lambda: api.create(rt, ns, body, True, strict)[0]
+            mutated, hooked, decoded = await self._webhooks(
+                user,
+                rt,
+                "",
+                "CREATE",
+                ns,
+                "",
+                dry_run,
+                lambda new, dry: api.create(rt, ns, body if new is None else new, dry, strict),
+                lambda: body,
             )
-            obj, warnings = api.create(rt, ns, body, dry_run, strict)
-            return _json(obj, 201, hooked + ([] if ignore else warnings))
+            obj, warnings = api.create(rt, ns, body if mutated is None else mutated, dry_run, strict)
+            return _json(obj, 201, hooked + ([] if ignore else decoded + warnings))
         if verb == "update":
             body = await self._body(request, rt)
             self._no_escalation(user, rt, ns, body)
-            hooked = await self._webhooks(
+            mutated, hooked, decoded = await self._webhooks(
                 user,
                 rt,
                 sub,
                 "UPDATE",
                 ns,
+                name,
                 dry_run,
-                lambda: api.update(rt, ns, name, body, sub or None, True, strict)[0],
+                lambda new, dry: api.update(rt, ns, name, body if new is None else new, sub or None, dry, strict),
+                lambda: body,
             )
-            obj, warnings = api.update(rt, ns, name, body, sub or None, dry_run, strict)
-            return _json(obj, 200, hooked + ([] if ignore else warnings))
+            obj, warnings = api.update(rt, ns, name, body if mutated is None else mutated, sub or None, dry_run, strict)
+            return _json(obj, 200, hooked + ([] if ignore else decoded + warnings))
         if verb == "patch":
-            raw = await request.read()
+            raw = await self._read(request)
             if rt.group == RBAC and not user.is_admin:
                 result, _ = api.patch(
                     rt,
@@ -347,24 +395,39 @@ class ApiServer:
                 self._no_escalation(user, rt, ns, result)
             ctype = request.headers.get("Content-Type", "")
             operation = "UPDATE" if api.find(rt, ns, name) is not None else "CREATE"
-            hooked = await self._webhooks(
+
+            def write(new: JSON | None, dry: bool) -> tuple[JSON, list[str]]:
+                """The patch, or (after mutating webhooks) the object they made of its result."""
+                if new is None:
+                    return api.patch(rt, ns, name, ctype, raw, sub or None, dry, strict, q.get("fieldManager"))
+                if operation == "CREATE":
+                    return api.create(rt, ns, new, dry, strict)
+                return api.update(rt, ns, name, new, sub or None, dry, strict)
+
+            mutated, hooked, decoded = await self._webhooks(
                 user,
                 rt,
                 sub,
                 operation,
                 ns,
+                name,
                 dry_run,
-                lambda: api.patch(rt, ns, name, ctype, raw, sub or None, True, strict, q.get("fieldManager"))[0],
+                write,
+                lambda: (
+                    yaml.safe_load(raw) if operation == "CREATE" else patch_document(api.get(rt, ns, name), ctype, raw)
+                ),
             )
-            obj, warnings = api.patch(rt, ns, name, ctype, raw, sub or None, dry_run, strict, q.get("fieldManager"))
-            return _json(obj, 200, hooked + ([] if ignore else warnings))
+            obj, warnings = write(mutated, dry_run)
+            return _json(obj, 200, hooked + ([] if ignore else decoded + warnings))
         options = await self._delete_options(request)
         if verb == "delete":
             if self.webhooks.configured():
                 old = api.get(rt, ns, name)
+                await self.webhooks.mutate(user, rt, "", "DELETE", None, old, ns, name, dry_run)
                 await self.webhooks.validate(user, rt, "", "DELETE", None, old, ns, name, dry_run)
             obj = api.delete(rt, ns, name, options, dry_run)
-            return _json(obj, 202 if obj["metadata"].get("deletionTimestamp") and api.find(rt, ns, name) else 200)
+            pending = bool(obj["metadata"].get("deletionTimestamp")) and (dry_run or api.find(rt, ns, name) is not None)
+            return _json(*deletion_answer(rt, obj, pending, options))
         if verb == "deletecollection":
             return _json(
                 api.delete_collection(rt, namespace, q.get("labelSelector"), q.get("fieldSelector"), options, dry_run)
@@ -379,7 +442,7 @@ class ApiServer:
         if verb not in ("get", "update", "patch"):
             raise method_not_allowed()
         if verb != "get":
-            raw = await request.read()
+            raw = await self._read(request)
             if verb == "update":
                 body = await self._parse(raw, request.headers.get("Content-Type", "application/json"))
             else:
@@ -404,16 +467,74 @@ class ApiServer:
         sub: str,
         operation: str,
         ns: str,
+        name: str,
         dry_run: bool,
-        preview: Callable[[], JSON],
-    ) -> list[str]:
-        """Run validating webhooks on what the request would store (computed with a dry run)."""
+        write: Callable[[JSON | None, bool], tuple[JSON, list[str]]],
+        sent: Callable[[], Any],
+    ) -> tuple[JSON | None, list[str], list[str]]:
+        """Admission webhooks in a real server's order
+        (https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/):
+        mutating webhooks see the object after the built-in defaulting and mutating admission (the
+        request previewed by a dry run; on create without what the registry sets later, see
+        ``webhooks.for_create``), or the object as sent when it is invalid until a webhook fixes it;
+        their result is validated (another dry run) and is what the validating webhooks see.
+
+        ``write(obj, dry_run)`` performs the request (``obj`` None) or writes ``obj`` in its place;
+        ``sent()`` is the object the client sent (a patch applied to the stored object). Returns the
+        object to write instead of the request (None when no webhook changed it), the webhooks'
+        warnings, and, when the object is replaced, the request's own unknown-field warnings."""
         if not self.webhooks.configured():
-            return []
-        obj = preview()
-        meta = obj.get("metadata") or {}
-        old = self.api.find(rt, ns, meta.get("name", "")) if operation == "UPDATE" else None
-        return await self.webhooks.validate(user, rt, sub, operation, obj, old, ns, meta.get("name", ""), dry_run)
+            return None, [], []
+        for _ in range(5):
+            refusal: ApiError | None = None
+            try:
+                preview, decoded = write(None, True)
+            except ApiError as exc:
+                # Schema validation comes after mutating admission: a webhook may still fix it.
+                if exc.code != 422 or not self.webhooks.configured(MUTATING):
+                    raise
+                refusal, decoded = exc, []
+                try:
+                    preview = as_sent(rt, ns, sent())
+                except (ApiError, ValueError, yaml.YAMLError):
+                    raise exc from None
+            old: JSON | None = None
+            request_name = name
+            if operation == "CREATE":
+                given = sent()
+                given_meta = given.get("metadata") if isinstance(given, dict) else None
+                request_name = str((given_meta if isinstance(given_meta, dict) else {}).get("name") or "")
+                target = preview if refusal is not None else for_create(rt, preview, bool(request_name))
+            else:
+                old = self.api.get(rt, ns, name)
+                target = preview
+            mutated, warnings = await self.webhooks.mutate(
+                user, rt, sub, operation, target, old, ns, request_name, dry_run
+            )
+            if mutated is None and refusal is not None:
+                raise refusal
+            if mutated is not None:
+                if old is not None:
+                    mutated.setdefault("metadata", {})["resourceVersion"] = old["metadata"]["resourceVersion"]
+                preview, _ = write(mutated, True)  # schema validation of what the webhooks made
+            meta = preview.get("metadata") or {}
+            warnings += await self.webhooks.validate(
+                user, rt, sub, operation, preview, old, ns, meta.get("name", request_name), dry_run
+            )
+            if mutated is None:
+                return None, warnings, []
+            if old is None or dig(self.api.find(rt, ns, name), "metadata", "resourceVersion") == dig(
+                old, "metadata", "resourceVersion"
+            ):
+                return mutated, warnings, decoded
+            # The object changed while the webhooks ran: admit the request again on the new one
+            # (a real server's update retries the same way), so the mutated object overwrites nothing.
+        raise conflict(
+            rt.group,
+            rt.plural,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
 
     def _no_escalation(self, user: User, rt: ResourceType, ns: str, body: Any) -> None:
         """RBAC escalation prevention: a role may only grant what its author holds (or the author has
@@ -449,6 +570,36 @@ class ApiServer:
         if "orphanDependents" in q:
             options["orphanDependents"] = q["orphanDependents"] == "true"
         return options
+
+    async def _wait_for_resource_version(self, request: web.Request) -> None:
+        """A list at a ``resourceVersion`` the server has not reached (NotOlderThan, the default for
+        a non-zero one) waits for it, then fails as the watch cache does: 504 Timeout "Too large
+        resource version" with a ResourceVersionTooLarge cause and a retry hint
+        (https://kubernetes.io/docs/reference/using-api/api-concepts/#semantics-for-get-and-list;
+        storage.NewTooLargeResourceVersionError)."""
+        q = request.query
+        text = q.get("resourceVersion", "")
+        if text in ("", "0") or q.get("resourceVersionMatch", "NotOlderThan") != "NotOlderThan":
+            return
+        try:
+            wanted = int(text)
+        except ValueError as exc:
+            raise bad_request(f"invalid resource version: {text!r}") from exc
+        store = self.api.store
+        deadline = time.monotonic() + RESOURCE_VERSION_WAIT
+        while store.rv < wanted:
+            if time.monotonic() >= deadline:
+                raise ApiError(
+                    504,
+                    "Timeout",
+                    f"Too large resource version: {wanted}, current: {store.rv}",
+                    {
+                        "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                        "retryAfterSeconds": 1,
+                    },
+                    retry_after=1,
+                )
+            await asyncio.sleep(0.05)
 
     def _list(self, rt: ResourceType, namespace: str | None, request: web.Request, as_table: bool) -> web.Response:
         q = request.query

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import platform
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -23,6 +26,7 @@ from .apps import AppsController
 from .auth import Authenticator
 from .controller import Controller
 from .core import Api
+from .discovery import GIT_VERSION
 from .faults import Faults
 from .gc import GarbageCollector, NamespaceController
 from .images import Image, default_images
@@ -35,6 +39,52 @@ from .store import Store
 
 T = TypeVar("T")
 JSON = dict[str, Any]
+KUBELET_VERSION = GIT_VERSION  # the kubelet is as old as the API server
+
+
+def _read_first(*paths: str) -> str:
+    for path in paths:
+        try:
+            return Path(path).read_text().strip()
+        except OSError:
+            continue
+    return ""
+
+
+def _os_image() -> str:
+    for line in _read_first("/etc/os-release", "/usr/lib/os-release").splitlines():
+        key, _, value = line.partition("=")
+        if key == "PRETTY_NAME":
+            return value.strip().strip('"')
+    return "Linux"
+
+
+def node_info() -> JSON:
+    """The Node's ``status.nodeInfo`` as a kubelet reports it: every string is always present
+    (https://kubernetes.io/docs/reference/kubernetes-api/cluster-resources/node-v1/#NodeStatus), and
+    the ``kubernetes`` Python client refuses a Node without them. The ids are the host's (machine-id,
+    boot_id), ``systemUUID`` falls back to one derived from the machine id where DMI is unreadable;
+    ``kubeProxyVersion`` is deprecated but still set to the kubelet's version by 1.32 kubelets."""
+    machine_id = (
+        _read_first("/etc/machine-id", "/var/lib/dbus/machine-id")
+        or uuid.uuid5(uuid.NAMESPACE_DNS, socket.gethostname()).hex
+    )
+    system_uuid = _read_first("/sys/class/dmi/id/product_uuid").lower() or str(
+        uuid.uuid5(uuid.NAMESPACE_OID, machine_id)
+    )
+    machine = platform.machine()
+    return {
+        "machineID": machine_id,
+        "systemUUID": system_uuid,
+        "bootID": _read_first("/proc/sys/kernel/random/boot_id") or str(uuid.uuid4()),
+        "kernelVersion": platform.release(),
+        "osImage": _os_image(),
+        "containerRuntimeVersion": "containerd://1.7.24",
+        "kubeletVersion": KUBELET_VERSION,
+        "kubeProxyVersion": KUBELET_VERSION,
+        "operatingSystem": "linux",
+        "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine.lower()),
+    }
 
 
 class Simulator:
@@ -123,7 +173,7 @@ class Simulator:
             "status": {
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
                 "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE}],
-                "nodeInfo": {"kubeletVersion": "v1.32.0-kubesim", "operatingSystem": "linux", "architecture": "amd64"},
+                "nodeInfo": node_info(),
             },
         }
         created, _ = api.create(api.resource("", "v1", "nodes"), "", node)

@@ -84,8 +84,7 @@ async def watch(
     def encode(kind: str, obj: JSON) -> bytes:
         nonlocal sent_columns
         if kind not in ("ERROR", "BOOKMARK"):
-            if obj.get("apiVersion") != rt.api_version:
-                obj = {**obj, "apiVersion": rt.api_version}
+            obj = server.api.present(rt, obj)
             if as_table:
                 obj = tables.table(
                     rt,

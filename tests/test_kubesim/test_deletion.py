@@ -7,6 +7,7 @@ termination (https://kubernetes.io/docs/concepts/overview/working-with-objects/n
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -34,7 +35,8 @@ def test_finalizer_keeps_object_until_removed(kubesim: Simulator) -> None:
     raw = Raw(kubesim)
     raw.post(CM, {"metadata": {"name": "fin", "finalizers": ["example.com/hold"]}})
     r = raw.delete(f"{CM}/fin")
-    assert r.status == 202
+    assert r.status == 200  # pending, but 200: 202 only with orphanDependents=false (see below)
+    assert r.body["kind"] == "ConfigMap" and r.body["metadata"]["deletionTimestamp"]  # the object, pending
     obj = raw.get(f"{CM}/fin").body
     assert obj["metadata"]["deletionTimestamp"] and obj["metadata"]["deletionGracePeriodSeconds"] == 0
     added = raw.patch(f"{CM}/fin", {"metadata": {"finalizers": ["example.com/hold", "example.com/new"]}})
@@ -64,7 +66,7 @@ def test_foreground_propagation_waits_for_blocking_dependents(kubesim: Simulator
     owner = raw.post(CM, {"metadata": {"name": "fg"}}).body
     owned(raw, "fg-dep", owner, block=True)
     raw.patch(f"{CM}/fg-dep", {"metadata": {"finalizers": ["example.com/slow"]}})
-    assert raw.delete(f"{CM}/fg", {"propagationPolicy": "Foreground"}).status == 202
+    assert raw.delete(f"{CM}/fg", {"propagationPolicy": "Foreground"}).status == 200
     eventually(lambda: raw.get(f"{CM}/fg-dep").body["metadata"].get("deletionTimestamp"))
     held = raw.get(f"{CM}/fg").body
     assert "foregroundDeletion" in held["metadata"]["finalizers"] and held["metadata"]["deletionTimestamp"]
@@ -123,3 +125,67 @@ def test_delete_preconditions(kubesim: Simulator) -> None:
     raw.post(CM, {"metadata": {"name": "pc"}})
     r = raw.delete(f"{CM}/pc", {"preconditions": {"uid": "not-the-uid"}})
     assert r.status == 409 and "Precondition failed" in r.body["message"]
+
+
+def test_delete_answers_as_the_api_server_does(kubesim: Simulator) -> None:
+    """k8s.io/apiserver/pkg/endpoints/handlers/delete.go and registry/generic/registry/store.go
+    (finalizeDelete): a deletion done at once answers 200 with a success Status naming the object
+    (``details.kind`` is the resource, as the registry sets it); pods and service accounts answer
+    with the deleted object; a pending deletion answers with the object, 202 only when
+    ``orphanDependents: false`` was sent."""
+    raw = Raw(kubesim)
+    created = raw.post(CM, {"metadata": {"name": "gone"}}).body
+    r = raw.delete(f"{CM}/gone")
+    assert r.status == 200
+    assert r.body == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {"name": "gone", "group": "", "kind": "configmaps", "uid": created["metadata"]["uid"]},
+    }
+    raw.post("/api/v1/namespaces/default/serviceaccounts", {"metadata": {"name": "robot"}})
+    sa = raw.delete("/api/v1/namespaces/default/serviceaccounts/robot")
+    assert sa.status == 200 and sa.body["kind"] == "ServiceAccount"
+    raw.post(CM, {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}})
+    legacy = raw.delete(f"{CM}/held", {"orphanDependents": False})
+    assert legacy.status == 202 and legacy.body["metadata"]["deletionTimestamp"]
+    raw.patch(f"{CM}/held", {"metadata": {"finalizers": None}})
+    dry = raw.post(CM, {"metadata": {"name": "dry"}}).body
+    r = raw.delete(f"{CM}/dry?dryRun=All")
+    assert r.status == 200 and r.body["details"]["uid"] == dry["metadata"]["uid"]
+    assert raw.get(f"{CM}/dry").status == 200
+
+
+def _at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_pod_graceful_deletion_sets_the_deadline_and_a_shorter_grace_moves_it(kubesim: Simulator) -> None:
+    """ObjectMeta: ``deletionTimestamp`` is when the object may be gone, the request time plus the
+    grace period (https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/object-meta/);
+    a later DELETE with a shorter period moves it to the request time plus that period, as
+    BeforeDelete in k8s.io/apiserver/pkg/registry/rest/delete.go does; a longer one changes nothing."""
+    raw = Raw(kubesim)
+    pods = "/api/v1/namespaces/default/pods"
+    stubborn = "trap 'echo ignored' TERM; echo ready; while true; do sleep 0.1; done"
+    spec = {
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 60,
+        "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", stubborn]}],
+    }
+    raw.post(pods, {"metadata": {"name": "slow"}, "spec": spec})
+    eventually(lambda: raw.get(f"{pods}/slow/log").raw.startswith(b"ready"))
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    first = raw.delete(f"{pods}/slow")
+    assert first.status == 200 and first.body["kind"] == "Pod"
+    meta = first.body["metadata"]
+    deadline = _at(meta["deletionTimestamp"])
+    assert meta["deletionGracePeriodSeconds"] == 60
+    assert before + dt.timedelta(seconds=59) <= deadline <= before + dt.timedelta(seconds=62)
+    longer = raw.delete(f"{pods}/slow", {"gracePeriodSeconds": 120}).body["metadata"]
+    assert (longer["deletionGracePeriodSeconds"], longer["deletionTimestamp"]) == (60, meta["deletionTimestamp"])
+    shorter = raw.delete(f"{pods}/slow", {"gracePeriodSeconds": 5}).body["metadata"]
+    assert shorter["deletionGracePeriodSeconds"] == 5
+    assert _at(shorter["deletionTimestamp"]) == deadline - dt.timedelta(seconds=55)
+    eventually(lambda: raw.get(f"{pods}/slow").status == 404, timeout=30)

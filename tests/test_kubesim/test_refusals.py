@@ -1,0 +1,126 @@
+"""What a real API server refuses on the write path, refused here the same way: immutable
+ConfigMaps and Secrets, size limits, unconditional updates of custom resources, and bodies nested
+too deep (answered with a 4xx, never the simulator's own 500)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.kubesim import Simulator
+from tests.kubesim.limits import MAX_NESTING
+
+from .helpers import Raw, install_widgets, widget
+
+pytestmark = pytest.mark.kubesim
+CM = "/api/v1/namespaces/default/configmaps"
+SECRETS = "/api/v1/namespaces/default/secrets"
+WD = "/apis/test.kubesim.dev/v1alpha1/namespaces/default/widgets"
+MERGE = "application/merge-patch+json"
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    with Simulator(workdir=tmp_path_factory.mktemp("refusals")) as s:
+        install_widgets(s)
+        yield s
+
+
+def inline(name: str, flow: Any) -> dict[str, Any]:
+    """A Widget carrying ``flow`` (an opaque, preserve-unknown-fields island) instead of flowRef."""
+    body = widget(name, flow=flow)
+    del body["spec"]["flowRef"]
+    return body
+
+
+def causes(reply: Any) -> list[tuple[str, str]]:
+    return [(c["field"], c["message"]) for c in reply.body["details"]["causes"]]
+
+
+def test_immutable_configmaps_and_secrets_refuse_changes(sim: Simulator) -> None:
+    """https://kubernetes.io/docs/concepts/configuration/configmap/#configmap-immutable and
+    https://kubernetes.io/docs/concepts/configuration/secret/#secret-immutable: once ``immutable``
+    is true, data and ``immutable`` itself cannot change (422); metadata still can."""
+    raw = Raw(sim)
+    assert raw.post(CM, {"metadata": {"name": "frozen"}, "data": {"a": "1"}, "immutable": True}).status == 201
+    changed = raw.patch(f"{CM}/frozen", {"data": {"a": "2"}}, content_type=MERGE)
+    assert changed.status == 422
+    assert causes(changed) == [("data", "Forbidden: field is immutable when `immutable` is set")]
+    thawed = raw.patch(f"{CM}/frozen", {"immutable": False}, content_type=MERGE)
+    assert thawed.status == 422 and ("immutable", "Forbidden: field is immutable when `immutable` is set") in causes(
+        thawed
+    )
+    assert raw.patch(f"{CM}/frozen", {"metadata": {"labels": {"x": "y"}}}, content_type=MERGE).status == 200
+    assert raw.get(f"{CM}/frozen").body["data"] == {"a": "1"}
+    secret = {"metadata": {"name": "sealed"}, "stringData": {"pw": "one"}, "immutable": True}
+    assert raw.post(SECRETS, secret).status == 201
+    again = raw.patch(f"{SECRETS}/sealed", {"stringData": {"pw": "two"}}, content_type=MERGE)
+    assert again.status == 422 and causes(again)[0][0] == "data"
+    same = raw.patch(f"{SECRETS}/sealed", {"stringData": {"pw": "one"}}, content_type=MERGE)
+    assert same.status == 200  # the same bytes: nothing changed
+    retyped = raw.patch(f"{SECRETS}/sealed", {"type": "kubernetes.io/tls"}, content_type=MERGE)
+    assert retyped.status == 422 and ("type", "Invalid value: field is immutable") in causes(retyped)
+    # A mutable ConfigMap can still change, and may become immutable.
+    raw.post(CM, {"metadata": {"name": "soft"}, "data": {"a": "1"}})
+    assert raw.patch(f"{CM}/soft", {"data": {"a": "2"}, "immutable": True}, content_type=MERGE).status == 200
+
+
+def test_size_limits(sim: Simulator) -> None:
+    """Request bodies over 3 MiB get 413 (the API server's MaxRequestBodyBytes); ConfigMap and
+    Secret data over 1 MiB is invalid (https://kubernetes.io/docs/concepts/configuration/configmap/:
+    "The data stored in a ConfigMap cannot exceed 1 MiB"); an object etcd cannot store (over its
+    1.5 MiB request limit) fails as etcd's refusal does."""
+    raw = Raw(sim)
+    big = raw.post(CM, {"metadata": {"name": "huge"}, "data": {"a": "x" * (3 * 1024 * 1024 + 1)}})
+    assert big.status == 413 and big.body["reason"] == "RequestEntityTooLarge"
+    assert "limit is 3145728" in big.body["message"]
+    over = raw.post(CM, {"metadata": {"name": "over"}, "data": {"a": "x" * (1024 * 1024 + 1)}})
+    assert over.status == 422 and causes(over) == [("[]", "Too long: must have at most 1048576 bytes")]
+    assert raw.post(CM, {"metadata": {"name": "fits"}, "data": {"a": "x" * (1024 * 1024 - 10)}}).status == 201
+    secret = raw.post(SECRETS, {"metadata": {"name": "over"}, "stringData": {"a": "x" * (1024 * 1024 + 1)}})
+    assert secret.status == 422 and causes(secret)[0][0] == "data"
+    heavy = inline("heavy", {"blob": "x" * (1600 * 1024)})
+    stored = raw.post(WD, heavy)
+    assert stored.status == 500 and stored.body["message"] == "etcdserver: request is too large"
+    assert raw.get(f"{WD}/heavy").status == 404
+
+
+def test_custom_resources_refuse_unconditional_updates(sim: Simulator) -> None:
+    """Custom resources disallow PUT without ``metadata.resourceVersion``, on the resource and on
+    /status (https://kubernetes.io/docs/reference/using-api/api-concepts/#patch-and-apply and the CR
+    registry strategy's AllowUnconditionalUpdate, false); ConfigMaps allow it."""
+    raw = Raw(sim)
+    created = raw.post(WD, widget("w1")).body
+    body = {k: v for k, v in created.items() if k != "status"}
+    body["metadata"] = {"name": "w1", "namespace": "default"}
+    for path in (f"{WD}/w1", f"{WD}/w1/status"):
+        refused = raw.put(path, body)
+        assert refused.status == 422, path
+        assert causes(refused) == [("metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update")]
+    body["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+    assert raw.put(f"{WD}/w1", body).status == 200
+    raw.post(CM, {"metadata": {"name": "plain"}, "data": {"a": "1"}})
+    assert raw.put(f"{CM}/plain", {"metadata": {"name": "plain"}, "data": {"a": "2"}}).status == 200
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"n": value}
+    return value
+
+
+def test_deep_nesting_is_a_client_error_not_a_server_crash(sim: Simulator) -> None:
+    """The simulator holds what a client sends up to ``MAX_NESTING`` levels and answers 400 beyond
+    (Go's decoder in a real server stops at 10000); never a 500 from its own recursion."""
+    raw = Raw(sim)
+    deep_ok = raw.post(WD, inline("deep-ok", _nested(MAX_NESTING - 10)))
+    assert deep_ok.status == 201, deep_ok.body
+    assert json.dumps(raw.get(f"{WD}/deep-ok").body["spec"]["flow"]).count("{") == MAX_NESTING - 10
+    too_deep = raw.post(WD, inline("too-deep", _nested(600)))
+    assert too_deep.status == 400 and "nests deeper" in too_deep.body["message"]
+    patched = raw.patch(f"{WD}/deep-ok", {"spec": {"flow": _nested(600)}}, content_type=MERGE)
+    assert patched.status == 400
