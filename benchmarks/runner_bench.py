@@ -64,7 +64,8 @@ nodes:
         {prefix}def post(shared, prep_res, exec_res):
             shared["n"] = shared.get("n", 0) + 1
             return "again" if shared["n"] < {STEPS} else "done"
-    next: {{again: step}}
+    next: {{again: step, done: end}}
+  end: {{}}   # YAML flows name every exit (an action without an edge fails the run)
 """
 
 

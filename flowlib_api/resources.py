@@ -252,6 +252,7 @@ RUNNER_FIELDS: tuple[str, ...] = tuple(
         "nodes",
         "output",
         "message",
+        "reason",
         "notes",
         "pod_name",
         "attempt",

@@ -59,6 +59,9 @@ class NodeState(_Model):
     message: str | None = Field(None, description="Latest error or retry note for this node, shortened.")
     items: ItemCounts | None = Field(None, description="Item counts, for batch nodes only.")
     item_retries: int | None = Field(None, description="Retries of single batch items (not of the whole node).")
+    handled: bool | None = Field(
+        None, description="True when the node failed and its error edge took the failure (message says why)."
+    )
     duration_seconds: float | None = Field(None, description="Seconds spent in the node over all visits.")
 
 
@@ -88,6 +91,11 @@ class RunStatus(_Model):
         json_schema_extra=PRESERVE_UNKNOWN,
     )
     message: str | None = Field(None, description="Why the run failed or was cancelled, or a summary.")
+    reason: str | None = Field(
+        None,
+        description="Why the run did not succeed, one CamelCase word for machines, when it is more specific "
+        "than its phase: UserCodeExit (user code raised SystemExit or KeyboardInterrupt).",
+    )
     notes: list[str] = Field(
         default_factory=list, description="What was shortened or left out to keep the status small."
     )

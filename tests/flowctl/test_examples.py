@@ -14,7 +14,17 @@ from tests.flowctl.conftest import EXAMPLES, run_json
 
 
 def test_every_example_is_covered_here() -> None:
-    tested = {"hello", "retry-fallback", "map-reduce", "agent-loop", "subflow", "http", "shell"}
+    tested = {
+        "hello",
+        "retry-fallback",
+        "map-reduce",
+        "agent-loop",
+        "subflow",
+        "http",
+        "shell",
+        "partial-failures",
+        "finally",
+    }
     assert {p.stem for p in EXAMPLES.glob("*.yaml")} == tested
 
 
@@ -131,3 +141,20 @@ def test_http_error_status_fails_the_run(todo_server: str) -> None:
     code, status, _ = run_json(EXAMPLES / "http.yaml", "-p", f"url={todo_server}/missing")
     assert code == 1 and status["phase"] == "Failed"
     assert status["nodes"]["fetch"]["attempts"] == 3 and "404" in status["message"]
+
+
+def test_partial_failures_run_every_item_and_record_the_failed_ones() -> None:
+    code, status, _ = run_json(EXAMPLES / "partial-failures.yaml")
+    assert code == 0 and status["phase"] == "Succeeded"
+    assert status["output"]["prices"] == [0.5, 0.75, None, 0.3, None]
+    assert [e["item"] for e in status["output"]["price_errors"]] == ["durian", "quince"]
+    assert status["output"]["report"] == "3 priced, 2 failed"
+    assert status["nodes"]["price"]["items"] == {"total": 5, "done": 5, "failed": 2}
+
+
+def test_finally_runs_after_success_and_after_failure() -> None:
+    code, status, _ = run_json(EXAMPLES / "finally.yaml")
+    assert code == 0 and status["output"]["release"] == "released scratch-42 after Succeeded"
+    code, status, _ = run_json(EXAMPLES / "finally.yaml", "-p", "fail=true")
+    assert code == 1 and status["phase"] == "Failed" and "the build broke" in status["message"]
+    assert status["output"]["release"] == "released scratch-42 after Failed (RuntimeError: the build broke)"

@@ -13,6 +13,7 @@ import flowlib
 from flowlib_api.flowspec import FlowSpec
 
 from .factories import BuildContext, NodeTypeRegistry
+from .factories.nodes import YamlFlow
 from .loader import FlowDefinition, default_loader
 from .runkinds import BuildError, RunKindRegistry
 from .validate import find_start
@@ -34,7 +35,9 @@ class _Builder:
         for n, node in spec.nodes.items():
             for action, target in node.next.items():
                 nodes[n].next(nodes[target], action)
-        flow = flowlib.AsyncFlow(nodes[find_start(spec)], max_steps=spec.max_steps, name=name)
+        flow = YamlFlow(nodes[find_start(spec)], max_steps=spec.max_steps, name=name)
+        if spec.finally_ is not None:
+            flow.final_node = nodes[spec.finally_]
         flow.set_params(dict(spec.params))
         return flow
 

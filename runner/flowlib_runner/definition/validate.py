@@ -10,6 +10,7 @@ graph checks (targets, start node, reachability) read the ``next`` maps directly
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Mapping
 from typing import Any, get_args, get_origin
@@ -17,12 +18,12 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
-from flowlib_api.flowspec import NODE_NAME_PATTERN, FlowSpec, NodeSpec, RunSpec
+from flowlib_api.flowspec import DEFAULT_ACTION, NODE_NAME_PATTERN, FlowSpec, NodeSpec, RunSpec
 
 from .factories import NodeTypeRegistry, ValidationContext
-from .problems import Problem, did_you_mean, join_path, listing
+from .problems import Problem, closest, did_you_mean, join_path, listing
 from .runkinds import KIND_KEYS, MODIFIER_KEYS, RunKindRegistry, run_block_keys
-from .templates import check_template
+from .templates import is_template, template_problems
 
 _NODE_NAME = re.compile(NODE_NAME_PATTERN)
 _ITEMS_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
@@ -178,7 +179,14 @@ class SpecValidator:
                     edges[name] = (
                         {str(a): t for a, t in nxt.items() if isinstance(t, str)} if isinstance(nxt, Mapping) else {}
                     )
-            problems += self._graph(raw.get("start"), names, edges, prefix)
+            final = raw.get("finally")
+            final_problems = _finally_problems(final, names, edges, prefix)
+            problems += final_problems
+            outside = final if isinstance(final, str) and final in names else None
+            problems += self._graph(raw.get("start"), names, edges, prefix, outside)
+            if raw.get("maxSteps") is None:
+                graph_names = [n for n in names if n != outside]
+                problems += _loops(raw.get("start"), graph_names, edges, prefix)
         if any(p.is_error for p in problems):
             return None, problems
         try:
@@ -234,9 +242,9 @@ class SpecValidator:
         if node.run is not None and "run" not in pruned:
             problems += self._run(node.run, join_path(path, "run"), batch=bool(factory and factory.batch))
         if node.action is not None:
-            message = check_template(node.action)
-            if message:
+            for message in template_problems(node.action, action=True):
                 problems.append(Problem(join_path(path, "action"), message))
+        problems += _constant_action_problems(node, path)
         if node.output is not None and not node.output.strip():
             problems.append(
                 Problem(
@@ -304,7 +312,11 @@ class SpecValidator:
                 problems += kind.validate(run, path, batch=batch)
         return problems
 
-    def _graph(self, start: Any, names: list[str], edges: dict[str, dict[str, str]], prefix: str) -> list[Problem]:
+    def _graph(
+        self, start: Any, names: list[str], edges: dict[str, dict[str, str]], prefix: str, outside: str | None = None
+    ) -> list[Problem]:
+        """Targets exist, one start node, everything reachable from it; ``outside`` (the finally
+        node) is a known target but neither a start candidate nor expected to be reached."""
         problems: list[Problem] = []
         known = set(names)
         for name, nxt in edges.items():
@@ -332,7 +344,7 @@ class SpecValidator:
             first = start
         else:
             incoming = {t for n, nxt in edges.items() for t in nxt.values() if t != n}
-            candidates = sorted(n for n in names if n not in incoming)
+            candidates = sorted(n for n in names if n not in incoming and n != outside)
             if not candidates:
                 problems.append(
                     Problem(
@@ -360,7 +372,7 @@ class SpecValidator:
                     seen.add(target)
                     todo.append(target)
         for name in names:
-            if name not in seen:
+            if name not in seen and name != outside:
                 problems.append(
                     Problem(
                         join_path(prefix, "nodes", name),
@@ -369,6 +381,134 @@ class SpecValidator:
                     )
                 )
         return problems
+
+
+def _finally_problems(final: Any, names: list[str], edges: dict[str, dict[str, str]], prefix: str) -> list[Problem]:
+    """``finally`` names a node outside the graph: it exists, no edge leads to it, it has none."""
+    if final is None:
+        return []
+    where = join_path(prefix, "finally")
+    if not isinstance(final, str):
+        return [Problem(where, "finally names one node (a string): the node to run after the graph ends")]
+    if final not in names:
+        return [
+            Problem(where, f"node '{final}' does not exist{did_you_mean(final, names)}; known nodes: {listing(names)}")
+        ]
+    problems: list[Problem] = []
+    for name, nxt in edges.items():
+        for action, target in nxt.items():
+            if target == final:
+                problems.append(
+                    Problem(
+                        join_path(prefix, "nodes", name, "next", action),
+                        f"'{final}' is the finally node, which runs once after the graph ends; no edge may "
+                        "lead to it: point this edge at another node",
+                    )
+                )
+    if edges.get(final):
+        problems.append(
+            Problem(
+                join_path(prefix, "nodes", final, "next"),
+                "the finally node runs alone after the graph ends, so its edges would never be taken; remove next",
+            )
+        )
+    return problems
+
+
+def _post_returns(code: str) -> list[str]:
+    """The string constants inline code's ``post`` returns (parsing only; other returns are unknown)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    posts = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == "post"]
+    if not posts:
+        return []
+    found: list[str] = []
+    todo: list[ast.AST] = list(posts[-1].body)
+    while todo:
+        stmt = todo.pop()
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            continue  # returns of nested functions are not post's
+        if isinstance(stmt, ast.Return) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+            found.append(stmt.value.value)
+        todo.extend(ast.iter_child_nodes(stmt))
+    return sorted(set(found))
+
+
+def _constant_action_problems(node: NodeSpec, path: str) -> list[Problem]:
+    """Warnings for actions the node is seen to return (a literal ``action``, or a string ``post``
+    returns) that no edge follows, when the node has edges but no default one: the run stops there."""
+    edges = node.next
+    if not edges or DEFAULT_ACTION in edges:
+        return []
+    if node.action is not None:
+        if is_template(node.action) or not node.action.strip():
+            return []
+        field, what, actions = "action", "the action is always", [node.action.strip()]
+        change = "change the action"
+    elif node.run is not None and node.run.python is not None:
+        field, what, actions = "run.python", "post can return", _post_returns(node.run.python)
+        change = "return an action that has an edge"
+    else:
+        return []
+    problems = []
+    for action in actions:
+        if action in edges:
+            continue
+        match = closest(action, edges)
+        fix = (
+            f"did you mean '{match}'? (or add a next.{action} edge)"
+            if match
+            else f"add a next.{action} edge, or {change}"
+        )
+        problems.append(
+            Problem(
+                join_path(path, field),
+                f"{what} '{action}' but next has no '{action}' edge and no default edge (edges: "
+                f"{listing(edges)}), so the run stops after this node; {fix}",
+                "warning",
+            )
+        )
+    return problems
+
+
+def _loops(start: Any, names: list[str], edges: dict[str, dict[str, str]], prefix: str) -> list[Problem]:
+    """A warning on every edge that closes a loop (walking from the start node first), for a flow
+    without ``maxSteps``."""
+    known = set(names)
+    problems: list[Problem] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in [start, *names] if isinstance(start, str) and start in known else names:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        state[root] = 1
+        pending = [iter(edges.get(root, {}).items())]
+        while pending:
+            step = next(pending[-1], None)
+            if step is None:
+                state[path.pop()] = 2
+                pending.pop()
+                continue
+            action, target = step
+            if target not in known:
+                continue
+            if state.get(target) == 1:
+                loop = " -> ".join([*path[path.index(target) :], target])
+                problems.append(
+                    Problem(
+                        join_path(prefix, "nodes", path[-1], "next", action),
+                        f"this edge closes a loop ({loop}) and the flow has no maxSteps, so a loop that never "
+                        "exits runs until the run is cancelled; set maxSteps (or give the FlowRun a timeout)",
+                        "warning",
+                    )
+                )
+            elif target not in state:
+                state[target] = 1
+                path.append(target)
+                pending.append(iter(edges.get(target, {}).items()))
+    return problems
 
 
 def _prune(raw: Any, locs: list[tuple[Any, ...]]) -> Any:
@@ -405,7 +545,7 @@ def find_start(spec: FlowSpec) -> str:
     if spec.start is not None:
         return spec.start
     incoming = {t for n, node in spec.nodes.items() for t in node.next.values() if t != n}
-    candidates = sorted(n for n in spec.nodes if n not in incoming)
+    candidates = sorted(n for n in spec.nodes if n not in incoming and n != spec.finally_)
     if len(candidates) != 1:
         raise ValueError(f"no single start node (candidates: {listing(candidates)}); validate the spec first")
     return candidates[0]

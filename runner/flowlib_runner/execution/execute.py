@@ -27,6 +27,9 @@ from flowlib_runner.execution.reporting.dispatch import Dispatch
 
 CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+USER_CODE_EXIT = "UserCodeExit"
+"""The run's reason when user code raised SystemExit or KeyboardInterrupt."""
+
 
 class ReportingFailed(RuntimeError):
     """The run ended but one or more reporters could not publish the final status."""
@@ -66,6 +69,7 @@ async def execute_async(
     started: list[Reporter] = []
     phase: RunPhase = "Failed"
     message: str | None = None
+    reason: str | None = None
     shared: dict[str, Any] = dict(input or {})
     interrupted: BaseException | None = None
     try:
@@ -73,12 +77,12 @@ async def execute_async(
             await reporter.start(tracker)
             started.append(reporter)
         with _captured(log):
-            phase, message = await _run(
+            phase, message, reason = await _run(
                 definition, params, shared, Dispatch([tracker, *observers, *_as_list(log)]), token
             )
     except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as error:
         phase, message, interrupted = "Cancelled", f"cancelled: {describe_error(error)}", error
-    tracker.finish(phase, message=message, output=select_output(shared, outputs))
+    tracker.finish(phase, message=message, output=select_output(shared, outputs), reason=reason)
     final = tracker.snapshot()
     errors = await _finish_reporters(started, final, log)
     if interrupted is not None:
@@ -109,22 +113,33 @@ async def _run(
     shared: dict[str, Any],
     observer: Observer,
     token: CancelToken,
-) -> tuple[RunPhase, str | None]:
-    """Build and run the flow; the phase and message it ended with (outer cancellation propagates)."""
+) -> tuple[RunPhase, str | None, str | None]:
+    """Build and run the flow; the phase, message and reason it ended with (outer cancellation
+    propagates).
+
+    ``SystemExit`` and ``KeyboardInterrupt`` reaching here come from user code (signals become a
+    cancel token's cancellation, never these): they fail the run with reason ``UserCodeExit``
+    instead of ending the runner process, so only a real cancellation ends a run ``Cancelled``.
+    """
     try:
         flow = build_flow(definition, params=dict(params) if params is not None else None)
     except Exception as error:
-        return "Failed", f"could not build flow {definition.name!r}: {describe_error(error)}"
+        return "Failed", f"could not build flow {definition.name!r}: {describe_error(error)}", None
     try:
         await flow.run_async(shared, observer=observer, cancel=token)
     except asyncio.CancelledError as error:
         if not token.cancelled:
             raise  # not ours: whoever cancelled this task gets the cancellation back
         reason = token.reason or (str(error) or None)
-        return "Cancelled", f"cancelled: {reason}" if reason else "cancelled"
+        return "Cancelled", f"cancelled: {reason}" if reason else "cancelled", None
+    except (SystemExit, KeyboardInterrupt) as error:
+        message = (
+            f"user code raised {describe_error(error)}; a node must not end the runner: raise an exception to fail it"
+        )
+        return "Failed", message, USER_CODE_EXIT
     except Exception as error:
-        return "Failed", describe_error(error)
-    return "Succeeded", None
+        return "Failed", describe_error(error), None
+    return "Succeeded", None, None
 
 
 async def _finish_reporters(

@@ -6,7 +6,8 @@ node (path and attempt) it came from. User output is attributed with `flowlib.cu
 which follows the node into asyncio tasks and `asyncio.to_thread`.
 
 What gets a line (the policy; `RunLogger`'s arguments tune it):
-- the run's start and end, every failure, cancellation and retry, and all user output: always;
+- the run's start and end, every failure, cancellation and retry, and all user output (shell and
+  command nodes' stdout and stderr lines too, as they are printed): always;
 - a node's `started`/`finished` lines for its first `visit_lines` (10) visits. A node visited more
   often (a loop) is summarised after that: one visit per `summary_interval` (1 s) still gets its
   lines, numbered (`started (...), visit 57`), and a `NodeVisits` line sums up the visits in between
@@ -41,6 +42,8 @@ from typing import Any, Literal, TextIO
 from flowlib import current_path
 from flowlib import events as ev
 from flowlib_api.times import rfc3339_millis
+from flowlib_runner.definition.factories.nodes import ErrorHandled
+from flowlib_runner.definition.runkinds.streams import command_output
 from flowlib_runner.execution.reporting.dispatch import TableObserver
 from flowlib_runner.execution.reporting.tracker import describe_error
 
@@ -208,6 +211,7 @@ class RunLogger(TableObserver):
             ev.NodeVisits: self._node_visits,
             ev.RetryScheduled: self._retry,
             ev.BatchProgress: self._progress,
+            ErrorHandled: self._error_handled,
         }
 
     # -- formatting -----------------------------------------------------------------------------------
@@ -337,6 +341,10 @@ class RunLogger(TableObserver):
         if e.item is None:
             self._attempts[e.path] = e.attempt + 1
 
+    def _error_handled(self, e: ErrorHandled) -> None:
+        message = f"failed, taken by the error edge: {describe_error(e.error)}"
+        self._event("WARNING", e.path, message, "ErrorHandled", e.time)
+
     def _progress(self, e: ev.BatchProgress) -> None:
         # Lines are due once per `progress_interval` for the whole run, and when a batch completes.
         if e.time < self._progress_due and e.done + e.failed != e.total:
@@ -355,12 +363,17 @@ class RunLogger(TableObserver):
     # -- user output ------------------------------------------------------------------------------------
     @contextmanager
     def capture(self) -> Iterator[None]:
-        """Route `sys.stdout`, `sys.stderr` and the `logging` root logger into this log while active."""
+        """Route `sys.stdout`, `sys.stderr` and the `logging` root logger into this log while active.
+
+        Also the lines of shell and command nodes (`definition.runkinds.streams`), levelled as
+        user output is: stdout INFO, stderr WARNING.
+        """
         out, err = _NodeStream(self, "stdout", "INFO"), _NodeStream(self, "stderr", "WARNING")
         handler = _NodeLogHandler(self)
         root = logging.getLogger()
         saved = sys.stdout, sys.stderr, root.level
         sys.stdout, sys.stderr = out, err
+        commands = command_output.set(self._command_line)
         root.addHandler(handler)
         if root.getEffectiveLevel() > logging.INFO:
             root.setLevel(logging.INFO)  # user code's logging.info() should show, as print() does
@@ -371,8 +384,13 @@ class RunLogger(TableObserver):
             err.flush_all()
             self.flush()
             root.removeHandler(handler)
+            command_output.reset(commands)
             sys.stdout, sys.stderr, level = saved
             root.setLevel(level)
+
+    def _command_line(self, stream: str, text: str) -> None:
+        """A line a shell or command node's process printed, read in the node's task."""
+        self.line("WARNING" if stream == "stderr" else "INFO", current_path(), text, stream=stream)
 
 
 def _action(action: object) -> str:

@@ -91,7 +91,7 @@ class FlowRunStatusReporter(PeriodicReporter):
         elif phase in FINISHED_PHASES:
             condition = (
                 final_condition_status(phase),
-                FINAL_REASONS[phase],
+                status.reason or FINAL_REASONS[phase],
                 data.get(StatusKey.MESSAGE) or f"run {phase.lower()}",
             )
             duration = run_duration(data.get(StatusKey.START_TIME), data.get(StatusKey.COMPLETION_TIME))

@@ -99,7 +99,7 @@ start: step
 nodes:
   step:
     run: {python: "shared.get('n', 0) + 1"}
-    output: n
+    output: "n"   # quoted: kubectl's YAML 1.1 would read a plain n as false
     action: "{{ 'again' if shared.n < params.until else 'done' }}"
     next: {again: step, done: end}
   end: {run: {python: "'counted to ' + str(shared['n'])"}}
@@ -134,7 +134,8 @@ nodes:
     assert status.phase == "Succeeded"
     assert status.output is not None and status.output["recover"] == "ValueError in shaky"
     assert status.nodes["shaky"].attempts == 3 and status.nodes["shaky"].action == "error"
-    assert status.nodes["shaky"].message == "attempt 2 failed: ValueError: always"
+    # The failure the error edge took is the node's message (not the last retry note), and it says so.
+    assert status.nodes["shaky"].message == "ValueError: always" and status.nodes["shaky"].handled is True
 
 
 def test_failure_without_error_edge_fails_the_run_with_partial_output() -> None:

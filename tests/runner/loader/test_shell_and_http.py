@@ -182,7 +182,7 @@ def test_http_post_json_with_templated_headers(server: Any) -> None:
             method: post
             url: "{base}/items"
             headers: {{X-Token: "{{{{ shared.token }}}}"}}
-            json: {{name: "{{{{ shared.name }}}}", n: 3, tags: ["{{{{ shared.name }}}}"]}}
+            json: {{name: "{{{{ shared.name }}}}", 'n': 3, tags: ["{{{{ shared.name }}}}"]}}  # n unquoted: false
     """
     _, shared = run(text, {"token": "t0k", "name": "widget"})
     assert shared["a"]["method"] == "POST"

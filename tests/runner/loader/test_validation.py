@@ -42,9 +42,11 @@ def test_warnings_alone_still_give_a_definition() -> None:
 
 def test_no_start_node() -> None:
     assert messages("nodes: {a: {next: {default: b}}, b: {next: {default: a}}}") == [
+        "nodes.b.next.default: warning: this edge closes a loop (a -> b -> a) and the flow has no maxSteps, so "
+        "a loop that never exits runs until the run is cancelled; set maxSteps (or give the FlowRun a timeout)",
         "start: no start node: every node has an incoming edge (the graph is a loop); set start: to the "
         "first "
-        "node, one of a, b"
+        "node, one of a, b",
     ]
 
 
@@ -89,7 +91,8 @@ def test_unknown_fields_suggest_the_closest_and_camel_case() -> None:
     assert messages(text) == [
         "nodes.a.batch.max_parallel: unknown field 'max_parallel'; did you mean 'maxParallel'? (Flow "
         "manifests "
-        "spell fields in camelCase); known fields: errorsOutput, itemOutput, items, maxFailures, maxParallel, onItemError",
+        "spell fields in camelCase); known fields: errorsOutput, itemOutput, items, maxFailures, maxParallel, "
+        "onItemError",
         "nodes.a.retry.max_retries: unknown field 'max_retries'; did you mean 'maxRetries'? (Flow manifests "
         "spell fields in camelCase); known fields: backoff, jitter, maxRetries, maxWait, wait",
         "nodes.a.retry.wiat: unknown field 'wiat'; did you mean 'wait'?; known fields: backoff, jitter, "
@@ -98,7 +101,8 @@ def test_unknown_fields_suggest_the_closest_and_camel_case() -> None:
         "description, flow, next, output, params, retry, run, timeout, type",
     ]
     assert messages("nodes: {a: {}}\nstrat: a") == [
-        "strat: unknown field 'strat'; did you mean 'start'?; known fields: description, finally, maxSteps, nodes, params, start"
+        "strat: unknown field 'strat'; did you mean 'start'?; known fields: description, finally, maxSteps, nodes, "
+        "params, start"
     ]
 
 
@@ -181,7 +185,7 @@ def test_misplaced_fields_and_bad_run_blocks() -> None:
     text = """
     nodes:
       "bad name": {}
-      a: {type: base, batch: {items: x}, flow: y, run: {}}
+      a: {type: base, batch: {items: x}, flow: "y", run: {}}
       b: {run: {call: "not a target"}, next: {default: a}}
       c: {run: {command: [], parse: json, env: {A: "{{"}}, next: {default: b}}
       e:
@@ -251,7 +255,7 @@ def test_sub_flow_rules_unknown_flows_and_cycles() -> None:
           run: {python: "1"}
           retry: {maxRetries: 2}
           timeout: 1s
-          output: y
+          output: "y"
           batch: {maxParallel: 2}
     """
     assert messages(text) == [
@@ -358,6 +362,6 @@ def test_problem_str_and_sorting() -> None:
 
 def test_yaml_booleans_as_keys_get_a_quoting_hint() -> None:
     assert messages("nodes: {a: {action: 'yes', next: {yes: b}}, b: {}}") == [
-        "nodes.a.next: key True must be a string; quote it (YAML reads yes, no, on, off, true, false and "
-        "numbers as other types)"
+        "nodes.a.next.yes: YAML 1.1 reads the key yes as the boolean true, not as the string 'yes' (kubectl "
+        "sends it as 'true'; line 1, column 35); quote it: 'yes'"
     ]

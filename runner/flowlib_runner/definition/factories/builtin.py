@@ -260,6 +260,8 @@ class FlowNodeFactory:
         if node.batch is not None:
             cls = YamlParallelBatchFlow if (max_parallel or 1) > 1 else YamlBatchFlow
         built = cls(inner.start_node, max_steps=inner.max_steps, name=name)
+        if cls is YamlSubFlow:
+            built.final_node = getattr(inner, "final_node", None)
         if node.batch is not None:
             built.max_parallel = max_parallel or 1
             built.output = node.output or name

@@ -11,11 +11,14 @@ of flowlib's ``NodeStarted`` events; ``node_type`` holds the YAML type.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import flowlib
-from flowlib.context import RUN_CONTEXT
+from flowlib.context import RUN_CONTEXT, current_path
 from flowlib.gathering import gather_or_cancel
 from flowlib.nodes import check_cancelled
 from flowlib_api.flowspec import DEFAULT_ACTION, ERROR_ACTION
@@ -63,6 +66,28 @@ def error_info(node: Any, exc: BaseException) -> dict[str, str]:
     }
 
 
+@dataclass(slots=True)
+class ErrorHandled:
+    """An observer event of the runner's: a node failed and its ``error`` edge took the failure.
+
+    Without it the failure would leave no trace but ``shared["error"]``: the run log gets a
+    WARNING line with the error, and the node's status its message and ``handled: true``.
+    """
+
+    path: tuple[str, ...]
+    error: BaseException
+    time: float = field(default_factory=time.time)
+
+
+def _report_handled(error: BaseException) -> None:
+    """Tell the run's observer, when it takes the runner's own events (``runner_events``, as the
+    runner's ``Dispatch`` does; a plain flowlib observer is never handed an event it does not know)."""
+    ctx = RUN_CONTEXT.get()
+    observer: Any = None if ctx is None else ctx.observer
+    if observer is not None and getattr(observer, "runner_events", False):
+        observer.on_event(ErrorHandled(tuple(current_path()), error))
+
+
 class ParamsAndErrorEdge:
     """Default params under the incoming ones, and the ``error`` edge. Shared with user Node classes."""
 
@@ -81,6 +106,7 @@ class ParamsAndErrorEdge:
             if not self.error_edge:
                 raise
             shared["error"] = error_info(self, exc)
+            _report_handled(exc)
             return ERROR_ACTION
 
     def _run(self, shared: Any) -> Any:
@@ -90,6 +116,7 @@ class ParamsAndErrorEdge:
             if not self.error_edge:
                 raise
             shared["error"] = error_info(self, exc)
+            _report_handled(exc)
             return ERROR_ACTION
 
 
@@ -247,6 +274,102 @@ class YamlWorkerPoolBatchNode(SpecBehaviour, BatchItemPolicy, flowlib.WorkerPool
     is_batch = True
 
 
+class UnknownAction(RuntimeError):
+    """A node returned an action its edges do not name, and it has no ``default`` edge."""
+
+
+class StrictEdges:
+    """YAML flows follow only the edges they name: an action with no edge of that name goes to the
+    ``default`` edge, and without one fails the run, naming the node, the action and its edges
+    (PocketFlow only warns and ends the flow, which let a typo end a run as Succeeded). A node
+    without any edge but ``error`` ends the flow whatever it returns."""
+
+    def get_next_node(self, curr: Any, action: Any) -> Any:
+        successors = curr.successors
+        nxt = successors.get(action or DEFAULT_ACTION)
+        if nxt is None and action != ERROR_ACTION:
+            nxt = successors.get(DEFAULT_ACTION)
+        if nxt is None and any(edge != ERROR_ACTION for edge in successors):
+            edges = ", ".join(sorted(map(str, successors)))
+            name = getattr(curr, "name", type(curr).__name__)
+            raise UnknownAction(
+                f"nodes.{name} returned action {action!r}, but its edges are {edges} and there is no "
+                f"default edge; add an edge for {action!r} under next, or return one of {edges}"
+            )
+        return nxt
+
+
+class _FailedNode:
+    """Forwards a run's events, remembering the path of the last node that failed."""
+
+    __slots__ = ("failed", "inner", "runner_events", "visit_events", "visit_interval")
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.failed: tuple[str, ...] | None = None
+        self.runner_events = getattr(inner, "runner_events", False)
+        self.visit_events = getattr(inner, "visit_events", None)
+        self.visit_interval = getattr(inner, "visit_interval", 1.0)
+
+    def on_event(self, event: Any) -> None:
+        if type(event) is flowlib.events.NodeFailed:
+            self.failed = event.path
+        self.inner.on_event(event)
+
+
+class FinalNode:
+    """``spec.finally``: a node run once after the graph ends, whatever the end (success, failure,
+    timeout, or a cancellation, within the pod's grace period). It sees ``shared["run"]``: the
+    ``phase`` the graph ended with, its ``error`` and the ``failedNode`` (path), and its own events
+    are those of any node. Its failure is reported (a failed node, ``shared["run"]["finallyError"]``)
+    and never changes the run's result; a cancellation does not stop it (Argo's ``onExit``)."""
+
+    final_node: Any = None
+    name: str
+    params: dict[str, Any]
+
+    async def _run_async(self, shared: Any) -> Any:
+        if self.final_node is None:
+            return await super()._run_async(shared)  # type: ignore[misc]
+        ctx = RUN_CONTEXT.get()
+        watcher = None
+        if ctx is not None and ctx.observer is not None:
+            watcher = _FailedNode(ctx.observer)
+            ctx.observer = watcher
+        try:
+            result = await super()._run_async(shared)  # type: ignore[misc]
+        except BaseException as exc:
+            phase = "Cancelled" if isinstance(exc, asyncio.CancelledError) else "Failed"
+            await self._run_final(shared, ctx, watcher, phase, exc)
+            raise
+        await self._run_final(shared, ctx, watcher, "Succeeded", None)
+        return result
+
+    async def _run_final(
+        self, shared: Any, ctx: Any, watcher: _FailedNode | None, phase: str, error: BaseException | None
+    ) -> None:
+        if watcher is not None:
+            ctx.observer = watcher.inner
+        failed = watcher.failed if watcher is not None else None
+        shared["run"] = {
+            "phase": phase,
+            "error": None if error is None else f"{type(error).__name__}: {error}",
+            "failedNode": None if failed is None else "/".join(failed),
+        }
+        # The graph's cancel token (if it fired) must not stop the final node.
+        token = RUN_CONTEXT.set(None if ctx is None else dataclasses.replace(ctx, cancel=None))
+        try:
+            await YamlFlow(self.final_node, name=self.name)._orch_async(shared, {**self.params})
+        except Exception as exc:
+            shared["run"]["finallyError"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            RUN_CONTEXT.reset(token)
+
+
+class YamlFlow(FinalNode, StrictEdges, flowlib.AsyncFlow):
+    """A YAML flow (the main one, or a sub-flow's graph), with its ``finally`` node if it has one."""
+
+
 class SubFlowBehaviour(ParamsAndErrorEdge):
     """type: flow: the sub-flow's own params are defaults under those passed in.
 
@@ -278,7 +401,7 @@ class SubFlowBehaviour(ParamsAndErrorEdge):
         return DEFAULT_ACTION
 
 
-class YamlSubFlow(SubFlowBehaviour, flowlib.AsyncFlow):
+class YamlSubFlow(SubFlowBehaviour, FinalNode, StrictEdges, flowlib.AsyncFlow):
     """type: flow without batch."""
 
 
@@ -297,9 +420,11 @@ class IsolatedItems(SubFlowBehaviour):
     max_parallel: int = 1
     output: str | None = None
     item_output: str | None = None
+
     async def _orch_async(self, shared: Any, params: dict[str, Any] | None = None) -> Any:
         """flowlib.AsyncFlow's walk of the sub-flow (next in the MRO), declared for the type checker."""
         return await super()._orch_async(shared, params)  # type: ignore[misc]
+
     on_item_error = "fail"
     max_failures: int | str | None = None
     errors_output: str | None = None
@@ -347,9 +472,9 @@ class IsolatedItems(SubFlowBehaviour):
         return await self.post_async(shared, items, results)
 
 
-class YamlBatchFlow(IsolatedItems, flowlib.AsyncFlow):
+class YamlBatchFlow(IsolatedItems, StrictEdges, flowlib.AsyncFlow):
     """type: flow with batch: the sub-flow runs once per item, one after another, each isolated."""
 
 
-class YamlParallelBatchFlow(IsolatedItems, flowlib.AsyncFlow):
+class YamlParallelBatchFlow(IsolatedItems, StrictEdges, flowlib.AsyncFlow):
     """type: flow with batch.maxParallel > 1: at most maxParallel items at once, each isolated."""

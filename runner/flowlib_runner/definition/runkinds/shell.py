@@ -4,8 +4,8 @@ Every string is a Jinja2 template rendered per call (with ``item`` in batch node
 runs as an asyncio subprocess in its own process group, so a cancelled or timed-out node stops it:
 SIGTERM to the group, then SIGKILL after a grace period. The result is stdout without its trailing
 newlines (like ``$(...)`` in a shell), parsed as JSON with ``parse: json``. A non-zero exit fails
-the node with the exit status and the end of stderr in the message; stderr of a successful command
-is passed on to the runner's stderr (where the runner attributes it to the node).
+the node with the exit status and the end of stderr in the message. Every line of stdout and
+stderr also goes to the run log as it is printed, attributed to the node (see ``streams``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import sys
 from typing import Any
 
 from flowlib_api.flowspec import RunSpec
@@ -23,6 +22,7 @@ from flowlib_api.flowspec import RunSpec
 from ..problems import Problem, join_path
 from ..templates import Template, check_template, compile_value, render_value
 from . import Code, NodeRuntime
+from .streams import communicate
 
 TERM_GRACE_SECONDS = 5.0
 STDERR_TAIL = 2000
@@ -91,18 +91,14 @@ class ShellCode(Code):
             shown = " ".join(argv)
             proc = await asyncio.create_subprocess_exec(*argv, **common)
         try:
-            out, err = await proc.communicate()
+            out, err = await communicate(proc, stderr_tail=4 * STDERR_TAIL + 8)  # bytes for the chars
         except BaseException:
             await _stop(proc)
             raise
-        stdout = out.decode("utf-8", errors="replace")
-        stderr = err.decode("utf-8", errors="replace")
         if proc.returncode != 0:
-            tail = stderr.strip()[-STDERR_TAIL:] or "(no stderr)"
+            tail = err.decode("utf-8", errors="replace").strip()[-STDERR_TAIL:] or "(no stderr)"
             raise ShellError(f"command `{shown}` exited with status {proc.returncode}: {tail}")
-        if stderr:
-            sys.stderr.write(stderr if stderr.endswith("\n") else stderr + "\n")
-        result = stdout.rstrip("\n")
+        result = out.decode("utf-8", errors="replace").rstrip("\n")
         if self._parse == "json":
             try:
                 return json.loads(result)

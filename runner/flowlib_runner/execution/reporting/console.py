@@ -97,7 +97,7 @@ def _items(node: NodeState) -> RenderableType:
     items = node.items
     if items is None:
         return ""
-    finished = items.done + items.failed
+    finished = items.done  # failed items included
     counts = f" {finished}/{items.total if items.total is not None else '?'}"
     if items.failed:
         counts += f" ({items.failed} failed)"

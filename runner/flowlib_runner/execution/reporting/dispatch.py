@@ -13,6 +13,7 @@ from typing import Any
 
 from flowlib import events as ev
 from flowlib.events import Observer
+from flowlib_runner.definition.factories.nodes import ErrorHandled
 
 EVENT_TYPES: tuple[type, ...] = (
     ev.FlowStarted,
@@ -26,6 +27,7 @@ EVENT_TYPES: tuple[type, ...] = (
     ev.NodeVisits,
     ev.RetryScheduled,
     ev.BatchProgress,
+    ErrorHandled,  # the runner's own: a failure taken by an error edge
 )
 
 
@@ -38,6 +40,7 @@ class Dispatch:
     """
 
     __slots__ = ("_table", "visit_events", "visit_interval")
+    runner_events = True  # it routes the runner's own events (ErrorHandled) too
 
     def __init__(self, observers: Sequence[Observer]) -> None:
         table: dict[type, list[Callable[[Any], None]]] = {t: [] for t in EVENT_TYPES}

@@ -26,6 +26,7 @@ from flowlib_api.runstatus import (
 )
 from flowlib_api.text import shorten
 from flowlib_api.times import rfc3339_millis
+from flowlib_runner.definition.factories.nodes import ErrorHandled
 from flowlib_runner.execution.reporting.dispatch import TableObserver
 
 
@@ -43,6 +44,7 @@ class _Node:
         "action",
         "attempts",
         "duration",
+        "handled",
         "item_retries",
         "kind",
         "message",
@@ -59,11 +61,14 @@ class _Node:
         self.message: str | None = None
         self.item_retries = 0
         self.duration: float | None = None
+        self.handled = False
 
     def state(self, progress: ev.BatchProgress | None) -> NodeState:
         items = None
         if progress is not None:
-            items = ItemCounts(total=progress.total, done=progress.done, failed=progress.failed)
+            # flowlib's `done` counts successes only; the status's, as its description says, every
+            # finished item, failed ones included.
+            items = ItemCounts(total=progress.total, done=progress.done + progress.failed, failed=progress.failed)
         return NodeState.model_construct(
             phase=self.phase,
             kind=self.kind,
@@ -73,6 +78,7 @@ class _Node:
             message=self.message,
             items=items,
             item_retries=self.item_retries or None,
+            handled=self.handled or None,
             duration_seconds=None if self.duration is None else round(self.duration, 6),
         )
 
@@ -99,6 +105,7 @@ class StatusTracker(TableObserver):
         self.start_time: float | None = None
         self.completion_time: float | None = None
         self.message: str | None = None
+        self.reason: str | None = None
         self.output: dict[str, Any] | None = None
         self._nodes: dict[tuple[str, ...], _Node] = {}
         self._progress: dict[tuple[str, ...], ev.BatchProgress] = {}
@@ -116,6 +123,7 @@ class StatusTracker(TableObserver):
             ev.NodeVisits: self._node_visits,
             ev.RetryScheduled: self._retry,
             ev.BatchProgress: self._batch,
+            ErrorHandled: self._error_handled,
         }
 
     # -- event handlers (routed by TableObserver) ---------------------------------------------------
@@ -191,6 +199,12 @@ class StatusTracker(TableObserver):
         node.message = describe_error(event.error)
         node.visits = max(node.visits, event.visit)
 
+    def _error_handled(self, event: ErrorHandled) -> None:
+        self.version += 1
+        node = self._node(event.path)
+        node.message = describe_error(event.error)
+        node.handled = True
+
     def _node_cancelled(self, event: ev.NodeCancelled) -> None:
         node = self._leave(event, "Cancelled")
         node.visits = max(node.visits, event.visit)
@@ -219,11 +233,19 @@ class StatusTracker(TableObserver):
         self.phase = "Running"
         self.version += 1
 
-    def finish(self, phase: RunPhase, *, message: str | None = None, output: dict[str, Any] | None = None) -> None:
+    def finish(
+        self,
+        phase: RunPhase,
+        *,
+        message: str | None = None,
+        output: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> None:
         """Record the end of the run; nodes still running end as Cancelled (they were interrupted)."""
         if self.start_time is None:
             self.start_time = time.time()
         self.phase = phase
+        self.reason = reason
         self.completion_time = time.time()
         if message is not None:
             self.message = message
@@ -250,6 +272,7 @@ class StatusTracker(TableObserver):
             nodes={"/".join(path): node.state(self._progress.get(path)) for path, node in list(self._nodes.items())},
             output=self.output,
             message=None if self.message is None else shorten(self.message, 64 * 1024),
+            reason=self.reason,
             notes=[],
         )
         return bounded(status, self.budget)
