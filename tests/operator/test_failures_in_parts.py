@@ -1,0 +1,75 @@
+"""Work that fails in parts, end to end on the cluster: an item error policy, a finally node,
+strict endings and user code that exits, as the FlowRun's status and condition report them."""
+
+from __future__ import annotations
+
+from tests.operator.cluster import Cluster, flow, flowrun
+
+PRICE = """
+PRICES = {"apple": 0.5, "pear": 0.75}
+
+def exec(product):
+    if product not in PRICES:
+        raise KeyError(f"no price for {product}")
+    return PRICES[product]
+"""
+
+RELEASE = """
+def prep(shared):
+    return shared["run"]
+
+def exec(run):
+    return f"released after {run['phase']} ({run['failedNode']})"
+"""
+
+
+def test_failed_items_are_let_through_and_finally_runs(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(
+        namespace,
+        flow(
+            "prices",
+            {
+                "start": "list",
+                "finally": "release",
+                "nodes": {
+                    "list": {"run": {"python": "['apple', 'durian', 'pear']"}, "next": {"default": "price"}},
+                    "price": {
+                        "type": "worker_pool",
+                        "batch": {"items": "list", "maxParallel": 2, "onItemError": "continue"},
+                        "run": {"python": PRICE},
+                        "output": "prices",
+                        "next": {"default": "check"},
+                    },
+                    "check": {
+                        "run": {"python": "'ok' if None not in shared['prices'] else 'partial'"},
+                        "action": "{{ result }}",
+                        "next": {"ok": "done"},
+                    },
+                    "done": {},
+                    "release": {"run": {"python": RELEASE}},
+                },
+            },
+        ),
+        flowrun("prices-1", "prices", outputs=["prices", "prices_errors", "release"]),
+    )
+    status = cluster.wait_phase("prices-1", namespace, "Succeeded", "Failed")
+    # The pool let the unknown product through, then `check` returned 'partial', which has no
+    # edge and no default edge: the run fails naming it, and the finally node still ran.
+    assert status["phase"] == "Failed", status
+    assert "UnknownAction" in status["message"] and "'partial'" in status["message"]
+    assert status["output"]["prices"] == [0.5, None, 0.75]
+    assert [e["item"] for e in status["output"]["prices_errors"]] == ["durian"]
+    assert status["output"]["release"] == "released after Failed (None)"
+    assert status["nodes"]["price"]["items"] == {"total": 3, "done": 3, "failed": 1}
+    assert status["nodes"]["release"]["phase"] == "Succeeded"
+    condition = status["conditions"][0]
+    assert (condition["status"], condition["reason"]) == ("False", "FlowFailed")
+
+
+def test_user_code_that_exits_fails_the_run_with_its_reason(cluster: Cluster, namespace: str) -> None:
+    code = "def exec(prep_res):\n    raise SystemExit('down')\n"
+    cluster.apply(namespace, flowrun("exits-1", flow={"nodes": {"a": {"run": {"python": code}}}}))
+    status = cluster.wait_phase("exits-1", namespace, "Succeeded", "Failed", "Cancelled")
+    assert status["phase"] == "Failed" and status["reason"] == "UserCodeExit", status
+    condition = status["conditions"][0]
+    assert (condition["status"], condition["reason"]) == ("False", "UserCodeExit")
