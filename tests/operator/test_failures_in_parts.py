@@ -73,3 +73,64 @@ def test_user_code_that_exits_fails_the_run_with_its_reason(cluster: Cluster, na
     assert status["phase"] == "Failed" and status["reason"] == "UserCodeExit", status
     condition = status["conditions"][0]
     assert (condition["status"], condition["reason"]) == ("False", "UserCodeExit")
+
+
+def test_parallel_sub_flow_items_are_isolated_on_the_cluster(cluster: Cluster, namespace: str) -> None:
+    remember = "import asyncio\nasync def exec(prep_res):\n    await asyncio.sleep(0.01)\n    return params['user']\n"
+    use = "def prep(shared):\n    return shared['current']\n\ndef exec(current):\n    return current + '@eu'\n"
+    cluster.apply(
+        namespace,
+        flow(
+            "tag",
+            {
+                "nodes": {
+                    "remember": {"run": {"python": remember}, "output": "current", "next": {"default": "use"}},
+                    "use": {"run": {"python": use}, "output": "tagged"},
+                }
+            },
+        ),
+        flow(
+            "users",
+            {
+                "nodes": {
+                    "each": {
+                        "type": "flow",
+                        "flow": "tag",
+                        "batch": {"items": "users", "maxParallel": 5, "itemOutput": "tagged"},
+                        "output": "tagged",
+                    }
+                }
+            },
+        ),
+        flowrun("users-1", "users", input={"users": [{"user": f"u{i}"} for i in range(5)]}, outputs=["tagged"]),
+    )
+    status = cluster.wait_phase("users-1", namespace, "Succeeded", "Failed")
+    assert status["phase"] == "Succeeded", status
+    assert status["output"]["tagged"] == [f"u{i}@eu" for i in range(5)]
+
+
+def test_shell_lines_reach_the_pod_log_as_they_are_printed(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(
+        namespace,
+        flowrun("chatty-1", flow={"nodes": {"build": {"run": {"shell": "echo compiling; echo warn >&2; echo done"}}}}),
+    )
+    status = cluster.wait_phase("chatty-1", namespace, "Succeeded", "Failed")
+    assert status["phase"] == "Succeeded", status
+    log = cluster.kubectl("-n", namespace, "logs", f"job/{status['jobName']}")
+    lines = [line for line in log.splitlines() if "[build" in line]
+    assert any("stdout: compiling" in line for line in lines), log
+    assert any("WARNING" in line and "stderr: warn" in line for line in lines), log
+
+
+def test_lint_traps_make_the_flow_not_ready(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(
+        namespace,
+        flow("traps", {"nodes": {"a": {"run": {"shell": "echo {{ sharde.x }} {{ params.y | no_such_filter }}"}}}}),
+    )
+    conditions = cluster.wait_for(
+        "the Flow to be reported not Ready",
+        lambda: (cluster.get("flow", "traps", namespace) or {}).get("status", {}).get("conditions"),
+    )
+    assert conditions[0]["status"] == "False" and conditions[0]["reason"] == "InvalidFlow"
+    problems = " ".join((cluster.get("flow", "traps", namespace) or {})["status"]["problems"])
+    assert "sharde" in problems and "no_such_filter" in problems
