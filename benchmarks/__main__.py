@@ -9,6 +9,7 @@ SCRIPTS = [
     "benchmarks.flowlib_bench",
     "benchmarks.loader_bench",
     "benchmarks.runner_bench",
+    "benchmarks.blocking_bench",
     "benchmarks.operator_bench",
 ]
 

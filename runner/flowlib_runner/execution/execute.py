@@ -20,6 +20,7 @@ from flowlib.events import Observer
 from flowlib_api.flowspec import FlowSpec
 from flowlib_api.runstatus import RunPhase, RunStatus
 from flowlib_runner.definition.build import build_flow
+from flowlib_runner.definition.factories.threads import UserCodeExit as ThreadUserCodeExit
 from flowlib_runner.definition.loader import FlowDefinition
 from flowlib_runner.execution.logs import RunLogger
 from flowlib_runner.execution.reporting import Reporter, StatusTracker, describe_error, select_output
@@ -138,7 +139,8 @@ async def _run(
         )
         return "Failed", message, USER_CODE_EXIT
     except Exception as error:
-        return "Failed", describe_error(error), None
+        # On a worker thread the exit became an error (see factories/threads.py): same reason.
+        return "Failed", describe_error(error), USER_CODE_EXIT if isinstance(error, ThreadUserCodeExit) else None
     return "Succeeded", None, None
 
 

@@ -13,20 +13,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import flowlib
 from flowlib.context import RUN_CONTEXT, current_path
 from flowlib.gathering import gather_or_cancel
-from flowlib.nodes import check_cancelled
+from flowlib.nodes import check_cancelled, sized_total
 from flowlib_api.flowspec import DEFAULT_ACTION, ERROR_ACTION
 
 from ..runkinds import Code
 from ..runkinds.python import NodeInfo
 from ..templates import Template
 from .scopes import ItemScope
+from .specialise import threaded_variant
+from .threads import DEFAULT_ITEM_THREADS
 
 
 def current_run_context() -> Any:
@@ -154,10 +156,6 @@ class BatchFailures(RuntimeError):
     """More items of a batch failed than ``batch.maxFailures`` allows."""
 
 
-_NOT_RUN = object()
-"""An item left unstarted because an earlier item failed the node (``onItemError: fail``)."""
-
-
 def failure_limit(max_failures: int | str | None, total: int) -> int | None:
     """How many failed items a node tolerates: a count, or a share (``"1%"``) of ``total`` rounded down."""
     if max_failures is None:
@@ -188,57 +186,85 @@ class BatchItemPolicy:
 
     async def _run_async(self, shared: Any) -> Any:
         self._item_shared = shared
-        self._item_results: dict[int, Any] = {}
-        self._item_errors: list[dict[str, Any]] = []
+        self._failures = 0
         self._first_failure: BaseException | None = None
         return await super()._run_async(shared)  # type: ignore[misc]
 
-    async def _exec_item_async(self, prep_res: Any, index: int | None, stats: Any) -> Any:
-        if self._first_failure is not None:
-            return _NOT_RUN
-        try:
-            result = await super()._exec_item_async(prep_res, index, stats)  # type: ignore[misc]
-        except Exception as exc:
-            if self.on_item_error != "continue":
-                if self._first_failure is None:
-                    self._first_failure = exc
-                return _NOT_RUN
-            self._item_errors.append(
-                {
-                    "index": index,
-                    "item": prep_res,
-                    "error": f"{type(exc).__name__}: {exc}",
-                    "attempts": self.max_retries,
-                }
-            )
-            return None
-        if index is not None:
-            self._item_results[index] = result
-        return result
+    async def exec_fallback_async(self, prep_res: Any, exc: Exception) -> Any:
+        """An item failed after its retries (and the node's code has no fallback of its own): mark
+        its place. Costs nothing while items succeed; the marks are read once the batch ends."""
+        self._failures += 1
+        if self._first_failure is None and self.on_item_error != "continue":
+            self._first_failure = exc
+        return _Failed(prep_res, exc)
 
     async def _exec(self, items: Any) -> Any:
+        if self.on_item_error != "continue" and not isinstance(items, AsyncIterable):
+            items = _UntilFailure(items, self)
         results = await super()._exec(items)  # type: ignore[misc]
+        if not self._failures:
+            return results
         shared = self._item_shared
         if self._first_failure is not None:
+            total = sized_total(items)
+            kept = [None if type(r) is _Failed else r for r in results]
+            if total is not None and len(kept) < total:
+                kept.extend([None] * (total - len(kept)))
             if self.keeps_output and self.output is not None:
-                shared[self.output] = [None if r is _NOT_RUN else r for r in results]
+                shared[self.output] = kept
             failure = self._first_failure
-            done = len(self._item_results)
+            done = sum(1 for r in results if type(r) is not _Failed)
             failure.add_note(f"nodes.{self.name}: {done} item(s) finished before the failure; kept in the output")
             raise failure
-        if self.on_item_error == "continue":
-            errors = sorted(self._item_errors, key=lambda e: e["index"] if e["index"] is not None else -1)
-            shared[self.errors_output or f"{self.output or self.name}_errors"] = errors
-            limit = failure_limit(self.max_failures, len(results))
-            if limit is not None and len(errors) > limit:
-                if self.keeps_output and self.output is not None:
-                    shared[self.output] = results
-                first = errors[0]
-                raise BatchFailures(
-                    f"{len(errors)} of {len(results)} items failed, more than batch.maxFailures "
-                    f"({self.max_failures}) allows; the first, item {first['index']}: {first['error']}"
-                )
+        errors = []
+        for index, result in enumerate(results):
+            if type(result) is _Failed:
+                error = f"{type(result.error).__name__}: {result.error}"
+                errors.append({"index": index, "item": result.item, "error": error, "attempts": self.max_retries})
+                results[index] = None
+        return self._tolerate(shared, results, errors)
+
+    def _tolerate(self, shared: Any, results: list[Any], errors: list[dict[str, Any]]) -> list[Any]:
+        shared[self.errors_output or f"{self.output or self.name}_errors"] = errors
+        limit = failure_limit(self.max_failures, len(results))
+        if limit is not None and len(errors) > limit:
+            if self.keeps_output and self.output is not None:
+                shared[self.output] = results
+            first = errors[0]
+            raise BatchFailures(
+                f"{len(errors)} of {len(results)} items failed, more than batch.maxFailures "
+                f"({self.max_failures}) allows; the first, item {first['index']}: {first['error']}"
+            )
         return results
+
+
+class _Failed:
+    """The place of an item that failed after its retries, in a batch's results."""
+
+    __slots__ = ("error", "item")
+
+    def __init__(self, item: Any, error: BaseException) -> None:
+        self.item, self.error = item, error
+
+
+class _UntilFailure:
+    """The items of a batch whose ``onItemError`` is ``fail``: they stop coming once an item failed,
+    so no new item starts while the ones in flight finish. Keeps the items' length."""
+
+    __slots__ = ("items", "node")
+
+    def __init__(self, items: Any, node: BatchItemPolicy) -> None:
+        self.items, self.node = items, node
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Any]:
+        node = self.node
+        for item in self.items:
+            if node._first_failure is not None:
+                return
+            yield item
 
 
 class YamlNode(SpecBehaviour, flowlib.AsyncNode):
@@ -252,13 +278,20 @@ class YamlBatchNode(SpecBehaviour, BatchItemPolicy, flowlib.AsyncBatchNode):  # 
 
 
 class YamlParallelBatchNode(SpecBehaviour, BatchItemPolicy, flowlib.AsyncParallelBatchNode):
-    """type: parallel_batch: every item at once, or at most ``max_parallel`` when set."""
+    """type: parallel_batch: every item at once, or at most ``max_parallel`` when set.
+
+    When its per-item code runs on worker threads (``item_threads``, a sync exec or exec_fallback;
+    see ``threads.py``) and ``max_parallel`` is not set, at most ``DEFAULT_ITEM_THREADS`` items run at
+    once: "every item at once" would be a thread per item.
+    """
 
     is_batch = True
     max_parallel: int | None = None
+    item_threads = False
 
     async def _exec(self, items: Any) -> Any:  # type: ignore[override]
-        self._limit = asyncio.Semaphore(self.max_parallel) if self.max_parallel else None
+        bound = self.max_parallel or (DEFAULT_ITEM_THREADS if self.item_threads else None)
+        self._limit = asyncio.Semaphore(bound) if bound else None
         return await super()._exec(items)
 
     async def _exec_item_async(self, prep_res: Any, index: int | None, stats: Any) -> Any:
@@ -477,4 +510,32 @@ class YamlBatchFlow(IsolatedItems, StrictEdges, flowlib.AsyncFlow):
 
 
 class YamlParallelBatchFlow(IsolatedItems, StrictEdges, flowlib.AsyncFlow):
-    """type: flow with batch.maxParallel > 1: at most maxParallel items at once, each isolated."""
+    """type: flow with batch.maxParallel > 1: at most maxParallel items at once, each isolated.
+
+    Its items walk the sub-flow at the same time, so every node of the sub-flow (nested sub-flows
+    included) runs its sync hooks on worker threads: the graph, built for this node alone, gets
+    the nodes' threaded classes here (``threads.py`` has the rule).
+    """
+
+    def __init__(self, start: Any = None, **options: Any) -> None:
+        super().__init__(start, **options)
+        run_graph_on_threads(start)
+
+
+def run_graph_on_threads(start: Any) -> None:
+    """Give every spec node reachable from ``start`` -- through edges, sub-flows and ``finally``
+    nodes -- its class with sync hooks on worker threads (``specialise.threaded_variant``). User
+    Node classes (``call`` naming one) and plugin nodes are left as they are."""
+    seen: set[int] = set()
+    pending = [start]
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        variant = threaded_variant(type(node))
+        if variant is not None:
+            node.__class__ = variant
+        pending.extend(getattr(node, "successors", {}).values())
+        pending.append(getattr(node, "start_node", None))
+        pending.append(getattr(node, "final_node", None))

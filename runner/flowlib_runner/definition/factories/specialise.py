@@ -12,6 +12,14 @@ prep keeps the shared store and the node snapshot when the code or a template re
 runs the code's prep or resolves ``batch.items``; exec runs the code's exec; post stores exec's
 result under ``output``, runs the code's post, then lets the ``action`` template pick the edge; a
 node with an ``error`` edge turns its final failure into that edge.
+
+Where sync code runs is decided here too (the rule is in ``threads.py``): a node whose items run
+concurrently (its base is a parallel batch or worker pool class) calls the code's
+``blocking_hooks`` on worker threads; every other node calls ``direct_hooks`` (coroutine twins of
+plain ``def`` hooks) on the event loop with no thread hop. A parallel batch sub-flow, whose items
+each walk the sub-flow at once, switches every node of its graph to the class ``threaded_variant``
+makes (the same class with threaded hooks), when it is built. Such classes also bound each exec
+attempt's ``timeout`` in a way that works for eagerly started items (``threads.py``).
 """
 
 from __future__ import annotations
@@ -21,10 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import flowlib
+
 from ..runkinds import Code
 from ..runkinds.python import NodeInfo
 from ..runkinds.twins import PLAIN_RESULTS
 from ..templates import Template
+from .threads import attempt_within_timeout, on_thread
 
 Method = Callable[..., Any]
 
@@ -53,12 +64,13 @@ def specialised_class(base: type[Any], code: Code, settings: NodeSettings) -> ty
     It keeps ``base``'s name, so logs and events still say ``YamlNode``, ``YamlWorkerPoolBatchNode``...
     One class serves one node, so the node's settings live on it, not on the instance: flows copy a
     node on every visit (PocketFlow's model), and the copy is a dict copy of the instance.
+    Sync hooks run on worker threads when ``base`` runs its items concurrently (``threads.py``).
     """
-    from .nodes import resolve_items
-
+    threaded = runs_items_at_once(base)
     namespace: dict[str, Any] = {
         "__module__": base.__module__,
         "__qualname__": base.__qualname__,
+        "spec_settings": settings,
         "code": code,
         "node_type": settings.node_type,
         "output": settings.output,
@@ -74,19 +86,67 @@ def specialised_class(base: type[Any], code: Code, settings: NodeSettings) -> ty
         namespace["max_failures"] = settings.max_failures
         namespace["errors_output"] = settings.errors_output
         namespace["keeps_output"] = code.has_exec
-    keep_shared = code.reads_node_shared or settings.action_template is not None
-    node_info = code.needs_node_info
     for name, method in (
         ("set_params", None if settings.param_defaults else _plain_set_params),
         ("_run_async", _run_async(base, code, settings)),
-        ("prep_async", _prep(code, settings, keep_shared, node_info, resolve_items)),
-        ("exec_async", _exec(code)),
-        ("exec_fallback_async", _fallback(code)),
-        ("post_async", _post(code, settings)),
     ):
         if method is not None:
             namespace[name] = method
+    namespace.update(_hook_methods(code, settings, threaded=threaded))
     return type(base.__name__, (base,), namespace)
+
+
+def runs_items_at_once(base: type[Any]) -> bool:
+    """Whether nodes of ``base`` run their items concurrently (their sync hooks go to threads)."""
+    return issubclass(base, flowlib.AsyncParallelBatchNode | flowlib.WorkerPoolBatchNode)
+
+
+def threaded_variant(cls: type[Any]) -> type[Any] | None:
+    """``cls`` (made by ``specialised_class``) as a node whose items run concurrently -- its sync
+    hooks on worker threads, its timeout safe for eagerly started items -- for a node inside a
+    parallel batch sub-flow; None when ``cls`` is not a specialised class or is one already. A
+    subclass: the hoisted settings carry over."""
+    settings: NodeSettings | None = getattr(cls, "spec_settings", None)
+    code: Code | None = getattr(cls, "code", None)
+    if settings is None or code is None or getattr(cls, "on_threads", False):
+        return None
+    namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+    namespace.update(_hook_methods(code, settings, threaded=True))
+    return type(cls.__name__, (cls,), namespace)
+
+
+def _hook_methods(code: Code, settings: NodeSettings, *, threaded: bool) -> dict[str, Method]:
+    """prep/exec/exec_fallback/post for the node (the ones it needs); for a node whose items run
+    concurrently (``threaded``) also its per-attempt timeout and the threading flags."""
+    from .nodes import resolve_items
+
+    keep_shared = code.reads_node_shared or settings.action_template is not None
+    node_info = code.needs_node_info
+    methods: dict[str, Any] = {}
+    if threaded:
+        methods["on_threads"] = True
+        methods["_attempt"] = attempt_within_timeout
+        # Per-item code on threads: a parallel_batch without maxParallel bounds its items (nodes.py).
+        methods["item_threads"] = "exec" in code.blocking_hooks or "exec_fallback" in code.blocking_hooks
+    for name, method in (
+        ("prep_async", _prep(code, settings, keep_shared, node_info, resolve_items, threaded=threaded)),
+        ("exec_async", _exec(code, threaded)),
+        ("exec_fallback_async", _fallback(code, threaded)),
+        ("post_async", _post(code, settings, threaded)),
+    ):
+        if method is not None:
+            methods[name] = method
+    return methods
+
+
+def _hook(code: Code, name: str, threaded: bool) -> Method | None:
+    """The code's hook ``name`` as the node calls it: the sync function on a worker thread (a
+    coroutine function) in a threaded node, else the direct hook (``async def``, or a twin)."""
+    if threaded:
+        blocking = code.blocking_hooks.get(name)
+        if blocking is not None:
+            return on_thread(blocking)
+    return code.direct_hooks.get(name)
 
 
 # What flowlib's node constructors store on the instance; constant for a YAML node.
@@ -144,9 +204,15 @@ def _run_async(base: type[Any], code: Code, settings: NodeSettings) -> Method | 
 
 
 def _prep(
-    code: Code, settings: NodeSettings, keep_shared: bool, node_info: bool, resolve_items: Callable[..., Any]
+    code: Code,
+    settings: NodeSettings,
+    keep_shared: bool,
+    node_info: bool,
+    resolve_items: Callable[..., Any],
+    *,
+    threaded: bool,
 ) -> Method | None:
-    hook = code.direct_hooks.get("prep")
+    hook = _hook(code, "prep", threaded)
     if hook is not None and not keep_shared and not node_info:
         return staticmethod(_settle_call(hook))  # an `async def` hook: awaited by flowlib, no layer of ours
     # What prep computes, as `compute(node, shared)`: a value, or an awaitable of one.
@@ -179,10 +245,10 @@ def _prep(
     return prep_async
 
 
-def _exec(code: Code) -> Method | None:
+def _exec(code: Code, threaded: bool) -> Method | None:
     if code.exec_method is not None:
-        return code.exec_method
-    hook = code.direct_hooks.get("exec")
+        return code.exec_method  # an expression: always on the loop (it costs less than a thread hop)
+    hook = _hook(code, "exec", threaded)
     if hook is not None:
         return staticmethod(_settle_call(hook))  # an `async def` hook: awaited by flowlib, no layer of ours
     if code.has_exec:
@@ -195,8 +261,8 @@ def _exec(code: Code) -> Method | None:
     return None  # flowlib's exec_async: returns None, and nothing is stored
 
 
-def _fallback(code: Code) -> Method | None:
-    hook = code.direct_hooks.get("exec_fallback")
+def _fallback(code: Code, threaded: bool) -> Method | None:
+    hook = _hook(code, "exec_fallback", threaded)
     if hook is not None:
         return staticmethod(_settle_call(hook))
     if code.has_fallback:
@@ -209,10 +275,10 @@ def _fallback(code: Code) -> Method | None:
     return None  # flowlib's: re-raises
 
 
-def _post(code: Code, settings: NodeSettings) -> Method | None:
+def _post(code: Code, settings: NodeSettings, threaded: bool) -> Method | None:
     output = settings.output if code.has_exec else None
     template = settings.action_template
-    hook = code.direct_hooks.get("post")
+    hook = _hook(code, "post", threaded)
     code_post = code.post if hook is None and code.has_post else None
     if hook is None and code_post is None and output is None and template is None:
         return None  # flowlib's post_async: no action

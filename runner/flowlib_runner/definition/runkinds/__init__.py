@@ -9,6 +9,7 @@ knows their names from package metadata without importing them.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from importlib.metadata import entry_points
@@ -56,6 +57,12 @@ class Code:
       ``"exec"``, ``"post"``, ``"exec_fallback"``), ``def`` or ``async def``; the node calls them
       itself (a sync one's result is awaited only if it is awaitable).
     - ``exec_method``: an ``async def (node, payload)`` installed as the node's ``exec_async``.
+    - ``blocking_hooks``: the hooks that are plain (sync) functions, by the same names and with the
+      same arguments as ``direct_hooks``: the user's own functions, never coroutine twins. A node
+      whose items run concurrently (``parallel_batch``, ``worker_pool``, any node inside a parallel
+      batch sub-flow) calls these on worker threads instead (``factories/threads.py``); every other
+      node ignores them and calls ``direct_hooks`` or the coroutines on the event loop. A code
+      whose only exec is a coroutine leaves ``exec`` out.
 
     And what a visit must prepare for the code:
 
@@ -76,6 +83,7 @@ class Code:
     node_class: type[Any] | None = None
     direct_hooks: Mapping[str, Callable[..., Any]] = {}
     exec_method: Callable[..., Any] | None = None
+    blocking_hooks: Mapping[str, Callable[..., Any]] = {}
     visit_context: ContextVar[Any] | None = None
     needs_node_info = False
     reads_node_shared = True
@@ -91,6 +99,15 @@ class Code:
 
     async def fallback(self, node: NodeRuntime, payload: Any, exc: Exception) -> Any:
         raise exc
+
+
+def is_blocking(fn: Any) -> bool:
+    """Whether ``fn`` is sync code, which may block: anything callable but an ``async def`` (or an
+    object whose ``__call__`` is one)."""
+    if inspect.iscoroutinefunction(fn):
+        return False
+    call = getattr(type(fn), "__call__", None)  # noqa: B004 (the method itself, not callable())
+    return not (call is not None and not inspect.isfunction(fn) and inspect.iscoroutinefunction(call))
 
 
 class RunKind(Protocol):

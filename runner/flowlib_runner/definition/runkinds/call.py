@@ -1,10 +1,13 @@
 """``run: {call: "package.module:attr"}``: bring your own code, installed in the runner image.
 
 The target is either a callable, used as exec: ``fn(shared)`` in plain nodes (the node's prep hands
-it the shared store), ``fn(item)`` in batch nodes; ``async def`` is awaited, a sync function runs
-inline on the event loop. Its return value goes to ``shared[output]``. Or it is a flowlib Node
-subclass, which then *is* the node (its own prep/exec/post decide; ``output`` and ``action`` do
-not apply). Validation only checks the spelling of the target; the import happens at build time.
+it the shared store), ``fn(item)`` in batch nodes; ``async def`` is awaited on the event loop; a
+sync function runs on a worker thread in the nodes whose items run concurrently (``parallel_batch``,
+``worker_pool``, any node inside a parallel batch sub-flow; see ``factories/threads.py``), inline
+on the event loop in the others. Its return value (awaited if awaitable) goes to
+``shared[output]``. Or it is a flowlib Node subclass, which then *is* the node (its own
+prep/exec/post decide; ``output`` and ``action`` do not apply). Validation only checks the
+spelling of the target; the import happens at build time.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from flowlib_api.flowspec import RunSpec
 
 from ..problems import Problem, join_path
-from . import BuildError, Code, NodeRuntime
+from . import BuildError, Code, NodeRuntime, is_blocking
 
 _TARGET = re.compile(
     r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
@@ -73,6 +76,8 @@ class CallableCode(Code):
     def __init__(self, fn: Any, *, batch: bool) -> None:
         self._fn = fn
         self.has_prep = not batch
+        if is_blocking(fn):
+            self.blocking_hooks = {"exec": fn}  # exec's payload is fn's one argument (shared, or the item)
 
     async def prep(self, node: NodeRuntime, shared: dict[str, Any]) -> Any:
         return shared

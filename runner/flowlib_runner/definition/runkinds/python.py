@@ -9,8 +9,16 @@ define at least one of ``prep``, ``exec``, ``post``, ``exec_fallback`` with Pock
 signatures; each may be ``def`` or ``async def`` (awaited). At module level the code also sees
 ``params`` and ``node``, which always refer to the node currently running it.
 
-Sync code runs inline on the event loop: blocking calls (``time.sleep``, ``requests``) stall the
-whole run, parallel items included. Use ``async def`` and ``await`` for I/O.
+Where sync code runs: in the nodes whose items run concurrently -- ``parallel_batch``,
+``worker_pool``, and every node inside a parallel batch sub-flow (``type: flow`` with
+``batch.maxParallel`` > 1) -- the hooks written with plain ``def`` (prep, exec, post,
+exec_fallback) run on worker threads, at most ``maxParallel`` at once, so blocking calls
+(``time.sleep``, ``requests``, a database driver) overlap and the event loop stays free for status
+and cancellation (``factories/threads.py``; ``Code.blocking_hooks`` hands them over). Everywhere
+else (base, batch, async_batch) they run inline on the event loop, as do ``async def`` hooks and
+expressions in every node: a blocking call there stalls the run until it returns. An expression is
+never sent to a thread (``item + 1`` costs far less than the hop); write a ``def exec`` for a
+blocking call in a parallel node, or ``async def`` and ``await`` for I/O anywhere.
 
 Validation compiles nothing it would run: it parses the code (``ast``) to report syntax errors
 with line numbers. The code is executed only by ``build``, once per node, in a fresh namespace.
@@ -25,7 +33,9 @@ its ``exec_async`` (``Code.exec_method``). A side benefit over ``eval`` with a l
 comprehensions and lambdas inside the expression see ``item``, ``shared``... as closures do.
 Module code's hooks are handed to the node (``Code.direct_hooks``): ``async def`` ones as they
 are, plain ``def`` ones as their coroutine twins (``twins.py``), which await a result only if it
-is awaitable -- checked by a type lookup first, so plain results never reach ``inspect``.
+is awaitable -- checked by a type lookup first, so plain results never reach ``inspect``. The
+sync hooks themselves (never their twins: a twin runs the blocking body on the loop) are also
+handed over as ``Code.blocking_hooks``, for the nodes that run them on threads.
 Module-level ``params`` and ``node`` read a context variable that the node sets for its visit,
 and only for modules that mention those names (``Code.visit_context``).
 """
@@ -44,7 +54,7 @@ from typing import Any
 from flowlib_api.flowspec import RunSpec
 
 from ..problems import Problem, join_path
-from . import Code, NodeRuntime
+from . import Code, NodeRuntime, is_blocking
 from .twins import SETTLE_GLOBALS, coroutine_twins, place, settled_return
 
 HOOKS = ("prep", "exec", "post", "exec_fallback")
@@ -264,6 +274,8 @@ class ModuleCode(Code):
         # wrapper less per call.
         twins = twins or {}
         self.direct_hooks = {h: twins.get(h) or namespace[h] for h in HOOKS if callable(namespace.get(h))}
+        # The user's sync functions, for nodes that run them on worker threads (never the twins).
+        self.blocking_hooks = {h: namespace[h] for h in self.direct_hooks if is_blocking(namespace[h])}
         self.has_prep = "prep" in self.direct_hooks
         self.has_exec = "exec" in self.direct_hooks
         self.has_post = "post" in self.direct_hooks

@@ -14,6 +14,12 @@ calls its hooks itself sees no difference.
 The "return it, awaited first if it is awaitable" statements (``settled_return``) also end the
 exec method that an inline expression compiles into (``python.py``).
 
+A twin runs the hook's body on the event loop, so it is for the nodes that run sync code there
+(base, batch, async_batch). The nodes whose items run concurrently (``parallel_batch``,
+``worker_pool``, nodes inside a parallel batch sub-flow) never call it: they run the original
+function on a worker thread (``Code.blocking_hooks``, ``factories/threads.py``), where blocking is
+harmless.
+
 Only plain cases get a twin: a top-level ``def`` with no decorators (a decorator may wrap it in
 anything), that is not a generator, and that is still what the module's name refers to after the
 module ran. Every other hook keeps the wrapper.
