@@ -19,7 +19,7 @@ from ..runkinds import BuildError, Code, run_block_keys
 from ..runkinds.python import HOOKS
 from ..templates import Template
 from . import BuildContext, ValidationContext
-from .specialise import NodeSettings, hoist, specialised_class
+from .specialise import NodeSettings, hoist, run_graph_on_threads, specialised_class
 
 BATCH_TYPES = ("batch", "async_batch", "parallel_batch", "worker_pool")
 DEFAULT_MAX_PARALLEL = 8
@@ -262,6 +262,8 @@ class FlowNodeFactory:
         built = cls(inner.start_node, max_steps=inner.max_steps, name=name)
         if cls is YamlSubFlow:
             built.final_node = getattr(inner, "final_node", None)
+        if cls is YamlParallelBatchFlow:
+            run_graph_on_threads(built.start_node)
         if node.batch is not None:
             built.max_parallel = max_parallel or 1
             built.output = node.output or name

@@ -27,7 +27,6 @@ from ..runkinds import Code
 from ..runkinds.python import NodeInfo
 from ..templates import Template
 from .scopes import ItemScope
-from .specialise import threaded_variant
 from .threads import DEFAULT_ITEM_THREADS
 
 
@@ -514,28 +513,6 @@ class YamlParallelBatchFlow(IsolatedItems, StrictEdges, flowlib.AsyncFlow):
 
     Its items walk the sub-flow at the same time, so every node of the sub-flow (nested sub-flows
     included) runs its sync hooks on worker threads: the graph, built for this node alone, gets
-    the nodes' threaded classes here (``threads.py`` has the rule).
+    the nodes' threaded classes when the factory builds it (``specialise.run_graph_on_threads``;
+    ``threads.py`` has the rule).
     """
-
-    def __init__(self, start: Any = None, **options: Any) -> None:
-        super().__init__(start, **options)
-        run_graph_on_threads(start)
-
-
-def run_graph_on_threads(start: Any) -> None:
-    """Give every spec node reachable from ``start`` -- through edges, sub-flows and ``finally``
-    nodes -- its class with sync hooks on worker threads (``specialise.threaded_variant``). User
-    Node classes (``call`` naming one) and plugin nodes are left as they are."""
-    seen: set[int] = set()
-    pending = [start]
-    while pending:
-        node = pending.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        variant = threaded_variant(type(node))
-        if variant is not None:
-            node.__class__ = variant
-        pending.extend(getattr(node, "successors", {}).values())
-        pending.append(getattr(node, "start_node", None))
-        pending.append(getattr(node, "final_node", None))

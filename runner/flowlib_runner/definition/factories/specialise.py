@@ -311,3 +311,22 @@ def _post(code: Code, settings: NodeSettings, threaded: bool) -> Method | None:
         return action
 
     return post_async
+
+
+def run_graph_on_threads(start: Any) -> None:
+    """Give every spec node reachable from ``start`` -- through edges, sub-flows and ``finally``
+    nodes -- its class with sync hooks on worker threads (``threaded_variant``). User
+    Node classes (``call`` naming one) and plugin nodes are left as they are."""
+    seen: set[int] = set()
+    pending = [start]
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        variant = threaded_variant(type(node))
+        if variant is not None:
+            node.__class__ = variant
+        pending.extend(getattr(node, "successors", {}).values())
+        pending.append(getattr(node, "start_node", None))
+        pending.append(getattr(node, "final_node", None))
