@@ -134,3 +134,81 @@ def test_lint_traps_make_the_flow_not_ready(cluster: Cluster, namespace: str) ->
     assert conditions[0]["status"] == "False" and conditions[0]["reason"] == "InvalidFlow"
     problems = " ".join((cluster.get("flow", "traps", namespace) or {})["status"]["problems"])
     assert "sharde" in problems and "no_such_filter" in problems
+
+
+BARRIER = """
+import threading
+import time
+
+meet = threading.Barrier(4, timeout=30)  # opens only when four items block at the same time
+
+def exec(item):
+    meet.wait()
+    time.sleep(0.05)  # blocking, as a database driver or requests would be
+    return item * 10
+"""
+
+
+def test_blocking_items_of_a_pool_run_at_once_on_the_cluster(cluster: Cluster, namespace: str) -> None:
+    pool = {
+        "type": "worker_pool",
+        "batch": {"items": "xs", "maxParallel": 4},
+        "run": {"python": BARRIER},
+        "output": "ys",
+    }
+    cluster.apply(
+        namespace, flowrun("blocking-1", flow={"nodes": {"pool": pool}}, input={"xs": list(range(8))}, outputs=["ys"])
+    )
+    status = cluster.wait_phase("blocking-1", namespace, "Succeeded", "Failed")
+    assert status["phase"] == "Succeeded", status  # one at a time, the barrier would have broken
+    assert status["output"]["ys"] == [i * 10 for i in range(8)]
+
+
+def test_a_pool_over_601_urls_with_one_404_on_the_cluster(simulator_only: Cluster, namespace: str) -> None:
+    """Simulator only: its pods share the host network, so they reach a server of the test's."""
+    cluster = simulator_only
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def item(request: web.Request) -> web.Response:
+        seen.append(request.match_info["n"])
+        if request.match_info["n"] == "404":
+            return web.Response(status=404, text="gone")
+        return web.json_response({"n": int(request.match_info["n"])})
+
+    app = web.Application()
+    app.router.add_get("/items/{n}", item)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        ids = [*range(1000, 1300), 404, *range(1300, 1600)]
+        fetch = {
+            "type": "worker_pool",
+            "batch": {"items": "ids", "maxParallel": 16, "onItemError": "continue"},
+            "run": {"http": {"url": f"http://127.0.0.1:{port}/items/{{{{ item }}}}"}},
+            "output": "pages",
+        }
+        cluster.apply(
+            namespace,
+            flowrun("urls-1", flow={"nodes": {"fetch": fetch}}, input={"ids": ids}, outputs=["pages_errors"]),
+        )
+        status = cluster.wait_phase("urls-1", namespace, "Succeeded", "Failed", timeout=120)
+        assert status["phase"] == "Succeeded", status
+        assert len(seen) == 601
+        assert [e["index"] for e in status["output"]["pages_errors"]] == [300]
+        assert status["nodes"]["fetch"]["items"] == {"total": 601, "done": 601, "failed": 1}
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
