@@ -29,7 +29,7 @@ from flowlib_runner.kube import KubeClient, load_config
 
 from flowlib_api.meta import FLOWRUNS, FLOWS, JOBS, ResourceRef
 from tests.kubesim.simulator import Simulator
-from tests.operator.conftest import ROOT, OperatorProcess, _operator_kubeconfig
+from tests.operator.cluster import ROOT, OperatorProcess, _operator_kubeconfig
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 THREE_NODES = {
