@@ -22,8 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     # possibly inside another handler or while the main thread holds a lock, so it must not take
     # locks itself (threading.Event.set() does, and a second signal arriving during the first then
     # deadlocked). The wake-up pipe interrupts the wait below at once; more signals during the
-    # shutdown are recorded too, and once the simulator has stopped they are ignored (the
-    # interpreter's exit would otherwise restore the default action and die of them).
+    # shutdown are recorded too and change nothing. The process then ends with ``os._exit`` (see the
+    # bottom): the interpreter's own exit would restore the default actions and die of a late signal,
+    # and switching the handlers to SIG_IGN first races with signals already tripped ("Signal 2
+    # ignored due to race condition").
     received: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -52,8 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if sim is not None:
             sim.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)
         signal.set_wakeup_fd(-1)
         os.close(wake_r)
         os.close(wake_w)
@@ -61,4 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # no interpreter shutdown: a signal arriving now still only calls on_signal
