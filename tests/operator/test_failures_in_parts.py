@@ -3,6 +3,9 @@ strict endings and user code that exits, as the FlowRun's status and condition r
 
 from __future__ import annotations
 
+from aiohttp import web
+
+from tests.localhttp import serve
 from tests.operator.cluster import Cluster, flow, flowrun
 
 PRICE = """
@@ -167,11 +170,6 @@ def test_blocking_items_of_a_pool_run_at_once_on_the_cluster(cluster: Cluster, n
 def test_a_pool_over_601_urls_with_one_404_on_the_cluster(simulator_only: Cluster, namespace: str) -> None:
     """Simulator only: its pods share the host network, so they reach a server of the test's."""
     cluster = simulator_only
-    import asyncio
-    import threading
-
-    from aiohttp import web
-
     seen: list[str] = []
 
     async def item(request: web.Request) -> web.Response:
@@ -182,20 +180,12 @@ def test_a_pool_over_601_urls_with_one_404_on_the_cluster(simulator_only: Cluste
 
     app = web.Application()
     app.router.add_get("/items/{n}", item)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(app) as base:
         ids = [*range(1000, 1300), 404, *range(1300, 1600)]
         fetch = {
             "type": "worker_pool",
             "batch": {"items": "ids", "maxParallel": 16, "onItemError": "continue"},
-            "run": {"http": {"url": f"http://127.0.0.1:{port}/items/{{{{ item }}}}"}},
+            "run": {"http": {"url": f"{base}/items/{{{{ item }}}}"}},
             "output": "pages",
         }
         cluster.apply(
@@ -207,8 +197,3 @@ def test_a_pool_over_601_urls_with_one_404_on_the_cluster(simulator_only: Cluste
         assert len(seen) == 601
         assert [e["index"] for e in status["output"]["pages_errors"]] == [300]
         assert status["nodes"]["fetch"]["items"] == {"total": 601, "done": 601, "failed": 1}
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.run_until_complete(runner.cleanup())
-        loop.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from flowlib_runner.execution.logs import RunLogger
 
 from flowlib import CancelToken
 from flowlib_api.runstatus import RunStatus
+from tests.localhttp import serve
 
 
 def _definition(text: str) -> Any:
@@ -44,19 +44,8 @@ def urls() -> Iterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_get("/items/{n}", item)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}", seen
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
-    loop.run_until_complete(runner.cleanup())
-    loop.close()
+    with serve(app) as base:
+        yield base, seen
 
 
 def _pool(base: str, policy: str) -> str:

@@ -14,6 +14,8 @@ from flowlib_runner.definition.build import build_flow
 from flowlib_runner.definition.runkinds.http import HttpError
 from flowlib_runner.definition.runkinds.shell import ShellError
 
+from tests.localhttp import serve
+
 from .helpers import definition, run
 
 
@@ -123,8 +125,6 @@ def test_cancelling_the_run_kills_a_command_that_ignores_sigterm(
 @pytest.fixture
 def server() -> Any:
     """A local aiohttp server in its own loop thread; yields its base URL and the requests seen."""
-    import threading
-
     seen: list[dict[str, Any]] = []
 
     async def echo(request: web.Request) -> web.Response:
@@ -148,19 +148,8 @@ def server() -> Any:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", echo)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}", seen
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-    loop.run_until_complete(runner.cleanup())
-    loop.close()
+    with serve(app) as base:
+        yield base, seen
 
 
 def test_http_get_returns_parsed_json(server: Any) -> None:
