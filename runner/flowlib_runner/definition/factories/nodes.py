@@ -30,11 +30,6 @@ from .scopes import ItemScope
 from .threads import DEFAULT_ITEM_THREADS
 
 
-def current_run_context() -> Any:
-    """The run's context when observed (events, cancellation), else None."""
-    return RUN_CONTEXT.get()
-
-
 class ItemsError(RuntimeError):
     """``batch.items`` does not lead to a list of items in the shared store."""
 
@@ -155,6 +150,11 @@ class BatchFailures(RuntimeError):
     """More items of a batch failed than ``batch.maxFailures`` allows."""
 
 
+def error_text(error: BaseException) -> str:
+    """An item's or a run's error as records and ``shared["run"]`` show it: ``Type: message``."""
+    return f"{type(error).__name__}: {error}"
+
+
 def failure_limit(max_failures: int | str | None, total: int) -> int | None:
     """How many failed items a node tolerates: a count, or a share (``"1%"``) of ``total`` rounded down."""
     if max_failures is None:
@@ -162,6 +162,21 @@ def failure_limit(max_failures: int | str | None, total: int) -> int | None:
     if isinstance(max_failures, int):
         return max_failures
     return int(float(max_failures.rstrip("%")) * total / 100)
+
+
+def publish_failures(
+    shared: Any, key: str, errors: list[dict[str, Any]], max_failures: int | str | None, total: int
+) -> None:
+    """The records of the items let through (``onItemError: continue``), and the node's failure
+    when more of ``total`` items failed than ``max_failures`` allows."""
+    shared[key] = errors
+    limit = failure_limit(max_failures, total)
+    if limit is not None and len(errors) > limit:
+        first = errors[0]
+        raise BatchFailures(
+            f"{len(errors)} of {total} items failed, more than batch.maxFailures "
+            f"({max_failures}) allows; the first, item {first['index']}: {first['error']}"
+        )
 
 
 class BatchItemPolicy:
@@ -218,22 +233,16 @@ class BatchItemPolicy:
         errors = []
         for index, result in enumerate(results):
             if type(result) is _Failed:
-                error = f"{type(result.error).__name__}: {result.error}"
+                error = error_text(result.error)
                 errors.append({"index": index, "item": result.item, "error": error, "attempts": self.max_retries})
                 results[index] = None
-        return self._tolerate(shared, results, errors)
-
-    def _tolerate(self, shared: Any, results: list[Any], errors: list[dict[str, Any]]) -> list[Any]:
-        shared[self.errors_output or f"{self.output or self.name}_errors"] = errors
-        limit = failure_limit(self.max_failures, len(results))
-        if limit is not None and len(errors) > limit:
+        key = self.errors_output or f"{self.output or self.name}_errors"
+        try:
+            publish_failures(shared, key, errors, self.max_failures, len(results))
+        except BatchFailures:
             if self.keeps_output and self.output is not None:
-                shared[self.output] = results
-            first = errors[0]
-            raise BatchFailures(
-                f"{len(errors)} of {len(results)} items failed, more than batch.maxFailures "
-                f"({self.max_failures}) allows; the first, item {first['index']}: {first['error']}"
-            )
+                shared[self.output] = results  # post, which would store them, does not run
+            raise
         return results
 
 
@@ -385,7 +394,7 @@ class FinalNode:
         failed = watcher.failed if watcher is not None else None
         shared["run"] = {
             "phase": phase,
-            "error": None if error is None else f"{type(error).__name__}: {error}",
+            "error": None if error is None else error_text(error),
             "failedNode": None if failed is None else "/".join(failed),
         }
         # The graph's cancel token (if it fired) must not stop the final node.
@@ -393,7 +402,7 @@ class FinalNode:
         try:
             await YamlFlow(self.final_node, name=self.name)._orch_async(shared, {**self.params})
         except Exception as exc:
-            shared["run"]["finallyError"] = f"{type(exc).__name__}: {exc}"
+            shared["run"]["finallyError"] = error_text(exc)
         finally:
             RUN_CONTEXT.reset(token)
 
@@ -453,13 +462,13 @@ class IsolatedItems(SubFlowBehaviour):
     output: str | None = None
     item_output: str | None = None
 
-    async def _orch_async(self, shared: Any, params: dict[str, Any] | None = None) -> Any:
-        """flowlib.AsyncFlow's walk of the sub-flow (next in the MRO), declared for the type checker."""
-        return await super()._orch_async(shared, params)  # type: ignore[misc]
-
     on_item_error = "fail"
     max_failures: int | str | None = None
     errors_output: str | None = None
+
+    async def _orch_async(self, shared: Any, params: dict[str, Any] | None = None) -> Any:
+        """flowlib.AsyncFlow's walk of the sub-flow (next in the MRO), declared for the type checker."""
+        return await super()._orch_async(shared, params)  # type: ignore[misc]
 
     async def _run_async(self, shared: Any) -> Any:
         items = await self.prep_async(shared) or []
@@ -479,11 +488,11 @@ class IsolatedItems(SubFlowBehaviour):
                     if self.on_item_error != "continue":
                         failures.append(exc)
                         return
-                    errors.append({"index": index, "item": params, "error": f"{type(exc).__name__}: {exc}"})
+                    errors.append({"index": index, "item": params, "error": error_text(exc)})
                     return
                 results[index] = scope.get(self.item_output) if self.item_output else scope.written()
 
-        ctx = current_run_context()
+        ctx = RUN_CONTEXT.get()
         check_cancelled(ctx)
         await gather_or_cancel((run_item(i, p) for i, p in enumerate(items)), paced=ctx is not None)
         output = self.output or self.name
@@ -493,14 +502,7 @@ class IsolatedItems(SubFlowBehaviour):
             raise failures[0]
         if self.on_item_error == "continue":
             errors.sort(key=lambda e: int(e["index"]))
-            shared[self.errors_output or f"{output}_errors"] = errors
-            bound = failure_limit(self.max_failures, len(items))
-            if bound is not None and len(errors) > bound:
-                first = errors[0]
-                raise BatchFailures(
-                    f"{len(errors)} of {len(items)} items failed, more than batch.maxFailures "
-                    f"({self.max_failures}) allows; the first, item {first['index']}: {first['error']}"
-                )
+            publish_failures(shared, self.errors_output or f"{output}_errors", errors, self.max_failures, len(items))
         return await self.post_async(shared, items, results)
 
 
