@@ -29,3 +29,21 @@ def serve(app: web.Application) -> Iterator[str]:
         thread.join(timeout=10)
         loop.run_until_complete(runner.cleanup())
         loop.close()
+
+
+@contextmanager
+def item_pages() -> Iterator[tuple[str, list[str]]]:
+    """A server of pages ``/items/N`` answering ``{"n": N}``, except ``/items/404``, a 404; yields
+    the base URL and the ``N`` of every request seen (in arrival order)."""
+    seen: list[str] = []
+
+    async def item(request: web.Request) -> web.Response:
+        seen.append(request.match_info["n"])
+        if request.match_info["n"] == "404":
+            return web.Response(status=404, text="gone")
+        return web.json_response({"n": int(request.match_info["n"])})
+
+    app = web.Application()
+    app.router.add_get("/items/{n}", item)
+    with serve(app) as base:
+        yield base, seen

@@ -3,9 +3,7 @@ strict endings and user code that exits, as the FlowRun's status and condition r
 
 from __future__ import annotations
 
-from aiohttp import web
-
-from tests.localhttp import serve
+from tests.localhttp import item_pages
 from tests.operator.cluster import Cluster, flow, flowrun
 
 PRICE = """
@@ -170,17 +168,7 @@ def test_blocking_items_of_a_pool_run_at_once_on_the_cluster(cluster: Cluster, n
 def test_a_pool_over_601_urls_with_one_404_on_the_cluster(simulator_only: Cluster, namespace: str) -> None:
     """Simulator only: its pods share the host network, so they reach a server of the test's."""
     cluster = simulator_only
-    seen: list[str] = []
-
-    async def item(request: web.Request) -> web.Response:
-        seen.append(request.match_info["n"])
-        if request.match_info["n"] == "404":
-            return web.Response(status=404, text="gone")
-        return web.json_response({"n": int(request.match_info["n"])})
-
-    app = web.Application()
-    app.router.add_get("/items/{n}", item)
-    with serve(app) as base:
+    with item_pages() as (base, seen):
         ids = [*range(1000, 1300), 404, *range(1300, 1600)]
         fetch = {
             "type": "worker_pool",

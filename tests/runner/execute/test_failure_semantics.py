@@ -9,14 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from flowlib_runner.definition.loader import load_text
 from flowlib_runner.execution.execute import execute_async
 from flowlib_runner.execution.logs import RunLogger
 
 from flowlib import CancelToken
 from flowlib_api.runstatus import RunStatus
-from tests.localhttp import serve
+from tests.localhttp import item_pages
 
 
 def _definition(text: str) -> Any:
@@ -34,18 +33,8 @@ def _execute(text: str, **kwargs: Any) -> tuple[RunStatus, list[str]]:
 @pytest.fixture
 def urls() -> Iterator[tuple[str, list[str]]]:
     """A local HTTP server: /items/N answers {"n": N}, except /items/404, which is a 404."""
-    seen: list[str] = []
-
-    async def item(request: web.Request) -> web.Response:
-        seen.append(request.match_info["n"])
-        if request.match_info["n"] == "404":
-            return web.Response(status=404, text="gone")
-        return web.json_response({"n": int(request.match_info["n"])})
-
-    app = web.Application()
-    app.router.add_get("/items/{n}", item)
-    with serve(app) as base:
-        yield base, seen
+    with item_pages() as served:
+        yield served
 
 
 def _pool(base: str, policy: str) -> str:
