@@ -187,12 +187,21 @@ class Api:
             why = validate_name(name, label_only=rt.plural == "namespaces")
         causes = [("FieldValueInvalid", "metadata.name", f'Invalid value: "{name}": {why}')] if why else []
         causes += validate_labels(meta.get("labels"))
-        if meta.get("annotations") is not None and not all(isinstance(v, str) for v in meta["annotations"].values()):
+        annotations = meta.get("annotations")
+        if annotations is not None and not all(isinstance(v, str) for v in annotations.values()):
             causes.append(
                 (
                     "FieldValueInvalid",
                     "metadata.annotations",
                     "Invalid value: annotation values must be strings",
+                )
+            )
+        elif annotations and limits.annotations_size(annotations) > limits.MAX_ANNOTATION_BYTES:
+            causes.append(
+                (
+                    "FieldValueTooLong",
+                    "metadata.annotations",
+                    f"Too long: must have at most {limits.MAX_ANNOTATION_BYTES} bytes",
                 )
             )
         for i, ref in enumerate(meta.get("ownerReferences") or []):

@@ -6,6 +6,9 @@
 - What etcd stores: at most 1.5 MiB a request (etcd's default ``--max-request-bytes``); the API
   server passes etcd's refusal on as a 500 "etcdserver: request is too large"
   (kubernetes/kubernetes#112152 asks for a better code; none exists yet).
+- Annotations: at most 256 KiB in all, keys and values (``TotalAnnotationSizeLimitB`` of
+  apimachinery's ``ValidateAnnotationsSize``; 422 "metadata.annotations: Too long"). This is what
+  makes client-side ``kubectl apply`` fail for objects over 256 KiB (its last-applied annotation).
 - Nesting: Go's JSON decoder stops at 10,000 levels; the simulator, in Python, handles fewer and
   answers 400 beyond ``MAX_NESTING`` instead of failing with its own recursion limit (a 500).
 """
@@ -21,6 +24,12 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 MAX_DATA_BYTES = 1024 * 1024
 MAX_STORED_BYTES = 1536 * 1024
 MAX_NESTING = 500
+MAX_ANNOTATION_BYTES = 256 * 1024
+
+
+def annotations_size(annotations: dict[str, str]) -> int:
+    """Bytes of keys and values together, as the API server counts them."""
+    return sum(len(key.encode()) + len(value.encode()) for key, value in annotations.items())
 
 
 def body_too_large() -> ApiError:

@@ -339,6 +339,12 @@ class ApiServer:
                 return _json(
                     tables.table(rt, [obj], obj["metadata"]["resourceVersion"], q.get("includeObject", "Metadata"))
                 )
+            if "as=PartialObjectMetadata;" in request.headers.get("Accept", "") + ";":
+                # The metadata alone (what `kubectl get --show-labels` and controllers that only need
+                # labels ask for): the same authorization, none of the data.
+                return _json(
+                    {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
+                )
             return _json(obj)
         if verb == "create":
             body = await self._body(request, rt)

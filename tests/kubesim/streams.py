@@ -76,9 +76,19 @@ async def watch(
                 item = replay.queue.get_nowait()
                 if item is not None:
                     initial.append(item)
+    if not gone:
+        # Registered before anything is awaited, so no event between the initial state and the
+        # stream can be missed, whether or not preparing the response yields to the event loop.
+        store.watchers.add(watcher)
+        server.open_watches.add(watcher)
     response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"})
     response.enable_chunked_encoding()
-    await response.prepare(request)
+    try:
+        await response.prepare(request)
+    except BaseException:
+        store.watchers.discard(watcher)
+        server.open_watches.discard(watcher)
+        raise
     sent_columns = False
 
     def encode(kind: str, obj: JSON) -> bytes:
@@ -101,8 +111,6 @@ async def watch(
         await response.write(encode("ERROR", status))
         await response.write_eof()
         return response
-    store.watchers.add(watcher)
-    server.open_watches.add(watcher)
     try:
         for kind, obj in initial:
             await response.write(encode(kind, obj))

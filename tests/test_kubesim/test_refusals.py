@@ -124,3 +124,32 @@ def test_deep_nesting_is_a_client_error_not_a_server_crash(sim: Simulator) -> No
     assert too_deep.status == 400 and "nests deeper" in too_deep.body["message"]
     patched = raw.patch(f"{WD}/deep-ok", {"spec": {"flow": _nested(600)}}, content_type=MERGE)
     assert patched.status == 400
+
+
+def test_annotations_over_256_kib_are_invalid(sim: Simulator) -> None:
+    """apimachinery's ValidateAnnotationsSize: keys and values together at most 256 KiB (422), on
+    create and on update; this is why client-side ``kubectl apply`` cannot store big objects."""
+    raw = Raw(sim)
+    limit = 256 * 1024
+    heavy = {"metadata": {"name": "noted", "annotations": {"a": "x" * limit}}, "data": {}}
+    refused = raw.post(CM, heavy)
+    assert refused.status == 422
+    assert causes(refused) == [("metadata.annotations", f"Too long: must have at most {limit} bytes")]
+    assert raw.post(CM, {"metadata": {"name": "noted", "annotations": {"a": "x" * (limit - 1)}}}).status == 201
+    grown = raw.patch(f"{CM}/noted", {"metadata": {"annotations": {"b": "y"}}}, content_type=MERGE)
+    assert grown.status == 422
+
+
+def test_metadata_only_reads(sim: Simulator) -> None:
+    """GET with ``as=PartialObjectMetadata``: the metadata and none of the data."""
+    raw = Raw(sim)
+    assert (
+        raw.post(SECRETS, {"metadata": {"name": "meta-only", "labels": {"k": "v"}}, "stringData": {"pw": "x"}}).status
+        == 201
+    )
+    accept = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+    reply = raw.get(f"{SECRETS}/meta-only", headers={"Accept": accept})
+    assert reply.status == 200
+    assert reply.body["kind"] == "PartialObjectMetadata" and reply.body["apiVersion"] == "meta.k8s.io/v1"
+    assert reply.body["metadata"]["labels"] == {"k": "v"}
+    assert "data" not in reply.body
