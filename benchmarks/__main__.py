@@ -8,6 +8,7 @@ import sys
 SCRIPTS = [
     "benchmarks.flowlib_bench",
     "benchmarks.loader_bench",
+    "benchmarks.validation_bench",
     "benchmarks.runner_bench",
     "benchmarks.blocking_bench",
     "benchmarks.operator_bench",

@@ -15,6 +15,12 @@ CONDITION_MESSAGE_CHARS = 1024
 """The message of a FlowRun's ``Succeeded`` condition while the runner writes it."""
 EVENT_MESSAGE_BYTES = 1024
 """An Event's message: Events are for people skimming ``kubectl describe``."""
+PROBLEM_MESSAGE_BYTES = 512
+"""One validation problem (path and message), as ``flowctl lint`` prints it and status lists it;
+only a value quoted from a huge definition makes one longer."""
+STATUS_PROBLEMS_BYTES = 32 * 1024
+"""All of a Flow's or FlowRun's ``status.problems``: with the condition message, a status stays
+under 64 KiB whatever the definition (etcd refuses objects over about 1.5 MiB)."""
 
 
 def shorten(text: str, limit: int) -> str:
@@ -22,5 +28,7 @@ def shorten(text: str, limit: int) -> str:
     raw = text.encode("utf-8")
     if len(raw) <= limit:
         return text
-    kept = raw[: max(limit - 20, 0)].decode("utf-8", errors="ignore")
+    # The mark: "…" (3 bytes), " [", the count (no more digits than the whole length) and " bytes cut]".
+    mark_bytes = 3 + 2 + len(str(len(raw))) + 11
+    kept = raw[: max(limit - mark_bytes, 0)].decode("utf-8", errors="ignore")
     return f"{kept}… [{len(raw) - len(kept.encode())} bytes cut]"

@@ -22,11 +22,15 @@ DURATION_HELP = "write a duration like 500ms, 10s, 1m30s or 2h, or a number of s
 
 
 def parse_duration(value: object) -> float:
-    """Seconds as a float; raises ``ValueError`` with a message that says how to write it."""
+    """Seconds as a float; raises ``ValueError`` (never anything else, whatever ``value`` is) with a
+    message that says how to write it."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration; {DURATION_HELP}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond float's range (a 401-digit timeout)
+            seconds = math.inf
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
         if _NUMBER.match(text):
@@ -34,12 +38,21 @@ def parse_duration(value: object) -> float:
         elif text and _WHOLE.match(text):
             seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
         else:
-            raise ValueError(f"{value!r} is not a duration; {DURATION_HELP}")
+            raise ValueError(f"{_shown(value)} is not a duration; {DURATION_HELP}")
     else:
         raise ValueError(f"a duration must be a string or a number, not {type(value).__name__}; {DURATION_HELP}")
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-        raise ValueError(f"{value!r} is not a duration: it must be a finite number >= 0; {DURATION_HELP}")
+        raise ValueError(f"{_shown(value)} is not a duration: it must be a finite number >= 0; {DURATION_HELP}")
     return seconds
+
+
+def _shown(value: object) -> str:
+    """``value`` as an error message quotes it: a huge number or string is described, not copied
+    (``repr`` of an int over 4,300 digits even raises)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a number of about {math.ceil(value.bit_length() * math.log10(2))} digits"
+    text = repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:37]) + "..."
+    return text
 
 
 def format_duration(seconds: float) -> str:

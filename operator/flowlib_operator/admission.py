@@ -16,21 +16,27 @@ from flowlib_runner.definition.loader import flow_refs
 
 from flowlib_api.resources import flow_source_problem
 from flowlib_api.views import FlowRunView
-from flowlib_operator.resolve import INLINE_NAME, lint
+from flowlib_operator.resolve import ADMISSION_VALIDATION_SECONDS, INLINE_NAME, lint
 
 
 def definition_problems(name: str, spec: Mapping[str, Any]) -> list[str]:
-    """``flowctl lint``'s errors for one Flow spec, except references to other Flows."""
+    """``flowctl lint``'s errors for one Flow spec, except references to other Flows.
+
+    Bounded like the operator's validation (``resolve.lint``), within a time limit under the API
+    server's timeout for the webhook: a definition too big to check in time is refused as such.
+    """
     # Stand-ins for the referenced Flows: their existence is the operator's business later.
     library: dict[str, Mapping[str, Any]] = {
         ref: {"nodes": {"placeholder": {}}} for _, ref in flow_refs(spec) if ref != name
     }
-    _, problems = lint(name, spec, library)
+    _, problems = lint(name, spec, library, time_limit=ADMISSION_VALIDATION_SECONDS)
     return problems
 
 
 def flow_problems(body: Mapping[str, Any]) -> list[str]:
-    return definition_problems(body.get("metadata", {}).get("name") or "flow", body.get("spec") or {})
+    metadata = body.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    return definition_problems(name if isinstance(name, str) and name else "flow", body.get("spec") or {})
 
 
 def flowrun_problems(body: Mapping[str, Any]) -> list[str]:

@@ -1,5 +1,9 @@
 """Flow validation: a Flow's ``Ready`` condition says whether its definition (with the sub-flows it
-names) is valid, with every problem and its fix in ``status.problems``."""
+names) is valid, with its problems and their fixes in ``status.problems``.
+
+Validation runs in a worker thread under a time limit (``resolve.validate_in_thread``), and what it
+writes is bounded (a few dozen problems within ``STATUS_PROBLEMS_BYTES``, a condition message within
+``STATUS_MESSAGE_BYTES``), so no definition can stall the operator or make a status etcd refuses."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from flowlib_api.times import now_utc, rfc3339
 from flowlib_api.views import FlowView
 from flowlib_operator import metrics
 from flowlib_operator.events import EventRecorder
-from flowlib_operator.resolve import fetch_library, validate
+from flowlib_operator.resolve import resolve_definition
 
 
 @dataclass
@@ -27,8 +31,7 @@ class FlowValidation:
     async def validate(self, body: dict[str, Any], status_patch: MutableMapping[str, Any]) -> None:
         """Validate the Flow in ``body`` and put its status into ``status_patch``."""
         flow = FlowView(body)
-        library, missing = await fetch_library(self.client, flow.namespace, flow.spec, skip=flow.name)
-        result = validate(flow.name, flow.spec, library, missing)
+        result = await resolve_definition(self.client, flow.namespace, flow.name, flow.spec)
         ready = not result.problems
         message = "the definition is valid" if ready else "; ".join(result.problems)
         status: ConditionStatus = "True" if ready else "False"

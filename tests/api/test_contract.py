@@ -22,6 +22,7 @@ from flowlib_api.resources import (
     transition_time,
 )
 from flowlib_api.runnerpod import TERMINATION_LIMIT, Snapshot, read_termination_message, termination_message
+from flowlib_api.text import shorten
 from flowlib_api.times import rfc3339_millis, run_duration
 from flowlib_api.views import FlowRunView
 
@@ -121,3 +122,12 @@ def test_times_and_refs() -> None:
     assert FLOWRUNS.path("ns", "r", "status") == f"/apis/{GROUP_VERSION}/namespaces/ns/flowruns/r/status"
     assert ResourceRef("", "v1", "pods").path("a b") == "/api/v1/namespaces/a%20b/pods"
     assert f"{FLOWRUNS.group}/flowrun" == LABEL_FLOWRUN
+
+
+def test_shortened_text_fits_its_bound_whatever_is_cut() -> None:
+    for size in (100, 9_000, 30_000, 2_000_000):
+        for limit in (64, 1024, 8192):
+            text = "é" * size
+            cut = shorten(text, limit)
+            assert len(cut.encode()) <= limit, (size, limit)
+            assert cut == text or cut.endswith(" bytes cut]")

@@ -10,11 +10,16 @@ A file may hold several documents; Flows are found by name, and ``type: flow`` n
 (or to the ``library`` the operator passes). ``FlowRun`` documents are skipped. Loading validates
 only: ``build.build_flow`` is where user code is imported and compiled, so the operator can load
 (validate) any definition without importing flowlib or anything of the user's.
+
+Results are bounded (``problems.report``: the first errors and warnings, each cut to size), and
+``load_object`` takes a ``time_limit``: the operator validates whatever is applied, and a flow that
+still takes too long is reported as a problem instead of holding the operator up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +29,7 @@ from flowlib_api.flowspec_schema import flow_spec_json_schema
 from flowlib_api.meta import API_GROUP, GROUP_VERSION, KIND_FLOW, KIND_FLOWRUN
 
 from .factories import NodeTypeRegistry, default_registry
-from .problems import Problem, did_you_mean, join_path, listing, sort_problems
+from .problems import Problem, TooSlow, chain, did_you_mean, join_path, key_text, listing, report, short, too_slow
 from .runkinds import RunKindRegistry, default_run_kinds
 from .seedformat import SeedConversion, is_seed_document
 from .validate import SpecValidator
@@ -45,7 +50,8 @@ class FlowDefinition:
 
 @dataclass
 class LoadResult:
-    """The definition (None when there is any error) and every problem, sorted by path."""
+    """The definition (None when there is any error) and its problems, sorted by path and bounded
+    (``problems.report``: the first ones, then a line counting the rest)."""
 
     definition: FlowDefinition | None
     problems: list[Problem]
@@ -115,28 +121,36 @@ class Loader:
         *,
         library: Mapping[str, Mapping[str, Any]] | None = None,
         source: str = "",
+        time_limit: float | None = None,
     ) -> LoadResult:
+        """Load a manifest, bare spec or flowrunner dict with ``library`` (other flows by name).
+
+        ``time_limit`` (seconds): when validating takes longer, stop and report that as an error,
+        with the problems found so far (the operator's bound; see the module doc).
+        """
+        deadline = None if time_limit is None else time.monotonic() + time_limit
         doc, problems = self._document(obj, source)
         if doc is None:
-            return LoadResult(None, sort_problems(problems))
+            return LoadResult(None, report(problems))
         lib: dict[str, _Doc] = {}
         for name, other in (library or {}).items():
             other_doc, other_problems = self._document(other, "", default_name=name)
             lib[name] = other_doc if other_doc is not None else _Doc(name, None, other_problems)
-        return self._resolve(doc, lib, problems)
+        return self._resolve(doc, lib, problems, deadline, time_limit)
 
     # -- documents ------------------------------------------------------------------------------
 
     def _load_documents(self, text: str, source: str, flow: str | None) -> tuple[LoadResult, list[_Doc]]:
         raw_docs, problems = read_documents(text)
         if problems:
-            return LoadResult(None, sort_problems(problems)), []
+            return LoadResult(None, report(problems)), []
         docs: list[_Doc] = []
+        seen: set[str] = set()
         for index, raw in enumerate(raw_docs):
             doc, doc_problems = self._document(raw, source, index=index if len(raw_docs) > 1 else None)
             problems += doc_problems
             if doc is not None:
-                if any(d.name == doc.name for d in docs):
+                if doc.name in seen:
                     problems.append(
                         Problem(
                             "metadata.name",
@@ -144,11 +158,12 @@ class Loader:
                         )
                     )
                     continue
+                seen.add(doc.name)
                 docs.append(doc)
         if not docs:
             if not problems:
                 problems.append(Problem("", "no Flow found; the file is empty"))
-            return LoadResult(None, sort_problems(problems)), docs
+            return LoadResult(None, report(problems)), docs
         if flow is None:
             main = docs[0]
         else:
@@ -156,7 +171,7 @@ class Loader:
             if not found:
                 names = [d.name for d in docs]
                 message = f"no flow named '{flow}'{did_you_mean(flow, names)}; flows in {source}: {listing(names)}"
-                return LoadResult(None, sort_problems([*problems, Problem("", message)])), docs
+                return LoadResult(None, report([*problems, Problem("", message)])), docs
             main = found[0]
         library = {d.name: d for d in docs if d is not main}
         return self._resolve(main, library, problems), docs
@@ -191,15 +206,18 @@ class Loader:
             return None, []
         problems: list[Problem] = []
         if api_version != GROUP_VERSION:
-            problems.append(Problem(join_path(where, "apiVersion"), f"expected {GROUP_VERSION}, got {api_version!r}"))
+            problems.append(
+                Problem(join_path(where, "apiVersion"), f"expected {GROUP_VERSION}, got {short(api_version)}")
+            )
         if kind != KIND_FLOW:
-            problems.append(Problem(join_path(where, "kind"), f"expected {KIND_FLOW}, got {kind!r}"))
+            problems.append(Problem(join_path(where, "kind"), f"expected {KIND_FLOW}, got {short(kind)}"))
         for key in raw:
             if key not in _MANIFEST_KEYS:
+                shown = key_text(key)
                 problems.append(
                     Problem(
-                        join_path(where, str(key)),
-                        f"unknown top-level field '{key}'{did_you_mean(str(key), _MANIFEST_KEYS)}; a "
+                        join_path(where, shown),
+                        f"unknown top-level field '{shown}'{did_you_mean(shown, _MANIFEST_KEYS)}; a "
                         "manifest has "
                         "apiVersion, kind, metadata and spec (put flow fields under spec)",
                     )
@@ -217,27 +235,50 @@ class Loader:
 
     # -- sub-flows and validation ---------------------------------------------------------------
 
-    def _resolve(self, main: _Doc, library: dict[str, _Doc], problems: list[Problem]) -> LoadResult:
+    def _resolve(
+        self,
+        main: _Doc,
+        library: dict[str, _Doc],
+        problems: list[Problem],
+        deadline: float | None = None,
+        time_limit: float | None = None,
+    ) -> LoadResult:
         known = {main.name, *library}
         specs: dict[str, FlowSpec] = {}
         problems = list(problems)
-        order: list[str] = []
-        visiting: list[str] = []
+        order: dict[str, None] = {}  # flows in the order they were first reached (a set that keeps it)
+        # The flows being visited (depth first, without recursion: a chain of a thousand sub-flows is
+        # as fine as any), each with its position in the chain and its sub-flow references left to follow.
+        visiting: dict[str, int] = {}
+        stack: list[tuple[_Doc, str, Iterator[tuple[str, str]]]] = []
 
-        def visit(doc: _Doc, prefix: str) -> None:
-            visiting.append(doc.name)
-            order.append(doc.name)
+        def enter(doc: _Doc, prefix: str) -> None:
+            visiting[doc.name] = len(stack)
+            order[doc.name] = None
             for p in doc.problems:
                 problems.append(Problem(join_path(prefix, doc.user_path(p.path)), p.message, p.severity))
-            spec, found = (None, []) if doc.spec is None else self._validator.validate(doc.spec, flows=known)
+            spec, found = (
+                (None, []) if doc.spec is None else self._validator.validate(doc.spec, flows=known, deadline=deadline)
+            )
             for p in found:
                 problems.append(Problem(join_path(prefix, doc.user_path(p.path)), p.message, p.severity))
             if spec is not None:
                 specs[doc.name] = spec
-            for node_name, ref in flow_refs(doc.spec):
-                at = join_path(prefix, doc.user_path(join_path("nodes", node_name, "flow")))
+            stack.append((doc, prefix, iter(flow_refs(doc.spec))))
+
+        try:
+            enter(main, "")
+            while stack:
+                doc, prefix, refs = stack[-1]
+                step = next(refs, None)
+                if step is None:
+                    stack.pop()
+                    del visiting[doc.name]
+                    continue
+                node_name, ref = step
                 if ref in visiting:
-                    cycle = " -> ".join([*visiting[visiting.index(ref) :], ref])
+                    at = join_path(prefix, doc.user_path(join_path("nodes", node_name, "flow")))
+                    cycle = chain([*(d.name for d, _, _ in stack[visiting[ref] :]), ref])
                     problems.append(
                         Problem(
                             at,
@@ -245,14 +286,13 @@ class Loader:
                         )
                     )
                 elif ref in library and ref not in order:
-                    visit(library[ref], join_path("flows", ref))
-            visiting.pop()
-
-        visit(main, "")
-        problems = sort_problems(problems)
+                    enter(library[ref], join_path("flows", ref))
+        except TooSlow:
+            return LoadResult(None, report([*problems, too_slow(time_limit or 0)]))
+        problems = report(problems)
         if any(p.is_error for p in problems) or main.name not in specs:
             return LoadResult(None, problems)
-        subflows = {name: specs[name] for name in order[1:]}
+        subflows = {name: specs[name] for name in list(order)[1:]}
         return LoadResult(FlowDefinition(main.name, specs[main.name], subflows), problems)
 
 
@@ -265,7 +305,7 @@ def flow_refs(spec: Any) -> list[tuple[str, str]]:
     refs = []
     for name, node in nodes.items():
         if isinstance(node, Mapping) and node.get("type") == "flow" and isinstance(node.get("flow"), str):
-            refs.append((str(name), node["flow"]))
+            refs.append((key_text(name), node["flow"]))
     return refs
 
 
@@ -295,9 +335,15 @@ def load_text(text: str, *, source: str = "<string>", flow: str | None = None) -
     return default_loader().load_text(text, source=source, flow=flow)
 
 
-def load_object(obj: Mapping[str, Any], *, library: Mapping[str, Mapping[str, Any]] | None = None) -> LoadResult:
-    """Load a manifest, bare spec or flowrunner dict; ``library`` holds other flows by name (sub-flows)."""
-    return default_loader().load_object(obj, library=library)
+def load_object(
+    obj: Mapping[str, Any],
+    *,
+    library: Mapping[str, Mapping[str, Any]] | None = None,
+    time_limit: float | None = None,
+) -> LoadResult:
+    """Load a manifest, bare spec or flowrunner dict; ``library`` holds other flows by name (sub-flows);
+    past ``time_limit`` seconds validation stops with a problem saying so."""
+    return default_loader().load_object(obj, library=library, time_limit=time_limit)
 
 
 __all__ = [

@@ -29,7 +29,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .problems import Problem, join_path, listing
+from .problems import Problem, join_path, key_text, listing, short
+from .validate import MAX_NESTING
 
 SNAKE_TO_CAMEL = {
     "max_retries": "maxRetries",
@@ -67,16 +68,22 @@ class SeedConversion:
         self.spec: dict[str, Any] = self._convert(doc)
 
     def user_path(self, path: str) -> str:
-        """Translate a canonical problem path back into the document's own spelling."""
-        best = ""
-        for canonical in self.renames:
-            if (path == canonical or path.startswith(canonical + ".")) and len(canonical) > len(best):
-                best = canonical
-        return self.renames[best] + path[len(best) :] if best else path
+        """Translate a canonical problem path back into the document's own spelling.
 
-    def _rename_keys(self, value: Any, path: str) -> Any:
-        if not isinstance(value, Mapping):
-            return value
+        The longest renamed prefix wins; prefixes are tried from the longest (at dots), so each
+        problem costs the depth of its path, not the number of renames (thousands in a big flow).
+        """
+        end = len(path)
+        while end > 0:
+            canonical = path[:end]
+            if canonical in self.renames:
+                return self.renames[canonical] + path[end:]
+            end = path.rfind(".", 0, end)
+        return path
+
+    def _rename_keys(self, value: Any, path: str, depth: int = 0) -> Any:
+        if not isinstance(value, Mapping) or depth > MAX_NESTING:
+            return value  # deeper than validation accepts: left as written, and reported there
         out: dict[Any, Any] = {}
         for key, sub in value.items():
             new = SNAKE_TO_CAMEL.get(key, key) if isinstance(key, str) else key
@@ -86,7 +93,7 @@ class SeedConversion:
             out[new] = (
                 sub
                 if new in ("params", "json", "env", "headers", "query")
-                else self._rename_keys(sub, join_path(path, new))
+                else self._rename_keys(sub, join_path(path, new), depth + 1)
             )
         return out
 
@@ -105,7 +112,7 @@ class SeedConversion:
                 continue
             new = SNAKE_TO_CAMEL.get(key, key) if isinstance(key, str) else key
             if new != key:
-                self.renames[str(new)] = str(key)
+                self.renames[key_text(new)] = key_text(key)
             spec[new] = value
         nodes = doc.get("nodes")
         if isinstance(nodes, Mapping):
@@ -143,7 +150,7 @@ class SeedConversion:
                 self.problems.append(
                     Problem(
                         join_path(path, "batch", "strategy"),
-                        f"unknown batch strategy {strategy!r}; use one of {listing(STRATEGY_TYPES)}",
+                        f"unknown batch strategy {short(strategy)}; use one of {listing(STRATEGY_TYPES, limit=None)}",
                     )
                 )
             elif current == "base":
@@ -152,9 +159,8 @@ class SeedConversion:
                 self.problems.append(
                     Problem(
                         join_path(path, "batch", "strategy"),
-                        f"strategy {strategy!r} means type {mapped} but the node says type "
-                        f"{out.get('type')}; "
-                        "remove one of them",
+                        f"strategy {short(strategy)} means type {mapped} but the node says type "
+                        f"{_word(out.get('type'))}; remove one of them",
                     )
                 )
         nxt = out.get("next")
@@ -176,3 +182,8 @@ class SeedConversion:
             original = self.renames.get(join_path(path, key), join_path(path, key))
             self.renames[join_path(path, block, key)] = original
         node[block] = merged
+
+
+def _word(value: Any) -> str:
+    """A name as a message shows it: a string as written, anything else (a mapping, a list) shortened."""
+    return value if isinstance(value, str) else short(value)

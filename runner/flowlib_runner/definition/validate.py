@@ -6,12 +6,19 @@ name from package metadata; their own checks run only if they are already loaded
 
 Nodes are validated one by one, so a broken node does not hide the problems of the others, and the
 graph checks (targets, start node, reachability) read the ``next`` maps directly from the input.
+
+The cost is linear in the definition whatever it holds: before anything else, a value nested deeper
+than ``MAX_NESTING`` or a template or inline code over ``MAX_TEXT_BYTES`` is reported and left out
+of the other checks (Jinja2 took 46 s over a 10 MB template, and JSON nested 1,000 deep overflowed
+the recursive walks); messages list a few names (``problems.Names``), and a ``deadline`` stops a
+validation that still runs too long with ``TooSlow``.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import time
 from collections.abc import Mapping
 from typing import Any, get_args, get_origin
 
@@ -21,7 +28,19 @@ from pydantic.alias_generators import to_camel
 from flowlib_api.flowspec import DEFAULT_ACTION, NODE_NAME_PATTERN, FlowSpec, NodeSpec, RunSpec
 
 from .factories import NodeTypeRegistry, ValidationContext
-from .problems import Problem, closest, did_you_mean, join_path, listing
+from .problems import (
+    LISTED_NAMES,
+    Names,
+    Problem,
+    TooSlow,
+    chain,
+    did_you_mean,
+    first_paths,
+    join_path,
+    key_text,
+    listing,
+    short,
+)
 from .runkinds import KIND_KEYS, MODIFIER_KEYS, RunKindRegistry, run_block_keys
 from .templates import is_template, template_problems
 
@@ -43,9 +62,84 @@ _TYPE_WORDS = {
 }
 
 
-def short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+MAX_NESTING = 100
+"""Levels of mappings and lists one field's value may have (``params``, ``run.http.json``...)."""
+MAX_TEXT_BYTES = 64 * 1024
+"""Bytes (UTF-8) of one template or inline code: a string in ``action`` or anywhere in ``run``."""
+_CODE_FIELDS = ("action", "run")
+
+
+def limit_problems(value: Any, *where: object, code: bool = False, name_levels: int = 1) -> list[Problem]:
+    """Problems of one field's value (at the path ``where``) that keep it out of every other check:
+    nested deeper than ``MAX_NESTING``, or (``code``: the field holds templates or inline code) a
+    string over ``MAX_TEXT_BYTES``. Walks without recursion and stops at the first problem of each kind.
+
+    A too deep value is named by the path of its first ``name_levels`` keys (``params.p``, and for
+    ``run``, whose fields are one level down, ``run.http.json``), not by the hundred keys of its depth.
+    """
+    if (isinstance(value, str) and not code) or not isinstance(value, str | Mapping | list | tuple):
+        return []  # the common case, a scalar: nothing to walk
+    problems: list[Problem] = []
+    deep = False
+    # Each entry: the value, its nesting level, and how to name it if it is wrong (its key, whether
+    # that is a list index, the parent's entry).
+    stack: list[_Entry] = [(value, 0, None, False, None)]
+    while stack:
+        entry = stack.pop()
+        item, level = entry[0], entry[1]
+        if isinstance(item, str):
+            if code and len(item) * 4 > MAX_TEXT_BYTES and len(item.encode("utf-8", "replace")) > MAX_TEXT_BYTES:
+                kib = -(-len(item.encode("utf-8", "replace")) // 1024)
+                problems.append(
+                    Problem(
+                        _entry_path(join_path(*where), entry),
+                        f"this template or inline code is {kib} KiB, over the {MAX_TEXT_BYTES // 1024} KiB limit "
+                        "(checking it would hold validation up); move code into a module (run: {call: "
+                        "module:function}), and big text into a file, a ConfigMap or a param the node reads",
+                    )
+                )
+                code = False  # one is enough to say what to do
+            continue
+        if isinstance(item, Mapping):
+            children: Any = item.items()
+            in_list = False
+        elif isinstance(item, list | tuple):
+            children = enumerate(item)
+            in_list = True
+        else:
+            continue
+        if level + 1 > MAX_NESTING:
+            if not deep:
+                deep = True
+                named = entry
+                while named[1] > name_levels:
+                    named = named[4]
+                problems.append(
+                    Problem(
+                        _entry_path(join_path(*where), named),
+                        f"nested more than {MAX_NESTING} levels deep (mappings and lists); flatten it, or pass such "
+                        "data at run time (the FlowRun's input) instead of in the definition",
+                    )
+                )
+            continue
+        stack.extend((child, level + 1, key, in_list, entry) for key, child in children)
+    return problems
+
+
+_Entry = tuple[Any, int, object, bool, Any]
+
+
+def _entry_path(path: str, entry: _Entry) -> str:
+    """The path of a value ``limit_problems`` found (``run.command[2]``, ``run.http.json.body``)."""
+    parts: list[tuple[object, bool]] = []
+    at: _Entry | None = entry
+    while at is not None and at[4] is not None:
+        parts.append((at[2], at[3]))
+        at = at[4]
+    text = path
+    for key, index in reversed(parts):
+        text = f"{text}[{key}]" if index else join_path(text, key)
+    return text
 
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -87,22 +181,24 @@ def _field_names(model: type[BaseModel]) -> list[str]:
 def pydantic_problems(exc: ValidationError, model: type[BaseModel], prefix: str) -> list[Problem]:
     """Readable problems (with fixes) from a pydantic ValidationError."""
     problems = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    hinted = first_paths(join_path(prefix, *e["loc"]) for e in errors if e["type"] == "extra_forbidden")
+    for err in errors:
         loc = tuple(err["loc"])
         kind = err["type"]
         value = err.get("input")
         ctx = err.get("ctx") or {}
         if kind == "extra_forbidden":
             where = join_path(prefix, *loc[:-1])
-            key = str(loc[-1])
+            key = key_text(loc[-1])
             owner = _model_at(model, loc[:-1])
             known = _field_names(owner) if owner else []
             camel = to_camel(key)
             if camel != key and camel in known:
                 hint = f"; did you mean '{camel}'? (Flow manifests spell fields in camelCase)"
             else:
-                hint = did_you_mean(key, known)
-            message = f"unknown field '{key}'{hint}; known fields: {listing(known)}"
+                hint = did_you_mean(key, known) if join_path(where, key) in hinted else ""
+            message = f"unknown field '{key}'{hint}; known fields: {listing(known, limit=None)}"
             problems.append(Problem(join_path(where, key), message))
             continue
         if loc and loc[-1] == "[key]":
@@ -144,21 +240,32 @@ class SpecValidator:
         self.run_kinds = run_kinds
 
     def validate(
-        self, raw: Any, *, flows: set[str] | None = None, prefix: str = ""
+        self, raw: Any, *, flows: set[str] | None = None, prefix: str = "", deadline: float | None = None
     ) -> tuple[FlowSpec | None, list[Problem]]:
-        """The canonical spec (None if there is any error) and every problem found."""
+        """The canonical spec (None if there is any error) and every problem found.
+
+        ``deadline`` (``time.monotonic()``): past it, between two nodes, raise ``TooSlow``.
+        """
         if not isinstance(raw, Mapping):
             return None, [Problem(prefix, f"a flow spec must be a mapping with nodes, got {type(raw).__name__}")]
         problems: list[Problem] = []
         ctx = ValidationContext(self.run_kinds, set(flows or ()))
         raw_nodes = raw.get("nodes")
-        header = {**raw, "nodes": {"placeholder": {}}}
+        header: dict[Any, Any] = {"nodes": {"placeholder": {}}}
+        for key, value in raw.items():
+            if key != "nodes":
+                found = limit_problems(value, prefix, key)
+                problems += found
+                if not found:
+                    header[key] = value
         try:
             FlowSpec.model_validate(header)
         except ValidationError as exc:
             problems += pydantic_problems(exc, FlowSpec, prefix)
         names: list[str] = []
         edges: dict[str, dict[str, str]] = {}
+        checked: dict[str, NodeSpec] = {}
+        actions: dict[str, list[str]] = {}  # action template -> its problems: flows repeat the same action
         if raw_nodes is None:
             problems.append(Problem(join_path(prefix, "nodes"), "a flow needs nodes: a mapping of node name to node"))
         elif not isinstance(raw_nodes, Mapping):
@@ -172,30 +279,46 @@ class SpecValidator:
             problems.append(Problem(join_path(prefix, "nodes"), "a flow needs at least one node; add one"))
         else:
             for name, raw_node in raw_nodes.items():
-                problems += self._node(name, raw_node, join_path(prefix, "nodes", name), ctx)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TooSlow
+                node_problems, node = self._node(name, raw_node, join_path(prefix, "nodes", name), ctx, actions)
+                problems += node_problems
                 if isinstance(name, str):
+                    if node is not None:
+                        checked[name] = node
                     names.append(name)
                     nxt = raw_node.get("next") if isinstance(raw_node, Mapping) else None
                     edges[name] = (
-                        {str(a): t for a, t in nxt.items() if isinstance(t, str)} if isinstance(nxt, Mapping) else {}
+                        {key_text(a): t for a, t in nxt.items() if isinstance(t, str)}
+                        if isinstance(nxt, Mapping)
+                        else {}
                     )
+            problems += _undefined_flows(checked, ctx.flows, prefix)
+            known = Names(names)
             final = raw.get("finally")
-            final_problems = _finally_problems(final, names, edges, prefix)
+            final_problems = _finally_problems(final, known, edges, prefix)
             problems += final_problems
-            outside = final if isinstance(final, str) and final in names else None
-            problems += self._graph(raw.get("start"), names, edges, prefix, outside)
+            outside = final if isinstance(final, str) and final in known else None
+            problems += self._graph(raw.get("start"), names, edges, prefix, outside=outside, known=known)
             if raw.get("maxSteps") is None:
                 graph_names = [n for n in names if n != outside]
                 problems += _loops(raw.get("start"), graph_names, edges, prefix)
         if any(p.is_error for p in problems):
             return None, problems
         try:
-            spec = FlowSpec.model_validate(raw)
+            # The nodes as validated above: validating each raw node a second time doubled the cost.
+            spec = FlowSpec.model_validate({**raw, "nodes": checked})
         except ValidationError as exc:  # pragma: no cover - every case is reported above
             return None, problems + pydantic_problems(exc, FlowSpec, prefix)
         return spec, problems
 
-    def _node(self, name: Any, raw: Any, path: str, ctx: ValidationContext) -> list[Problem]:
+    def _node(
+        self, name: Any, raw: Any, path: str, ctx: ValidationContext, actions: dict[str, list[str]]
+    ) -> tuple[list[Problem], NodeSpec | None]:
+        """The node's problems, and the node as validated (None when it could not be read at all).
+
+        ``actions`` remembers the problems of each action template this validation has checked.
+        """
         if not isinstance(name, str) or not _NODE_NAME.match(name):
             return [
                 Problem(
@@ -204,10 +327,19 @@ class SpecValidator:
                     "digits, "
                     "_ and - only",
                 )
-            ]
+            ], None
         raw = raw if raw is not None else {}
         problems: list[Problem] = []
-        pruned: set[str] = set()
+        limited: set[str] = set()  # fields too deep or too big: left out of every check below
+        if isinstance(raw, Mapping):
+            for key, value in raw.items():
+                found = limit_problems(value, path, key, code=key in _CODE_FIELDS, name_levels=2 if key == "run" else 1)
+                if found:
+                    problems += found
+                    limited.add(key_text(key))
+            if limited:
+                raw = {k: v for k, v in raw.items() if key_text(k) not in limited}
+        pruned = set(limited)
         try:
             node = NodeSpec.model_validate(raw)
         except ValidationError as exc:
@@ -215,7 +347,7 @@ class SpecValidator:
             # Check the rest of the node too: drop what failed and validate again, so that one
             # bad duration does not hide a syntax error in the same node's code.
             locs = [tuple(e["loc"]) for e in exc.errors()]
-            pruned = {str(loc[0]) for loc in locs if loc}
+            pruned |= {key_text(loc[0]) for loc in locs if loc}
             retry = _prune(
                 raw,
                 [loc[:-1] if e["type"] == "missing" else loc for e, loc in zip(exc.errors(), locs, strict=True)],
@@ -223,14 +355,15 @@ class SpecValidator:
             try:
                 node = NodeSpec.model_validate(retry)
             except ValidationError:
-                return problems
+                return problems, None
         type_name = node.type
-        if type_name not in self.registry.names():
+        types = self.registry.names()
+        if type_name not in types:
             problems.append(
                 Problem(
                     join_path(path, "type"),
-                    f"unknown node type '{type_name}'{did_you_mean(type_name, self.registry.names())}; "
-                    f"known types: {listing(self.registry.names())} (plugins add types through the "
+                    f"unknown node type '{type_name}'{did_you_mean(type_name, types)}; "
+                    f"known types: {listing(types, limit=None)} (plugins add types through the "
                     "flowlib.node_types entry point)",
                 )
             )
@@ -242,9 +375,12 @@ class SpecValidator:
         if node.run is not None and "run" not in pruned:
             problems += self._run(node.run, join_path(path, "run"), batch=bool(factory and factory.batch))
         if node.action is not None:
-            for message in template_problems(node.action, action=True):
+            if node.action not in actions:
+                actions[node.action] = template_problems(node.action, action=True)
+            for message in actions[node.action]:
                 problems.append(Problem(join_path(path, "action"), message))
-        problems += _constant_action_problems(node, path)
+        if not limited & {"action", "run"}:
+            problems += _constant_action_problems(node, path)
         if node.output is not None and not node.output.strip():
             problems.append(
                 Problem(
@@ -260,45 +396,41 @@ class SpecValidator:
                     "or result.pages",
                 )
             )
-        if node.type == "flow" and node.flow is not None and node.flow not in ctx.flows:
-            problems.append(
-                Problem(
-                    join_path(path, "flow"),
-                    f"flow '{node.flow}' is not defined{did_you_mean(node.flow, ctx.flows)}; known flows: "
-                    f"{listing(ctx.flows)}; define it (another document in the same file, or a Flow in the "
-                    "same namespace)",
-                )
-            )
-        return problems
+        return problems, node
 
     def _run(self, run: RunSpec, path: str, *, batch: bool) -> list[Problem]:
         keys = run_block_keys(run)
         known = set(KIND_KEYS) | self.run_kinds.names()
         kinds: dict[str, str] = {}
         problems: list[Problem] = []
+        hinted = first_paths(join_path(path, key) for key in keys if key not in known and key not in MODIFIER_KEYS)
         for key in keys:
             if key in MODIFIER_KEYS:
                 continue
             if key in known:
                 kinds[key] = KIND_KEYS.get(key, key)
                 continue
+            hint = did_you_mean(key, known | set(MODIFIER_KEYS)) if join_path(path, key) in hinted else ""
             problems.append(
                 Problem(
                     join_path(path, key),
-                    f"unknown run kind '{key}'{did_you_mean(key, known | set(MODIFIER_KEYS))}; known kinds: "
-                    f"{listing(known)} (plugins add kinds through the flowlib.run_kinds entry point)",
+                    f"unknown run kind '{key}'{hint}; known kinds: "
+                    f"{listing(known, limit=None)} (plugins add kinds through the flowlib.run_kinds entry point)",
                 )
             )
         if not kinds and not problems:
             problems.append(
                 Problem(
                     path,
-                    f"run names no kind; set one of {listing(known)}, or remove run for a node that does nothing",
+                    f"run names no kind; set one of {listing(known, limit=None)}, or remove run for a node that "
+                    "does nothing",
                 )
             )
         if len(kinds) > 1:
             problems.append(
-                Problem(path, f"run sets several kinds ({listing(kinds)}); a node runs exactly one, keep one")
+                Problem(
+                    path, f"run sets several kinds ({listing(kinds, limit=None)}); a node runs exactly one, keep one"
+                )
             )
         for key in keys:
             owners = MODIFIER_KEYS.get(key)
@@ -313,22 +445,29 @@ class SpecValidator:
         return problems
 
     def _graph(
-        self, start: Any, names: list[str], edges: dict[str, dict[str, str]], prefix: str, outside: str | None = None
+        self,
+        start: Any,
+        names: list[str],
+        edges: dict[str, dict[str, str]],
+        prefix: str,
+        *,
+        outside: str | None = None,
+        known: Names | None = None,
     ) -> list[Problem]:
         """Targets exist, one start node, everything reachable from it; ``outside`` (the finally
         node) is a known target but neither a start candidate nor expected to be reached."""
         problems: list[Problem] = []
-        known = set(names)
-        for name, nxt in edges.items():
-            for action, target in nxt.items():
-                if target not in known:
-                    problems.append(
-                        Problem(
-                            join_path(prefix, "nodes", name, "next", action),
-                            f"target '{target}' does not exist; known nodes: {listing(known)}"
-                            + did_you_mean(target, known),
-                        )
-                    )
+        known = known if known is not None else Names(names)
+        dangling = [
+            (join_path(prefix, "nodes", name, "next", action), target)
+            for name, nxt in edges.items()
+            for action, target in nxt.items()
+            if target not in known
+        ]
+        hinted = first_paths(at for at, _ in dangling)
+        for at, target in dangling:
+            hint = did_you_mean(target, known) if at in hinted else ""
+            problems.append(Problem(at, f"target '{target}' does not exist; known nodes: {listing(known)}{hint}"))
         if start is not None and not isinstance(start, str):
             return problems  # already reported as a type error
         if start is not None:
@@ -358,7 +497,7 @@ class SpecValidator:
                 problems.append(
                     Problem(
                         join_path(prefix, "start"),
-                        f"several start nodes (nodes without incoming edges): {', '.join(candidates)}; set "
+                        f"several start nodes (nodes without incoming edges): {listing(candidates)}; set "
                         "start: to the first one, or connect the others with next edges",
                     )
                 )
@@ -383,7 +522,29 @@ class SpecValidator:
         return problems
 
 
-def _finally_problems(final: Any, names: list[str], edges: dict[str, dict[str, str]], prefix: str) -> list[Problem]:
+def _undefined_flows(nodes: dict[str, NodeSpec], defined: set[str], prefix: str) -> list[Problem]:
+    """``type: flow`` nodes naming a flow that is not defined (after the node loop, so that the
+    did-you-mean goes to the first problems by path, the ones a report shows)."""
+    undefined = [
+        (join_path(prefix, "nodes", name, "flow"), node.flow)
+        for name, node in nodes.items()
+        if node.type == "flow" and node.flow is not None and node.flow not in defined
+    ]
+    if not undefined:
+        return []  # the usual case: no need to index the flows (a library may hold thousands)
+    flows = Names(defined)
+    hinted = first_paths(at for at, _ in undefined)
+    return [
+        Problem(
+            at,
+            f"flow '{flow}' is not defined{did_you_mean(flow, flows) if at in hinted else ''}; known flows: "
+            f"{listing(flows)}; define it (another document in the same file, or a Flow in the same namespace)",
+        )
+        for at, flow in undefined
+    ]
+
+
+def _finally_problems(final: Any, names: Names, edges: dict[str, dict[str, str]], prefix: str) -> list[Problem]:
     """``finally`` names a node outside the graph: it exists, no edge leads to it, it has none."""
     if final is None:
         return []
@@ -453,10 +614,10 @@ def _constant_action_problems(node: NodeSpec, path: str) -> list[Problem]:
     else:
         return []
     problems = []
-    for action in actions:
-        if action in edges:
-            continue
-        match = closest(action, edges)
+    known = Names(edges)
+    unfollowed = [action for action in actions if action not in known]
+    for action in unfollowed[:LISTED_NAMES]:
+        match = known.closest(action)
         fix = (
             f"did you mean '{match}'? (or add a next.{action} edge)"
             if match
@@ -466,7 +627,16 @@ def _constant_action_problems(node: NodeSpec, path: str) -> list[Problem]:
             Problem(
                 join_path(path, field),
                 f"{what} '{action}' but next has no '{action}' edge and no default edge (edges: "
-                f"{listing(edges)}), so the run stops after this node; {fix}",
+                f"{known.listing()}), so the run stops after this node; {fix}",
+                "warning",
+            )
+        )
+    if len(unfollowed) > LISTED_NAMES:
+        problems.append(
+            Problem(
+                join_path(path, field),
+                f"post can also return {len(unfollowed) - LISTED_NAMES} more actions that no edge follows; add a "
+                "default edge, or an edge for each",
                 "warning",
             )
         )
@@ -478,24 +648,26 @@ def _loops(start: Any, names: list[str], edges: dict[str, dict[str, str]], prefi
     without ``maxSteps``."""
     known = set(names)
     problems: list[Problem] = []
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    done: set[str] = set()
     for root in [start, *names] if isinstance(start, str) and start in known else names:
-        if root in state:
+        if root in done:
             continue
         path: list[str] = [root]
-        state[root] = 1
+        on_path = {root: 0}  # node -> its index in path
         pending = [iter(edges.get(root, {}).items())]
         while pending:
             step = next(pending[-1], None)
             if step is None:
-                state[path.pop()] = 2
+                finished = path.pop()
+                del on_path[finished]
+                done.add(finished)
                 pending.pop()
                 continue
             action, target = step
             if target not in known:
                 continue
-            if state.get(target) == 1:
-                loop = " -> ".join([*path[path.index(target) :], target])
+            if target in on_path:
+                loop = chain([*path[on_path[target] :], target])
                 problems.append(
                     Problem(
                         join_path(prefix, "nodes", path[-1], "next", action),
@@ -504,8 +676,8 @@ def _loops(start: Any, names: list[str], edges: dict[str, dict[str, str]], prefi
                         "warning",
                     )
                 )
-            elif target not in state:
-                state[target] = 1
+            elif target not in done:
+                on_path[target] = len(path)
                 path.append(target)
                 pending.append(iter(edges.get(target, {}).items()))
     return problems
@@ -524,7 +696,7 @@ def _prune(raw: Any, locs: list[tuple[Any, ...]]) -> Any:
     heads: dict[Any, list[tuple[Any, ...]]] = {}
     for loc in locs:
         heads.setdefault(loc[0], []).append(loc[1:])
-    drop = [head for head, rests in heads.items() if any(not rest for rest in rests)]
+    drop = {head for head, rests in heads.items() if any(not rest for rest in rests)}
     for head, rests in heads.items():
         if head in drop:
             continue

@@ -37,8 +37,30 @@ MAX_EXPANDED_NODES = 1_000_000
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class _ValueError(yaml.constructor.ConstructorError):
+    """A scalar its tag's constructor cannot read (``!!bool abc``, ``!!timestamp notatime``, ``!!int x``)."""
+
+
 class _Loader(_Base):  # type: ignore[valid-type,misc]
-    """SafeLoader (plain data only, no Python objects)."""
+    """SafeLoader (plain data only, no Python objects), whose constructor errors all carry their position.
+
+    PyYAML's constructors fail with whatever their parsing raises: ``!!bool abc`` a KeyError,
+    ``!!timestamp notatime`` an AttributeError, a 2024-13-45 date a ValueError. Each becomes one
+    error naming the value, its tag and its line, so no tag makes ``flowctl lint`` print a traceback.
+    """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as exc:  # any constructor's failure on its value: reported below with the position
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            value = str(node.value) if isinstance(node, yaml.ScalarNode) else tag
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            # A ValueError says what is wrong (month must be in 1..12); the others (KeyError 'abc') do not.
+            why = f" ({exc})" if isinstance(exc, ValueError) else ""
+            raise _ValueError(None, None, f"'{shown}' is not a valid {tag} value{why}", node.start_mark) from exc
 
 
 def _where(node: yaml.Node) -> str:
@@ -287,6 +309,11 @@ def read_documents(text: str) -> tuple[list[Any], list[Problem]]:
             doc = loader.construct_document(node)
             if doc is not None:
                 docs.append(doc)
+    except _ValueError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        fix = "fix it, or write it as a quoted string without a tag if it is meant as a string"
+        return docs, [*traps, Problem("", f"invalid YAML value{where}: {exc.problem}; {fix}")]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -332,7 +332,9 @@ def test_documents_in_a_stream_are_numbered() -> None:
         ("- &a [*a]", "<document>: recursive YAML alias at line 1, column 3; a flow must be a tree"),
         (
             "nodes: {a: {params: {d: 2024-13-45}}}",
-            "<document>: invalid YAML value: month must be in 1..12; quote it if it is meant as a string",
+            "<document>: invalid YAML value at line 1, column 25: '2024-13-45' is not a valid !!timestamp value "
+            "(month must be in 1..12); fix it, or write it as a quoted string without a tag if it is meant as a "
+            "string",
         ),
     ],
 )
