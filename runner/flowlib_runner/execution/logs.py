@@ -21,6 +21,10 @@ What gets a line (the policy; `RunLogger`'s arguments tune it):
 - batch progress: at most once per `progress_interval` (1 s) for the whole run, and when a batch
   completes (flowlib already coalesces its progress events to about a thousand per batch).
 
+Masking: with a `masker` (`execution.masking`) every line's message is masked before it is
+formatted -- runner lines, errors, user output and shell lines alike -- so a secret a command
+echoes shows as `***`. Without one (no secrets) nothing is done per line.
+
 Flushing (`stream_sink`): warnings, errors, user output and the run's last lines are flushed at
 once -- they are what someone reads after a crash or an OOM kill, when a buffer would be lost. The
 runner's INFO lines are buffered and flushed at most `flush_interval` (0.1 s) later by the process's
@@ -44,6 +48,7 @@ from flowlib import events as ev
 from flowlib_api.times import rfc3339_millis
 from flowlib_runner.definition.factories.nodes import ErrorHandled
 from flowlib_runner.definition.runkinds.streams import command_output
+from flowlib_runner.execution.masking import Masker
 from flowlib_runner.execution.reporting.dispatch import TableObserver
 from flowlib_runner.execution.reporting.tracker import describe_error
 
@@ -173,11 +178,13 @@ class RunLogger(TableObserver):
         info_events: bool = True,
         visit_lines: int = 10,
         summary_interval: float = 1.0,
+        masker: Masker | None = None,
     ) -> None:
         """`info_events=False` keeps only warnings and errors about events (the live view shows the rest).
 
         `visit_lines` visits of a node are logged in full, later ones summarised (see the module
         docstring); `summary_interval` is the least time between two summarised lines of a node.
+        `masker` masks every message (see the module docstring).
         """
         if fmt not in LOG_FORMATS:
             raise ValueError(f"unknown log format {fmt!r}; use one of {', '.join(LOG_FORMATS)}")
@@ -189,6 +196,7 @@ class RunLogger(TableObserver):
         self.info_events = info_events
         self.visit_lines = visit_lines
         self.summary_interval = summary_interval
+        self._masker = masker if masker else None
         # flowlib's coalescing request (see flowlib.events.NodeVisits): it implements the policy.
         self.visit_events = visit_lines
         self.visit_interval = summary_interval
@@ -232,6 +240,8 @@ class RunLogger(TableObserver):
         """
         if event is not None and level == "INFO" and not self.info_events:
             return
+        if self._masker is not None:
+            message = self._masker.mask(message)
         stamp = rfc3339_millis(time.time() if when is None else when)
         node = "/".join(path)
         attempt = self._attempts.get(path) if path else None
@@ -258,6 +268,8 @@ class RunLogger(TableObserver):
         if self.fmt != "text":
             self.line(level, path, message, event=event, when=when)
             return
+        if self._masker is not None:
+            message = self._masker.mask(message)
         attempt = self._attempts.get(path)
         where = "/".join(path) or "run"
         if attempt is not None:

@@ -3,11 +3,17 @@
 With `--json` the final status is the only thing on stdout, so `flowctl run --json f.yaml | jq`
 works; logs then go to stderr. Exit codes are ``common``'s: 0 Succeeded, 1 Failed, 2 invalid
 definition or bad usage, 130 Cancelled.
+
+`--secret-env NAME` masks that variable's value (`***`) in the log, the status (file, live view,
+summary, `--json`) and everything else `flowctl run` prints, as the in-cluster runner does for its
+FlowRun's Secret-sourced env (`execution.masking`). Nothing is masked without it: flowctl cannot
+tell which of a shell's variables are secrets.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TextIO
 
@@ -19,6 +25,7 @@ from flowlib_runner.definition.graph import GRAPH_FORMATS, render
 from flowlib_runner.definition.loader import LoadResult, load_file
 from flowlib_runner.execution.execute import ReportingFailed, execute
 from flowlib_runner.execution.logs import LOG_FORMATS, RunLogger, Sink, stream_sink
+from flowlib_runner.execution.masking import Masker, mask_status, masked_streams
 from flowlib_runner.execution.reporting import ConsoleReporter, JsonFileReporter, Reporter, describe_error
 from flowlib_runner.flowctl.common import EXIT_CODES, EXIT_FAILED, EXIT_INVALID, EXIT_OK, parse_input, parse_param
 
@@ -50,6 +57,13 @@ def _load(path: str, flow: str | None) -> LoadResult:
 )
 @click.option("--status-file", type=click.Path(dir_okay=False), help="Keep the status in this JSON file while running.")
 @click.option("--live/--no-live", default=None, help="Live view (default: when stdout is a terminal and not --json).")
+@click.option(
+    "--secret-env",
+    "secret_env",
+    multiple=True,
+    metavar="NAME",
+    help="Environment variable holding a secret: its value is masked (***) in everything printed (repeatable).",
+)
 def run(
     *,
     file: str,
@@ -61,8 +75,10 @@ def run(
     outputs: tuple[str, ...],
     status_file: str | None,
     live: bool | None,
+    secret_env: tuple[str, ...],
 ) -> None:
     """Run the flow in FILE (a Flow manifest, a bare spec or a seed-format file)."""
+    masker = _secret_masker(secret_env)
     overrides = dict(parse_param(p) for p in params)
     shared = parse_input(input_text)
     definition = _load(file, flow_name).definition
@@ -76,31 +92,42 @@ def run(
         sink: Sink = _console_sink(console)
     else:
         sink = stream_sink(log_stream)
-    log = RunLogger(sink, "json" if log_format == "json" else "text", info_events=not use_live)
+    log = RunLogger(sink, "json" if log_format == "json" else "text", info_events=not use_live, masker=masker)
 
     def report_error(reporter: Reporter, error: BaseException) -> None:
         log.line("WARNING", (), f"{type(reporter).__name__} could not publish: {describe_error(error)}")
 
     if console is not None:
-        reporters.append(ConsoleReporter(console, title=definition.name, on_error=report_error))
+        reporters.append(ConsoleReporter(console, title=definition.name, on_error=report_error, masker=masker))
     if status_file:
-        reporters.append(JsonFileReporter(status_file, on_error=report_error))
-    try:
-        status = execute(
-            definition,
-            input=shared,
-            params=overrides or None,
-            reporters=reporters,
-            log=log,
-            outputs=list(outputs) or None,
-            on_signal=lambda name: log.line("WARNING", (), f"{name}: cancelling the run"),
-        )
-    except ReportingFailed as error:
-        click.echo(f"flowctl: {error}", err=True)
-        _finish(error.status, as_json, console)
-        raise SystemExit(EXIT_FAILED) from error
-    _finish(status, as_json, console)
+        reporters.append(JsonFileReporter(status_file, on_error=report_error, masker=masker))
+    with masked_streams(masker):
+        try:
+            status = execute(
+                definition,
+                input=shared,
+                params=overrides or None,
+                reporters=reporters,
+                log=log,
+                outputs=list(outputs) or None,
+                on_signal=lambda name: log.line("WARNING", (), f"{name}: cancelling the run"),
+            )
+        except ReportingFailed as error:
+            click.echo(f"flowctl: {error}", err=True)
+            _finish(mask_status(error.status, masker), as_json, console)
+            raise SystemExit(EXIT_FAILED) from error
+        _finish(mask_status(status, masker), as_json, console)
     raise SystemExit(EXIT_CODES.get(status.phase, EXIT_FAILED))
+
+
+def _secret_masker(names: tuple[str, ...]) -> Masker | None:
+    """The masker of `--secret-env`; a name that is not set is said on stderr (there is nothing to mask)."""
+    if not names:
+        return None
+    for name in names:
+        if name not in os.environ:
+            click.echo(f"flowctl: --secret-env {name}: the variable is not set; nothing to mask", err=True)
+    return Masker.from_environment(names, os.environ)
 
 
 def _console_sink(console: Console) -> Sink:

@@ -4,6 +4,11 @@ Exit codes: 0 when the run reached a final state and it was recorded (Succeeded,
 Cancelled alike: a failed flow is not a reason for the Job to start the pod again); 143 when the pod
 was stopped from outside before the run ended (the Job may retry it); 1 when the runner itself
 could not work (no FlowRun, unreadable snapshot), so the Job's own failure handling applies.
+
+Secrets: the values of the FlowRun's ``spec.env`` entries that come from Secrets are masked
+(``***``) in the status, the Events, the run log and whatever else the process writes to stdout
+and stderr (``execution.masking``). Templates read the variables ``spec.env`` declares, and only
+those, as ``env.NAME``.
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ from flowlib_api.runstatus import RunStatus
 from flowlib_api.views import FlowRunView
 from flowlib_runner import __version__
 from flowlib_runner.definition.loader import load_object
+from flowlib_runner.definition.templates import declared_environment
 from flowlib_runner.execution.execute import execute_async
 from flowlib_runner.execution.logs import RunLogger, stream_sink
+from flowlib_runner.execution.masking import Masker, masked_streams, secret_env_names
 from flowlib_runner.incluster.reporter import FlowRunStatusReporter
 from flowlib_runner.kube import KubeClient, load_config
 from flowlib_runner.kube.client import ApiError
@@ -58,7 +65,7 @@ def _env(name: str) -> str:
 def read_snapshot(path: Path) -> Snapshot:
     """The frozen definition the operator mounted."""
     try:
-        return Snapshot.from_json(path.read_text(encoding="utf-8"))
+        return Snapshot.from_bytes(path.read_bytes())
     except (OSError, ValueError) as error:
         raise RunnerError(f"cannot read the flow snapshot {path}: {error}") from error
 
@@ -79,37 +86,68 @@ async def run(log_format: Literal["text", "json"] = "text") -> int:
         if view.finished:
             print(f"FlowRun {name} already ended {view.phase}; nothing to do", flush=True)
             return EXIT_DONE
-        snapshot = read_snapshot(snapshot_path)
-        result = load_object(snapshot.manifest(), library=snapshot.library)
-        attempt = view.attempt + 1
-        reporter = FlowRunStatusReporter(
-            client, flowrun, pod_name=pod_name, attempt=attempt, flow_name=snapshot.name, on_error=_report_error
-        )
-        if result.definition is None:
-            problems = "; ".join(str(p) for p in result.problems)
-            final = RunStatus.model_validate({"phase": "Failed", "message": f"invalid flow: {problems}"})
-            await reporter.publish(final, final=True)
-            return EXIT_DONE
-        token = CancelToken()
-        if view.cancel_requested:
-            token.cancel("cancelled before the runner started (spec.cancel)")
-        _install_signal_handlers(client, name, namespace, token, reporter)
-        await _event(client, flowrun, "Normal", "Started", f"runner pod {pod_name} started (attempt {attempt})")
-        final = await execute_async(
-            result.definition,
-            input=view.input,
-            params=view.params,
-            outputs=view.outputs,
-            reporters=[reporter],
-            log=RunLogger(stream_sink(sys.stdout), log_format),
-            cancel=token,
-        )
-        if reporter.interrupted is not None:
-            return EXIT_INTERRUPTED
-        if not reporter.gone:
-            event_type = "Normal" if final.phase == "Succeeded" else "Warning"
-            await _event(client, flowrun, event_type, final.phase, final.message or f"run {final.phase.lower()}")
+        masker = Masker.from_environment(secret_env_names(view.env), os.environ)
+        # The log masks its lines itself: it writes to stdout as it is, not to the masked stream.
+        log = RunLogger(stream_sink(sys.stdout), log_format, masker=masker)
+        with masked_streams(masker), declared_environment(_declared_names(view)):
+            return await _run_flow(client, flowrun, snapshot_path, pod_name=pod_name, log=log, masker=masker)
+
+
+async def _run_flow(
+    client: KubeClient,
+    flowrun: dict[str, Any],
+    snapshot_path: Path,
+    *,
+    pod_name: str | None,
+    log: RunLogger,
+    masker: Masker,
+) -> int:
+    """Run the snapshot's flow for ``flowrun``; its status and Events are masked with ``masker``."""
+    view = FlowRunView(flowrun)
+    snapshot = read_snapshot(snapshot_path)
+    result = load_object(snapshot.manifest(), library=snapshot.library)
+    attempt = view.attempt + 1
+    reporter = FlowRunStatusReporter(
+        client,
+        flowrun,
+        pod_name=pod_name,
+        attempt=attempt,
+        flow_name=snapshot.name,
+        on_error=_report_error,
+        masker=masker,
+    )
+    if result.definition is None:
+        problems = "; ".join(str(p) for p in result.problems)
+        final = RunStatus.model_validate({"phase": "Failed", "message": f"invalid flow: {problems}"})
+        await reporter.publish(final, final=True)
         return EXIT_DONE
+    token = CancelToken()
+    if view.cancel_requested:
+        token.cancel("cancelled before the runner started (spec.cancel)")
+    _install_signal_handlers(client, reporter.name, reporter.namespace, token, reporter)
+    started = f"runner pod {pod_name} started (attempt {attempt})"
+    await _event(client, flowrun, "Normal", "Started", started, masker=masker)
+    final = await execute_async(
+        result.definition,
+        input=view.input,
+        params=view.params,
+        outputs=view.outputs,
+        reporters=[reporter],
+        log=log,
+        cancel=token,
+    )
+    if reporter.interrupted is not None:
+        return EXIT_INTERRUPTED
+    if not reporter.gone:
+        event_type = "Normal" if final.phase == "Succeeded" else "Warning"
+        message = final.message or f"run {final.phase.lower()}"
+        await _event(client, flowrun, event_type, final.phase, message, masker=masker)
+    return EXIT_DONE
+
+
+def _declared_names(view: FlowRunView) -> list[str]:
+    """The names the FlowRun's ``spec.env`` declares: all ``env.NAME`` templates may read."""
+    return [entry["name"] for entry in view.env if isinstance(entry.get("name"), str)]
 
 
 def _install_signal_handlers(
@@ -146,9 +184,12 @@ def _install_signal_handlers(
         loop.add_signal_handler(sig, on_signal, sig)
 
 
-async def _event(client: KubeClient, flowrun: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+async def _event(
+    client: KubeClient, flowrun: dict[str, Any], event_type: str, reason: str, message: str, *, masker: Masker
+) -> None:
+    """Post an Event about the FlowRun, its message masked; one that cannot be posted is logged, not fatal."""
     try:
-        await post_event(client, flowrun, event_type, reason, message, component="runner")
+        await post_event(client, flowrun, event_type, reason, masker.mask(message), component="runner")
     except (ApiError, OSError, TimeoutError) as error:
         log.warning("could not post the %s event: %s", reason, error)
 

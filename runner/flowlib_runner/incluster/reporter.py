@@ -9,6 +9,10 @@ contract, which states the ownership rule) are never touched.
 The final status is retried for up to ``final_deadline`` seconds (inside the pod's grace period).
 If the API still refuses it, it is written to the container's termination message, where the
 operator finds it when the Job ends: the final state is not lost even then.
+
+With a ``masker`` (the values of the FlowRun's Secret-sourced env) every status is masked before
+its document is built (``PeriodicReporter``), so the conditions and the termination message, made
+from that document, are masked too.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from flowlib_api.runnerpod import TERMINATION_LOG, termination_message
 from flowlib_api.runstatus import FINISHED_PHASES, RunStatus
 from flowlib_api.text import CONDITION_MESSAGE_CHARS
 from flowlib_api.times import rfc3339_millis, run_duration
+from flowlib_runner.execution.masking import Masker
 from flowlib_runner.execution.reporting.base import ErrorCallback, PeriodicReporter
 from flowlib_runner.kube.client import ApiError, KubeClient
 
@@ -57,8 +62,9 @@ class FlowRunStatusReporter(PeriodicReporter):
         final_deadline: float = 20.0,
         on_error: ErrorCallback | None = None,
         termination_log: Path = Path(TERMINATION_LOG),
+        masker: Masker | None = None,
     ) -> None:
-        super().__init__(interval=interval, on_error=on_error)
+        super().__init__(interval=interval, on_error=on_error, masker=masker)
         meta = flowrun["metadata"]
         self.client = client
         self.name, self.namespace = meta["name"], meta["namespace"]

@@ -141,7 +141,7 @@ def test_unknown_filter_in_an_action_is_an_error() -> None:
 
 def test_misspelt_variable_in_a_shell_template_is_an_error() -> None:
     assert messages("nodes:\n  a: {run: {shell: 'echo {{ sharde.x }}'}}\n") == [
-        "nodes.a.run.shell: undefined variable 'sharde'; templates see item, node, params, shared; did you "
+        "nodes.a.run.shell: undefined variable 'sharde'; templates see env, item, node, params, shared; did you "
         "mean 'shared'?"
     ]
 
@@ -153,7 +153,7 @@ def test_misspelt_variable_in_a_shell_template_is_an_error() -> None:
             "{{ foo }}",
             False,
             [
-                "undefined variable 'foo'; templates see item, node, params, shared; write "
+                "undefined variable 'foo'; templates see env, item, node, params, shared; write "
                 "shared.foo for a value in the shared store or params.foo for a param"
             ],
         ),
@@ -190,7 +190,7 @@ def test_misspelt_variable_in_a_shell_template_is_an_error() -> None:
             [
                 "unknown filter 'nope' (line 2); use one of Jinja2's built-in filters "
                 "(https://jinja.palletsprojects.com/en/stable/templates/#list-of-builtin-filters)",
-                "undefined variable 'a' (line 1); templates see item, node, params, shared; write shared.a for a "
+                "undefined variable 'a' (line 1); templates see env, item, node, params, shared; write shared.a for a "
                 "value in the shared store or params.a for a param",
             ],
         ),
@@ -208,7 +208,7 @@ def test_template_problems(text: str, action: bool, expected: list[str]) -> None
 
 def test_check_template_joins_every_problem_of_one_template() -> None:
     assert check_template("{{ sharde | uper }}") == (
-        "unknown filter 'uper'; did you mean 'upper'? Also: undefined variable 'sharde'; templates see item, "
+        "unknown filter 'uper'; did you mean 'upper'? Also: undefined variable 'sharde'; templates see env, item, "
         "node, params, shared; did you mean 'shared'?"
     )
 

@@ -25,7 +25,7 @@ from flowlib_api.flowspec import DEFAULT_ACTION, ERROR_ACTION
 
 from ..runkinds import Code
 from ..runkinds.python import NodeInfo
-from ..templates import Template
+from ..templates import Template, run_environment
 from .scopes import ItemScope
 from .threads import DEFAULT_ITEM_THREADS
 
@@ -143,6 +143,7 @@ class SpecBehaviour(ParamsAndErrorEdge):
             "params": self.params,
             "item": item,
             "node": {"name": self.name, "type": self.node_type},
+            "env": run_environment(),
         }
 
 

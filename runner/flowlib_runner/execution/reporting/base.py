@@ -7,6 +7,8 @@ then at most every `interval` seconds while something changed, then the final st
 so a new destination only writes `publish()`. The FlowRun reporter of the operator issue is one:
 its `publish` patches `flowruns/status` and retries 409/429/5xx itself; a failed periodic publish is
 reported through `on_error` and tried again at the next tick, the final one raises to the runner.
+With a `masker` every status is masked before `publish` sees it (`execution.masking`), so no
+destination can forget to.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from flowlib_api.runstatus import RunStatus
+from flowlib_runner.execution.masking import Masker, mask_status
 from flowlib_runner.execution.reporting.tracker import StatusTracker
 
 ErrorCallback = Callable[["Reporter", BaseException], None]
@@ -36,11 +39,14 @@ class Reporter(ABC):
 class PeriodicReporter(Reporter):
     """Coalescing publisher: first status at once, then at most one per `interval` s, final at once."""
 
-    def __init__(self, *, interval: float = 1.0, on_error: ErrorCallback | None = None) -> None:
+    def __init__(
+        self, *, interval: float = 1.0, on_error: ErrorCallback | None = None, masker: Masker | None = None
+    ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be positive, got {interval}")
         self.interval = interval
         self.on_error = on_error
+        self.masker = masker if masker else None
         self.published = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -57,7 +63,7 @@ class PeriodicReporter(Reporter):
             if tracker.version != seen:
                 seen = tracker.version
                 try:
-                    await self.publish(tracker.snapshot(), final=False)
+                    await self.publish(mask_status(tracker.snapshot(), self.masker), final=False)
                     self.published += 1
                 except Exception as error:  # reported, then retried on the next tick
                     if self.on_error is None:
@@ -72,7 +78,7 @@ class PeriodicReporter(Reporter):
             task.cancel()
             await asyncio.wait({task})  # unlike `await task`, never mistakes its end for ours
             loop_error = None if task.cancelled() else task.exception()
-        await self.publish(status, final=True)
+        await self.publish(mask_status(status, self.masker), final=True)
         self.published += 1
         if loop_error is not None:
             raise loop_error

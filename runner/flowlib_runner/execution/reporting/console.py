@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from flowlib_api.runstatus import NodeState, RunStatus
+from flowlib_runner.execution.masking import Masker
 from flowlib_runner.execution.reporting.base import ErrorCallback, PeriodicReporter
 from flowlib_runner.execution.reporting.tracker import StatusTracker
 
@@ -32,9 +33,15 @@ class ConsoleReporter(PeriodicReporter):
     """Redraws a table of node states on `console` a few times a second; leaves the final one on screen."""
 
     def __init__(
-        self, console: Console, *, title: str, interval: float = 0.25, on_error: ErrorCallback | None = None
+        self,
+        console: Console,
+        *,
+        title: str,
+        interval: float = 0.25,
+        on_error: ErrorCallback | None = None,
+        masker: Masker | None = None,
     ) -> None:
-        super().__init__(interval=interval, on_error=on_error)
+        super().__init__(interval=interval, on_error=on_error, masker=masker)
         self.console = console
         self.title = title
         self._live: Live | None = None

@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from flowlib_api.runstatus import RunStatus
+from flowlib_runner.execution.masking import Masker
 from flowlib_runner.execution.reporting.base import ErrorCallback, PeriodicReporter
 
 
@@ -49,8 +50,15 @@ def _status_writer() -> ThreadPoolExecutor:
 class JsonFileReporter(PeriodicReporter):
     """Rewrites `path` with the status, about once per `interval` s while running, at once at the end."""
 
-    def __init__(self, path: str | os.PathLike[str], *, interval: float = 1.0, on_error: ErrorCallback | None = None):
-        super().__init__(interval=interval, on_error=on_error)
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        interval: float = 1.0,
+        on_error: ErrorCallback | None = None,
+        masker: Masker | None = None,
+    ):
+        super().__init__(interval=interval, on_error=on_error, masker=masker)
         self.path = Path(path)
         self._in_flight: Future[None] | None = None
 
