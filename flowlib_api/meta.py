@@ -45,11 +45,13 @@ FLOWRUNS = ResourceRef(API_GROUP, API_VERSION, "flowruns")
 JOBS = ResourceRef("batch", "v1", "jobs")
 PODS = ResourceRef("", "v1", "pods")
 CONFIGMAPS = ResourceRef("", "v1", "configmaps")
+SECRETS = ResourceRef("", "v1", "secrets")
 EVENTS = ResourceRef("", "v1", "events")
 SERVICEACCOUNTS = ResourceRef("", "v1", "serviceaccounts")
 NAMESPACES = ResourceRef("", "v1", "namespaces", namespaced=False)
 ROLES = ResourceRef("rbac.authorization.k8s.io", "v1", "roles")
 ROLEBINDINGS = ResourceRef("rbac.authorization.k8s.io", "v1", "rolebindings")
+SUBJECTACCESSREVIEWS = ResourceRef("authorization.k8s.io", "v1", "subjectaccessreviews", namespaced=False)
 
 STATUS_SUBRESOURCE = "status"
 
@@ -70,4 +72,9 @@ DIFFBASE_ANNOTATION_KEY = "last-handled-configuration"
 
 RUNNER_NAME = "flowlib-runner"
 """``app.kubernetes.io/name`` of runner Jobs and pods, and the name of the runner's identity."""
-RUNNER_SERVICE_ACCOUNT = RUNNER_NAME
+LABEL_RUNNER_ACCESS = f"{API_GROUP}/runner-access"
+"""On a ServiceAccount, Secret or ConfigMap: ``"true"`` opens it to every FlowRun of its namespace.
+
+A namespace admin's opt-in: without the admission webhook (which checks each run's author), it is
+the only way a FlowRun may run as a service account of its own choice or read a Secret or ConfigMap
+into its environment."""

@@ -118,13 +118,17 @@ class FlowRunSpec(_Model):
     image: str | None = Field(None, description="Runner image for this run; defaults to the operator's runner image.")
     service_account_name: str | None = Field(
         None,
-        description="Service account of the runner pod. Defaults to flowlib-runner, which the operator "
-        "creates with the least privilege a runner needs. A custom one needs the same permissions.",
+        description="Service account of the runner pod. By default every run gets its own (<run>-runner), "
+        "which may read this FlowRun and write its status, nothing else. Naming one borrows it: allowed "
+        "when a namespace admin labelled it flowlib.dev/runner-access=true or, with the admission webhook, "
+        "when you may create pods in the namespace; else the run fails with reason Forbidden.",
     )
     env: list[dict[str, Any]] | None = Field(
         None,
         description="Environment variables of the runner container (Kubernetes EnvVar objects: value, "
-        "or valueFrom with secretKeyRef, configMapKeyRef or fieldRef).",
+        "or valueFrom with secretKeyRef, configMapKeyRef or fieldRef). A Secret or ConfigMap may be read "
+        "only when a namespace admin labelled it flowlib.dev/runner-access=true or, with the admission "
+        "webhook, when you may get it yourself; values from Secrets are masked in logs, status and Events.",
     )
     resources: dict[str, Any] | None = Field(
         None,

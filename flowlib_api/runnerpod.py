@@ -4,8 +4,10 @@ The operator writes, the runner reads (one writer and one reader for each):
 
 - environment variables naming the FlowRun, its namespace, the pod and the definition's path;
 - the definition snapshot: the Flow (or inline flow) and every sub-flow it reaches, frozen into one
-  JSON document in an immutable ConfigMap mounted at ``SNAPSHOT_MOUNT``, so a later edit of a Flow
-  never changes a running run.
+  gzip-compressed JSON document in an immutable ConfigMap mounted at ``SNAPSHOT_MOUNT``, so a later
+  edit of a Flow never changes a running run. Compressed, because Kubernetes caps a ConfigMap's data
+  at 1 MiB while a Flow may be up to about 1.5 MiB: the JSON of a definition compresses 5-20 times,
+  so any Flow the API accepts fits, and one that does not is refused with ``snapshot_size_problem``.
 
 The runner writes, the operator reads:
 
@@ -16,6 +18,7 @@ The runner writes, the operator reads:
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +38,10 @@ ENV_DEFINITION = "FLOWLIB_DEFINITION"
 ENV_LOG_FORMAT = "FLOWLIB_LOG_FORMAT"
 """``text`` (default) or ``json``: the format of the run log on stdout."""
 
-SNAPSHOT_KEY = "definition.json"
+SNAPSHOT_KEY = "definition.json.gz"
+"""The snapshot's key in the ConfigMap's ``binaryData`` (so also the mounted file's name)."""
+SNAPSHOT_LIMIT_BYTES = 1024 * 1024
+"""Kubernetes' limit on a ConfigMap's data (``MaxSecretSize``, counted over the decoded values)."""
 SNAPSHOT_MOUNT = "/etc/flowlib"
 SNAPSHOT_PATH = f"{SNAPSHOT_MOUNT}/{SNAPSHOT_KEY}"
 
@@ -75,6 +81,19 @@ class Snapshot:
         document = {**self.manifest(), "library": {n: dict(lib) for n, lib in sorted(self.library.items())}}
         return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
+    def to_bytes(self) -> bytes:
+        """The compressed snapshot, as the ConfigMap holds it (``mtime=0``: equal in, equal out)."""
+        return gzip.compress(self.to_json().encode(), mtime=0)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Snapshot:
+        """Read a compressed snapshot (or a plain JSON one, as written before compression)."""
+        try:
+            text = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+            return cls.from_json(text.decode("utf-8"))
+        except (OSError, EOFError, UnicodeDecodeError) as error:
+            raise ValueError(f"the snapshot is not readable: {error}") from error
+
     @classmethod
     def from_json(cls, text: str) -> Snapshot:
         """Read a snapshot; raises ``ValueError`` (JSON errors included) when it is not one."""
@@ -86,6 +105,17 @@ class Snapshot:
         if not isinstance(metadata, dict) or not isinstance(library, dict):
             raise ValueError("the snapshot's metadata and library must be objects")
         return cls(name=str(metadata.get("name") or "inline"), spec=document.get("spec") or {}, library=library)
+
+
+def snapshot_size_problem(snapshot: bytes) -> str | None:
+    """Why a snapshot cannot be stored in a ConfigMap, or None when it fits."""
+    if len(snapshot) <= SNAPSHOT_LIMIT_BYTES:
+        return None
+    return (
+        f"the definition, with its sub-flows, is {len(snapshot) / 1024:.0f} KiB even compressed, over the "
+        f"{SNAPSHOT_LIMIT_BYTES // 1024} KiB a run's snapshot ConfigMap may hold; make it smaller (move "
+        "large inline code or data into the runner image, a ConfigMap the code reads, or the run's input)"
+    )
 
 
 def termination_message(status: Mapping[str, Any]) -> str:

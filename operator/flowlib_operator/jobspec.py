@@ -9,10 +9,11 @@ FlowRun's ``retries`` sets, so each attempt is a new pod with its own logs.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
-from flowlib_api.meta import GROUP_VERSION, KIND_FLOWRUN, LABEL_COMPONENT, RUNNER_NAME, RUNNER_SERVICE_ACCOUNT
+from flowlib_api.meta import GROUP_VERSION, KIND_FLOWRUN, LABEL_COMPONENT, RUNNER_NAME
 from flowlib_api.runnerpod import (
     ENV_DEFINITION,
     ENV_FLOWRUN,
@@ -26,7 +27,7 @@ from flowlib_api.runnerpod import (
 )
 from flowlib_api.times import deadline_seconds
 from flowlib_api.views import FlowRunView
-from flowlib_operator.naming import job_name, run_labels, snapshot_name
+from flowlib_operator.naming import identity_name, job_name, run_labels, snapshot_name
 
 RUNNER_UID = 65532
 TERMINATION_GRACE_SECONDS = 30
@@ -38,7 +39,6 @@ class RunnerSettings:
 
     image: str
     image_pull_policy: str = "IfNotPresent"
-    service_account: str = RUNNER_SERVICE_ACCOUNT
     default_requests: tuple[tuple[str, str], ...] = (("cpu", "100m"), ("memory", "128Mi"))
     default_limits: tuple[tuple[str, str], ...] = (("memory", "1Gi"),)
 
@@ -55,8 +55,8 @@ def owner_reference(flowrun: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def snapshot_configmap(flowrun: dict[str, Any], flow_name: str | None, definition_json: str) -> dict[str, Any]:
-    """The immutable ConfigMap that freezes the resolved definition for this run."""
+def snapshot_configmap(flowrun: dict[str, Any], flow_name: str | None, snapshot: bytes) -> dict[str, Any]:
+    """The immutable ConfigMap that freezes the resolved (compressed) definition for this run."""
     meta = flowrun["metadata"]
     return {
         "apiVersion": "v1",
@@ -68,7 +68,7 @@ def snapshot_configmap(flowrun: dict[str, Any], flow_name: str | None, definitio
             "ownerReferences": [owner_reference(flowrun)],
         },
         "immutable": True,
-        "data": {SNAPSHOT_KEY: definition_json},
+        "binaryData": {SNAPSHOT_KEY: base64.b64encode(snapshot).decode("ascii")},
     }
 
 
@@ -90,6 +90,11 @@ def _resources(run: FlowRunView, settings: RunnerSettings) -> dict[str, Any]:
         "requests": wanted.get("requests", dict(settings.default_requests)),
         "limits": wanted.get("limits", dict(settings.default_limits)),
     }
+
+
+def runner_account(run: FlowRunView) -> str:
+    """The service account the run's pod runs as: the one it names, else its own (see ``identity``)."""
+    return run.service_account_name or identity_name(run.name)
 
 
 def runner_job(flowrun: dict[str, Any], flow_name: str | None, settings: RunnerSettings) -> dict[str, Any]:
@@ -123,7 +128,7 @@ def runner_job(flowrun: dict[str, Any], flow_name: str | None, settings: RunnerS
     }
     pod_spec = {
         "restartPolicy": "Never",
-        "serviceAccountName": run.service_account_name or settings.service_account,
+        "serviceAccountName": runner_account(run),
         "automountServiceAccountToken": True,
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "securityContext": {

@@ -85,6 +85,14 @@ class QuietWatchCache(logging.Filter):
     default=None,
     help="Directory with the webhook's tls.crt and tls.key (a mounted Secret); without it kopf self-signs.",
 )
+@click.option(
+    "--access-check",
+    type=click.Choice(["labels", "webhook"]),
+    default="labels",
+    help="Who allows a FlowRun's serviceAccountName and Secret/ConfigMap env: 'labels' (only objects labelled "
+    "flowlib.dev/runner-access=true) or 'webhook' (the admission webhook checked each run's author; set it "
+    "only where the ValidatingWebhookConfiguration is installed with failurePolicy Fail).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="More logs.")
 @click.option("--debug", is_flag=True, help="Even more logs, including every API request.")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
@@ -105,6 +113,7 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
     metrics_port: int,
     webhook_port: int,
     webhook_tls_dir: str | None,
+    access_check: str,
     verbose: bool,
     debug: bool,
     quiet: bool,
@@ -124,6 +133,7 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
         resync_interval=resync_interval,
         webhook_port=webhook_port,
         webhook_tls_dir=webhook_tls_dir,
+        authorized_at_admission=access_check == "webhook",
     )
     client = KubeClient(
         load_config(kubeconfig), on_retry=metrics.count_retry, user_agent=f"flowlib-operator/{__version__}"

@@ -43,6 +43,19 @@ INVALID_DEFINITIONS = Counter(
     registry=REGISTRY,
 )
 
+FORBIDDEN_RUNS = Counter(
+    "flowlib_flowruns_forbidden_total",
+    "FlowRuns refused because they borrow a service account, Secret or ConfigMap their author may not use.",
+    registry=REGISTRY,
+)
+
+FRESH_READS = Counter(
+    "flowlib_fresh_reads_total",
+    "Runs whose FlowRun, Job and pods were read afresh from the API before a settling decision "
+    "(or by the periodic check), instead of trusting the watch cache.",
+    registry=REGISTRY,
+)
+
 
 def count_retry(method: str, status: int | None) -> None:
     API_RETRIES.labels(method=method, status=str(status) if status is not None else "connection").inc()

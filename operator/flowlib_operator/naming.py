@@ -29,6 +29,11 @@ def snapshot_name(flowrun: str) -> str:
     return _bounded("", flowrun, "-flow")
 
 
+def identity_name(flowrun: str) -> str:
+    """The run's own identity: its ServiceAccount (unless the run names one), Role and RoleBinding."""
+    return _bounded("", flowrun, "-runner")
+
+
 def label_value(value: str) -> str:
     """A label value for ``value`` (63 characters at most, alphanumeric at both ends)."""
     if len(value) <= MAX_NAME:

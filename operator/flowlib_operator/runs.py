@@ -13,23 +13,44 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from flowlib_runner.kube.client import ApiError, KubeClient
 
-from flowlib_api.meta import CONFIGMAPS, FLOWRUNS, JOBS, STATUS_SUBRESOURCE, ResourceRef
+from flowlib_api.meta import (
+    CONFIGMAPS,
+    FLOWRUNS,
+    JOBS,
+    LABEL_FLOWRUN,
+    PODS,
+    ROLEBINDINGS,
+    STATUS_SUBRESOURCE,
+    ResourceRef,
+)
 from flowlib_api.resources import StatusKey, succeeded_condition
 from flowlib_api.runstatus import FINISHED_PHASES
 from flowlib_api.times import now_utc, parse_time
 from flowlib_api.views import FlowRunView
 from flowlib_operator import metrics
+from flowlib_operator.access import FORBIDDEN_REASON, label_problems
 from flowlib_operator.cache import ClusterCache, Key
 from flowlib_operator.events import EventRecorder
-from flowlib_operator.identity import RunnerIdentities
+from flowlib_operator.identity import run_identity, shared_account_binding
 from flowlib_operator.jobspec import RunnerSettings, runner_job, snapshot_configmap
-from flowlib_operator.naming import job_name
+from flowlib_operator.naming import job_name, label_value
 from flowlib_operator.reconcile import Decision, decide, final_status, ttl_expired
 from flowlib_operator.resolve import resolve_run
 
 log = logging.getLogger("flowlib.operator")
+
+TRANSIENT_ERRORS = (TimeoutError, ApiError, OSError, aiohttp.ClientError)
+"""What a request can still fail with after the client's retries (an unreachable or erring API):
+the reconcile is retried by the next resync pass."""
+RESYNC_CONCURRENCY = 16
+"""Runs a resync pass reconciles at once."""
+VERIFY_AFTER = 300.0
+"""Seconds after which a resync pass reads an unfinished run's objects afresh even though nothing
+asked for it: kopf's relist after a 410 never reports deletions, so a Job or pod deleted while a
+watch was away would otherwise stay in the cache for good and hold its run unfinished."""
 
 
 class LeftoverObject(Exception):
@@ -46,7 +67,8 @@ class RunLifecycle:
     client: KubeClient
     runner: RunnerSettings
     events: EventRecorder
-    identities: RunnerIdentities
+    authorized_at_admission: bool = False
+    """True when the admission webhook checks each run's author (``access``); else only labels open objects."""
     pod_start_timeout: float = 120.0
     resync_interval: float = 10.0
     cache: ClusterCache = field(default_factory=ClusterCache)
@@ -54,6 +76,11 @@ class RunLifecycle:
     phases: dict[Key, str] = field(default_factory=dict)
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     first_seen: dict[Key, float] = field(default_factory=dict)
+    unwritten: dict[Key, Decision] = field(default_factory=dict)
+    """Decisions that deleted their Job but could not write their status yet (``reconcile``)."""
+    fresh_at: dict[Key, float] = field(default_factory=dict)
+    """When each run's objects were last read afresh (monotonic seconds; see ``VERIFY_AFTER``)."""
+    loans_ended: set[Key] = field(default_factory=set)
 
     def lock(self, key: Key) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -75,6 +102,14 @@ class RunLifecycle:
             return
         if run.job_name and await self.client.get_or_none(JOBS, run.job_name, run.namespace):
             return  # created before a restart; the Job watch follows it from here
+        if not self.authorized_at_admission:
+            refused = await label_problems(self.client, run)
+            if refused:
+                message = "not allowed: " + "; ".join(refused)
+                metrics.FORBIDDEN_RUNS.inc()
+                self._final(status_patch, body, "Failed", FORBIDDEN_REASON, message)
+                await self.events.record(body, "Warning", FORBIDDEN_REASON, message)
+                return
         resolution = await resolve_run(self.client, body)
         if resolution.snapshot is None:
             message = "invalid flow: " + "; ".join(resolution.problems)
@@ -83,8 +118,6 @@ class RunLifecycle:
             status_patch[StatusKey.FLOW] = resolution.flow_name
             await self.events.record(body, "Warning", "InvalidFlow", message)
             return
-        if not run.service_account_name:
-            await self.identities.ensure(run.namespace)
         job = runner_job(body, resolution.flow_name, self.runner)
         job_name_ = job["metadata"]["name"]
         if run.job_name != job_name_:
@@ -105,8 +138,16 @@ class RunLifecycle:
         else:
             status_written = asyncio.sleep(0)
         configmap = snapshot_configmap(body, resolution.flow_name, resolution.snapshot)
-        # Both must exist before the Job (the pod mounts the snapshot), neither depends on the other.
-        await asyncio.gather(status_written, _create_or_adopt(self.client, CONFIGMAPS, configmap, run.uid))
+        # All must exist before the Job (the pod mounts the snapshot and runs as the run's own
+        # identity); none depends on another (a RoleBinding may name a Role created a moment later).
+        await asyncio.gather(
+            status_written,
+            _create_or_adopt(self.client, CONFIGMAPS, configmap, run.uid),
+            *(
+                _create_or_adopt(self.client, ref, manifest, run.uid)
+                for ref, manifest in run_identity(body, resolution.flow_name)
+            ),
+        )
         created = await _create_or_adopt(self.client, JOBS, job, run.uid)
         if created:
             metrics.RUNS_STARTED.inc()
@@ -121,6 +162,16 @@ class RunLifecycle:
         status_patch.update(final_status(body, phase, reason, message, now_utc()))
         status_patch[StatusKey.OBSERVED_GENERATION] = FlowRunView(body).generation
 
+    async def end_loan(self, body: dict[str, Any]) -> None:
+        """A run under a borrowed service account has ended: delete the binding that lent the account
+        the run's Role, since other pods may run as that account (see ``identity``)."""
+        run = FlowRunView(body)
+        binding = shared_account_binding(body)
+        if binding is None or not run.finished or run.key in self.loans_ended:
+            return
+        await self.client.delete(ROLEBINDINGS, binding, run.namespace)
+        self.loans_ended.add(run.key)
+
     async def cancel(self, body: dict[str, Any]) -> None:
         """``spec.cancel`` became true: stop the runner by deleting the Job (its pod gets SIGTERM)."""
         self.cache.put_flowrun(body, deleted=False)
@@ -128,56 +179,109 @@ class RunLifecycle:
 
     # -- following runs -------------------------------------------------------------------------
 
-    async def reconcile(self, key: Key) -> None:
-        """Bring the FlowRun's status in line with its Job and pods (see ``reconcile.decide``)."""
+    async def reconcile(self, key: Key, *, verify: bool = False) -> None:
+        """Bring the FlowRun's status in line with its Job and pods (see ``reconcile.decide``).
+
+        Decisions start from the watch cache; one that settles the run (a final phase, deleting or
+        creating the Job) is taken again on the FlowRun, Job and pods read afresh from the API,
+        because a watch stream may not have delivered (or may never report) what changed. With
+        ``verify`` they are read afresh whatever the cache suggests.
+        """
         async with self.lock(key):
             flowrun = self.cache.flowruns.get(key)
             if flowrun is None or key in self.finalized:
                 return
-            decision = self._decide(key, flowrun)
-            if (decision.status or {}).get(StatusKey.PHASE) in FINISHED_PHASES:
-                # Watch streams are independent: the Job's end can arrive before the runner's final
-                # status patch does. Before the operator writes a final state of its own, it reads
-                # the FlowRun afresh and decides again.
-                fresh = await self.client.get_or_none(FLOWRUNS, key[1], key[0])
-                if fresh is None:
+            decision = self._decide(key, flowrun, fresh=False)
+            if decision.refresh or key in self.unwritten or verify:
+                flowrun = await self._refresh(key)
+                if flowrun is None:
                     return
-                self.cache.put_flowrun(fresh, deleted=False)
-                flowrun = fresh
-                decision = self._decide(key, flowrun)
+                if FlowRunView(flowrun).finished:
+                    self.unwritten.pop(key, None)
+                # A decision whose Job is already deleted but whose status was not written is applied
+                # again as it was: deciding anew would take the Job's absence for a deletion.
+                decision = self.unwritten.get(key) or self._decide(key, flowrun, fresh=True)
             await self._apply(key, flowrun, decision)
 
-    def _decide(self, key: Key, flowrun: dict[str, Any]) -> Decision:
+    async def _refresh(self, key: Key) -> dict[str, Any] | None:
+        """Read the FlowRun, its Job and the Job's pods from the API into the cache; None when the
+        FlowRun is gone. Only this run's Job counts (a Job of that name may still belong to a deleted
+        FlowRun of the same name), and only that Job's pods."""
+        namespace, name = key
+        metrics.FRESH_READS.inc()
+        flowrun = await self.client.get_or_none(FLOWRUNS, name, namespace)
+        if flowrun is None:
+            return None
+        run = FlowRunView(flowrun)
+        wanted = run.job_name or job_name(name)
+        job, pods = await asyncio.gather(
+            self.client.get_or_none(JOBS, wanted, namespace),
+            self.client.list(PODS, namespace, label_selector=f"{LABEL_FLOWRUN}={label_value(name)}"),
+        )
+        if job is not None and not _owned_by(job, run.uid):
+            job = None
+        job_uid = job["metadata"].get("uid") if job else None
+        pods = [p for p in pods if _owned_by(p, job_uid, kind="Job", name=wanted)]
+        self.cache.put_flowrun(flowrun, deleted=False)
+        self.cache.replace_job(key, job, pods)
+        self.fresh_at[key] = time.monotonic()
+        return flowrun
+
+    def _decide(self, key: Key, flowrun: dict[str, Any], *, fresh: bool) -> Decision:
+        run_uid = FlowRunView(flowrun).uid
+        job = self.cache.job_of(key, run_uid)
         return decide(
             flowrun,
-            self.cache.jobs.get(key),
-            self.cache.pods_of(key),
-            job_seen=key in self.cache.jobs_seen,
+            job,
+            self.cache.pods_of(key, job),
+            job_seen=self.cache.job_seen(key, run_uid),
             moment=now_utc(),
             start_timeout=self.pod_start_timeout,
+            fresh=fresh,
         )
 
     async def _apply(self, key: Key, flowrun: dict[str, Any], decision: Decision) -> None:
+        """Carry ``decision`` out: the Job first (created or deleted), then the status, then the Event.
+        A status that fails after its Job was deleted is kept in ``unwritten`` for the next pass."""
         namespace, name = key
+        if decision.create_job:
+            await self._create_job(flowrun)
         if decision.delete_job:
+            if decision.status:
+                self.unwritten[key] = decision  # until the status is written (see ``reconcile``)
             job = FlowRunView(flowrun).job_name or job_name(name)
             await self.client.delete(JOBS, job, namespace, propagation="Background")
         if decision.status:
             if decision.status.get(StatusKey.PHASE) in FINISHED_PHASES:
                 self.finalized.add(key)
+            written = False
             try:
                 await self.client.patch(
                     FLOWRUNS, name, {"status": decision.status}, namespace, subresource=STATUS_SUBRESOURCE
                 )
+                written = True
             except ApiError as error:
-                self.finalized.discard(key)
                 if error.not_found:
+                    self.unwritten.pop(key, None)
                     return
                 raise
+            finally:
+                if not written:
+                    self.finalized.discard(key)  # the next resync pass decides and writes again
+            self.unwritten.pop(key, None)
         if decision.event:
-            if decision.event[1] == "PodCreationFailed":
-                self.identities.forget(namespace)
             await self.events.record(flowrun, *decision.event)
+
+    async def _create_job(self, flowrun: dict[str, Any]) -> None:
+        """Create the missing Job of a run that never started, as its start does (which adopts what
+        exists, so racing a start still in progress is harmless); write what the start decided."""
+        status: dict[str, Any] = {}
+        await self.start(flowrun, status)
+        if status:
+            run = FlowRunView(flowrun)
+            await self.client.patch(
+                FLOWRUNS, run.name, {"status": status}, run.namespace, subresource=STATUS_SUBRESOURCE
+            )
 
     def observe(self, body: dict[str, Any], event_type: str | None) -> Key:
         """A watch event of a FlowRun: keep the cache and the finished-run metrics current."""
@@ -187,7 +291,7 @@ class RunLifecycle:
         self.cache.put_flowrun(body, deleted)
         phase = run.phase
         if deleted:
-            for table in (self.phases, self.locks, self.first_seen):
+            for table in (self.phases, self.locks, self.first_seen, self.unwritten, self.fresh_at):
                 table.pop(key, None)
             self.finalized.discard(key)
             return key
@@ -206,28 +310,51 @@ class RunLifecycle:
         return key
 
     async def resync(self) -> None:
-        """Periodic pass over every run: timeouts the watch cannot signal, and finished runs' TTL."""
-        moment = now_utc()
-        for key, flowrun in list(self.cache.flowruns.items()):
-            try:
-                if ttl_expired(flowrun, moment):
-                    await self.client.delete(FLOWRUNS, key[1], key[0], propagation="Background")
-                elif not FlowRunView(flowrun).finished:
-                    await self.reconcile(key)
-            except (TimeoutError, ApiError, OSError) as error:
+        """Periodic pass over every run: what no watch event signals (timeouts, a Job that never got a
+        pod, TTL), what a lost event left undecided, and status writes that failed. The runs are
+        reconciled side by side (bounded), so one whose requests hang on an unreachable API does not
+        hold the others back until the next pass."""
+        moment, now = now_utc(), time.monotonic()
+        slots = asyncio.Semaphore(RESYNC_CONCURRENCY)
+
+        async def one(key: Key, flowrun: dict[str, Any]) -> None:
+            async with slots:
+                try:
+                    if ttl_expired(flowrun, moment):
+                        await self.client.delete(FLOWRUNS, key[1], key[0], propagation="Background")
+                    elif not FlowRunView(flowrun).finished:
+                        known = self.fresh_at.get(key) or self.first_seen.setdefault(key, now)
+                        await self.reconcile(key, verify=now - known >= VERIFY_AFTER)
+                except (*TRANSIENT_ERRORS, LeftoverObject) as error:
+                    metrics.RECONCILE_ERRORS.labels(kind="resync").inc()
+                    log.warning("resync of %s/%s failed (retried next pass): %s", key[0], key[1], error)
+
+        runs = list(self.cache.flowruns.items())
+        outcomes = await asyncio.gather(*(one(key, flowrun) for key, flowrun in runs), return_exceptions=True)
+        for (key, _), outcome in zip(runs, outcomes, strict=True):
+            if isinstance(outcome, Exception):  # a bug, not the API: logged in full, the others went on
                 metrics.RECONCILE_ERRORS.labels(kind="resync").inc()
-                log.warning("resync of %s/%s failed (retried next pass): %s", key[0], key[1], error)
+                log.error("resync of %s/%s failed", key[0], key[1], exc_info=outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
 
     async def resync_forever(self) -> None:
+        """Resync every ``resync_interval`` seconds for the operator's whole life: a pass that fails
+        for an unforeseen reason is logged with its traceback and counted, never ends the loop (no
+        other task would take over the timeouts and retries it drives)."""
         while True:
             await asyncio.sleep(self.resync_interval)
-            await self.resync()
+            try:
+                await self.resync()
+            except Exception:
+                metrics.RECONCILE_ERRORS.labels(kind="resync").inc()
+                log.exception("a resync pass failed; the next one runs in %gs", self.resync_interval)
 
     async def reconcile_quietly(self, key: Key) -> None:
         """Reconcile from a watch event; failures are counted and retried by the next resync pass."""
         try:
             await self.reconcile(key)
-        except (TimeoutError, ApiError, OSError) as error:
+        except (*TRANSIENT_ERRORS, LeftoverObject) as error:
             metrics.RECONCILE_ERRORS.labels(kind="watch").inc()
             log.warning("reconcile of %s/%s failed (retried at the next resync): %s", key[0], key[1], error)
 
@@ -251,3 +378,13 @@ async def _create_or_adopt(
             f"{manifest['kind']} {meta['name']} still belongs to a deleted FlowRun of the same name; waiting"
         )
     return False
+
+
+def _owned_by(obj: dict[str, Any], uid: str | None, *, kind: str | None = None, name: str | None = None) -> bool:
+    """Whether an owner reference of ``obj`` matches (``uid`` None: any uid, for an owner that is gone)."""
+    return any(
+        (kind is None or owner.get("kind") == kind)
+        and (name is None or owner.get("name") == name)
+        and (uid is None or owner.get("uid") == uid)
+        for owner in obj["metadata"].get("ownerReferences") or []
+    )

@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -135,3 +137,65 @@ def test_an_inline_flowrun_is_checked_and_cancel_is_never_refused(
         "Succeeded",
         "Cancelled",
     )
+
+
+def _user(cluster: Cluster, namespace: str, name: str, rules: list[dict[str, Any]], workdir: Path) -> Path:
+    """A kubeconfig of service account ``name``, holding ``rules`` in ``namespace`` and nothing else."""
+    cluster.sim.ensure_service_account(namespace, name)
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name}, "rules": rules}
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    }
+    cluster.apply(namespace, role, binding)
+    return Path(cluster.sim.kubeconfig_for(namespace, name, workdir / f"{name}.kubeconfig"))
+
+
+def test_the_webhook_lets_a_run_borrow_only_what_its_author_may_use(
+    simulator_only: Cluster, guarded_namespace: str, tmp_path: Path
+) -> None:
+    cluster, namespace = simulator_only, guarded_namespace
+    runs_only = [{"apiGroups": ["flowlib.dev"], "resources": ["flowruns"], "verbs": ["get", "create"]}]
+    alice = _user(cluster, namespace, "alice", runs_only, tmp_path)
+    reader = [*runs_only, {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["db"], "verbs": ["get"]}]
+    bob = _user(cluster, namespace, "bob", reader, tmp_path)
+    pods = [*runs_only, {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}]
+    carol = _user(cluster, namespace, "carol", pods, tmp_path)
+    cluster.sim.ensure_service_account(namespace, "deployer")
+    inline = {"nodes": {"a": {"run": {"python": "1"}}}}
+    with_secret = flowrun("with-secret", flow=inline)
+    with_secret["spec"]["env"] = [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]
+    as_deployer = flowrun("as-deployer", flow=inline, serviceAccountName="deployer")
+
+    def create(kubeconfig: Path, document: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return cluster.try_kubectl(
+            "--kubeconfig",
+            str(kubeconfig),
+            "create",
+            "--dry-run=server",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            input=json.dumps(document),
+        )
+
+    refused = create(alice, with_secret)
+    assert refused.returncode != 0
+    assert (
+        f"spec.env[0].valueFrom.secretKeyRef: system:serviceaccount:{namespace}:alice may not get secret 'db' in "
+        f"namespace '{namespace}', so a FlowRun of theirs may not either" in refused.stderr
+    ), refused.stderr
+    refused = create(alice, as_deployer)
+    assert refused.returncode != 0
+    assert "may not create pods (what running as service account 'deployer' takes)" in refused.stderr
+    assert create(bob, with_secret).returncode == 0
+    assert create(bob, as_deployer).returncode != 0
+    assert create(carol, as_deployer).returncode == 0
+    assert create(carol, with_secret).returncode != 0
+    # What a namespace admin opened is open to every author.
+    cluster.kubectl("label", "serviceaccount", "deployer", "-n", namespace, "flowlib.dev/runner-access=true")
+    assert create(alice, as_deployer).returncode == 0

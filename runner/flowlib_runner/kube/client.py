@@ -21,6 +21,7 @@ from flowlib_api.meta import ResourceRef
 from flowlib_runner.kube.config import ClusterConfig
 
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
     "json": "application/json-patch+json",
@@ -113,13 +114,14 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         retry_conflicts: bool = False,
+        accept: str | None = None,
     ) -> Any:
         """Send one request, retrying what is safe to retry; return the decoded JSON answer."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._once(method, path, params, body, content_type)
+                return await self._once(method, path, params, body, content_type=content_type, accept=accept)
             except ApiError as error:
                 retryable = error.status in RETRIED_STATUSES or (
                     retry_conflicts and error.status == 409 and error.reason == "Conflict"
@@ -137,9 +139,18 @@ class KubeClient:
             await asyncio.sleep(delay)
 
     async def _once(
-        self, method: str, path: str, params: Mapping[str, str] | None, body: Any, content_type: str
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Any,
+        *,
+        content_type: str,
+        accept: str | None = None,
     ) -> Any:
         headers = self.config.headers()
+        if accept is not None:
+            headers["Accept"] = accept
         data = None
         if body is not None:
             headers["Content-Type"] = content_type
@@ -166,6 +177,21 @@ class KubeClient:
             if error.not_found:
                 return None
             raise
+
+    async def get_metadata_or_none(
+        self, ref: ResourceRef, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """Only the object's metadata (``PartialObjectMetadata``), or None if it does not exist.
+
+        For reading labels of Secrets: the same permission as a GET, but no value ever reaches us.
+        """
+        try:
+            result: dict[str, Any] = await self.request("GET", ref.path(namespace, name), accept=PARTIAL_METADATA)
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+        return result.get("metadata") or {}
 
     async def list(
         self,

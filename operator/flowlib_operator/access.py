@@ -1,0 +1,176 @@
+"""What a FlowRun borrows from its namespace, and whether it may: a FlowRun does no more than its author.
+
+The operator creates the runner pod, so without this check anyone who may create FlowRuns could run
+as any service account of the namespace and read any Secret or ConfigMap into the pod's environment
+(a confused deputy: the operator's permissions, the author's intent). A run borrows:
+
+- ``spec.serviceAccountName``: the pod runs as that account (by default it runs as its own account,
+  which reaches only its own FlowRun; see ``identity``);
+- ``spec.env[].valueFrom.secretKeyRef`` and ``configMapKeyRef``: values read into the environment.
+
+Two ways to allow a borrow, checked in this order:
+
+1. A namespace admin opened the object to every run of the namespace with the label
+   ``flowlib.dev/runner-access: "true"``. The operator checks this before it creates the Job; it is
+   the only rule when the admission webhook is not installed.
+2. With the admission webhook, the author may borrow what they could use directly; the webhook asks
+   the API server (SubjectAccessReview, for the requesting user) whether they may ``get`` that
+   Secret or ConfigMap, and for a service account whether they may ``create pods`` in the namespace:
+   Kubernetes lets anyone who creates pods run them as any service account of the namespace, so
+   that is exactly the permission a pod under that account takes.
+
+An account the operator created for another run is never borrowable (it would let one run act as
+another), whatever the author may do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flowlib_runner.kube.client import KubeClient
+
+from flowlib_api.meta import (
+    CONFIGMAPS,
+    LABEL_MANAGED_BY,
+    LABEL_RUNNER_ACCESS,
+    MANAGED_BY,
+    SECRETS,
+    SERVICEACCOUNTS,
+    SUBJECTACCESSREVIEWS,
+    ResourceRef,
+)
+from flowlib_api.views import FlowRunView
+
+FORBIDDEN_REASON = "Forbidden"
+
+
+@dataclass(frozen=True)
+class Borrowed:
+    """One object of the namespace that a run would use, and the field that names it."""
+
+    kind: str
+    name: str
+    field: str
+
+    @property
+    def ref(self) -> ResourceRef:
+        return _REFS[self.kind]
+
+    def needed(self, namespace: str) -> dict[str, str]:
+        """The permission the author must hold directly (SubjectAccessReview resourceAttributes)."""
+        if self.kind == "ServiceAccount":
+            return {"namespace": namespace, "verb": "create", "group": "", "resource": "pods"}
+        return {"namespace": namespace, "verb": "get", "group": "", "resource": self.ref.plural, "name": self.name}
+
+    def described(self) -> str:
+        if self.kind == "ServiceAccount":
+            return f"create pods (what running as service account '{self.name}' takes)"
+        return f"get {self.kind.lower()} '{self.name}'"
+
+
+_REFS = {"ServiceAccount": SERVICEACCOUNTS, "Secret": SECRETS, "ConfigMap": CONFIGMAPS}
+_ENV_SOURCES = (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap"))
+
+
+def borrowed(run: FlowRunView) -> list[Borrowed]:
+    """Everything ``run`` takes from its namespace, once per object (the first field naming it)."""
+    found: dict[tuple[str, str], Borrowed] = {}
+    if run.service_account_name:
+        account = Borrowed("ServiceAccount", run.service_account_name, "spec.serviceAccountName")
+        found[(account.kind, account.name)] = account
+    for index, variable in enumerate(run.env):
+        source = variable.get("valueFrom") if isinstance(variable, Mapping) else None
+        if not isinstance(source, Mapping):
+            continue
+        for key, kind in _ENV_SOURCES:
+            ref = source.get(key)
+            if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
+                item = Borrowed(kind, ref["name"], f"spec.env[{index}].valueFrom.{key}")
+                found.setdefault((kind, item.name), item)
+    return list(found.values())
+
+
+def _opened(metadata: Mapping[str, Any] | None) -> bool:
+    labels = (metadata or {}).get("labels") or {}
+    return labels.get(LABEL_RUNNER_ACCESS) == "true" and labels.get(LABEL_MANAGED_BY) != MANAGED_BY
+
+
+def _run_identity(metadata: Mapping[str, Any] | None) -> bool:
+    return ((metadata or {}).get("labels") or {}).get(LABEL_MANAGED_BY) == MANAGED_BY
+
+
+def _not_opened(item: Borrowed, namespace: str) -> str:
+    return (
+        f"{item.field}: {item.kind} '{item.name}' does not exist or is not open to FlowRuns in namespace "
+        f"'{namespace}'; a namespace admin opens it with `kubectl label {item.kind.lower()} {item.name} "
+        f"-n {namespace} {LABEL_RUNNER_ACCESS}=true`, or installs the admission webhook, which lets a run "
+        "use what its author may use directly"
+    )
+
+
+def _identity_of_a_run(item: Borrowed) -> str:
+    return (
+        f"{item.field}: service account '{item.name}' is the identity of another FlowRun and cannot be "
+        "borrowed; leave serviceAccountName out (every run gets its own) or name an account of your own"
+    )
+
+
+async def _metadata(client: KubeClient, item: Borrowed, namespace: str) -> Mapping[str, Any] | None:
+    return await client.get_metadata_or_none(item.ref, item.name, namespace)
+
+
+async def label_problems(client: KubeClient, run: FlowRunView) -> list[str]:
+    """Without the webhook: every borrowed object must carry the namespace admin's opt-in label."""
+    items = borrowed(run)
+    if not items:
+        return []
+    found = await asyncio.gather(*(_metadata(client, item, run.namespace) for item in items))
+    problems: list[str] = []
+    for item, metadata in zip(items, found, strict=True):
+        if _run_identity(metadata) and item.kind == "ServiceAccount":
+            problems.append(_identity_of_a_run(item))
+        elif not _opened(metadata):
+            problems.append(_not_opened(item, run.namespace))
+    return problems
+
+
+def _review(user: Mapping[str, Any], attributes: Mapping[str, str]) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "user": user.get("username") or "",
+        "groups": list(user.get("groups") or []),
+        "resourceAttributes": dict(attributes),
+    }
+    if user.get("uid"):
+        spec["uid"] = user["uid"]
+    if user.get("extra"):
+        spec["extra"] = {k: list(v) for k, v in user["extra"].items()}
+    return {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+
+
+async def _allowed(client: KubeClient, user: Mapping[str, Any], attributes: Mapping[str, str]) -> bool:
+    answer = await client.create(SUBJECTACCESSREVIEWS, _review(user, attributes))
+    return bool((answer.get("status") or {}).get("allowed"))
+
+
+async def author_problems(client: KubeClient, run: FlowRunView, user: Mapping[str, Any]) -> list[str]:
+    """At admission: each borrowed object is open to runs, or ``user`` may use it directly."""
+    items = borrowed(run)
+    if not items:
+        return []
+    namespace = run.namespace
+    found = await asyncio.gather(*(_metadata(client, item, namespace) for item in items))
+    problems: list[str] = []
+    for item, metadata in zip(items, found, strict=True):
+        if item.kind == "ServiceAccount" and _run_identity(metadata):
+            problems.append(_identity_of_a_run(item))
+        elif not _opened(metadata) and not await _allowed(client, user, item.needed(namespace)):
+            who = user.get("username") or "the requesting user"
+            problems.append(
+                f"{item.field}: {who} may not {item.described()} in namespace '{namespace}', so a FlowRun of "
+                f"theirs may not either; ask for that permission, or ask a namespace admin to label the "
+                f"{item.kind.lower()} {LABEL_RUNNER_ACCESS}=true"
+            )
+    return problems

@@ -1,0 +1,235 @@
+"""A FlowRun does no more than its author: borrowed accounts and Secrets, and one identity per run.
+
+The reproducers of the trust review, against the session operator (``--access-check labels``): a
+user who may create FlowRuns but may neither read Secrets nor create pods tries to run as a
+service account that may read Secrets, to read a Secret into the environment, and (from user code
+in one run) to read and forge another run. With the webhook (``test_webhook``'s second operator),
+the author is asked instead (SubjectAccessReview).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.operator.cluster import Cluster, flow, flowrun
+
+PASSWORD = "S3cr3t-db-pw"
+
+LOOT = """
+import base64, json, os, ssl, urllib.request
+def exec(_):
+    base = "/var/run/secrets/kubernetes.io/serviceaccount"
+    API = "https://" + os.environ["KUBERNETES_SERVICE_HOST"] + ":" + os.environ["KUBERNETES_SERVICE_PORT"]
+    token = open(base + "/token").read()
+    ns = open(base + "/namespace").read()
+    context = ssl.create_default_context(cafile=base + "/ca.crt")
+    request = urllib.request.Request(
+        API + "/api/v1/namespaces/" + ns + "/secrets/db",
+        headers={"Authorization": "Bearer " + token},
+    )
+    data = json.load(urllib.request.urlopen(request, context=context))["data"]
+    return base64.b64decode(data["password"]).decode()
+"""
+
+
+def _rbac(namespace: str, name: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name}, "rules": rules}
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    }
+    return [role, binding]
+
+
+def _secret(labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "labels": labels or {}},
+        "stringData": {"password": PASSWORD},
+    }
+
+
+@pytest.fixture
+def alice(simulator_only: Cluster, namespace: str, tmp_path: Path) -> Path:
+    """A kubeconfig of a user who may create and read FlowRuns and Flows, and nothing else."""
+    sim = simulator_only.sim
+    sim.ensure_service_account(namespace, "alice")
+    rules = [{"apiGroups": ["flowlib.dev"], "resources": ["flows", "flowruns"], "verbs": ["get", "list", "create"]}]
+    simulator_only.apply(namespace, *_rbac(namespace, "alice", rules))
+    return Path(sim.kubeconfig_for(namespace, "alice", tmp_path / "alice.kubeconfig"))
+
+
+@pytest.fixture
+def deployer(simulator_only: Cluster, namespace: str) -> str:
+    """A service account that may read the namespace's Secrets, and the Secret it may read.
+
+    It also holds what a runner needs (as version 0.1 told users to give a custom account), so that
+    on the old code the reproducer's run succeeds and publishes the password."""
+    simulator_only.sim.ensure_service_account(namespace, "deployer")
+    rules = [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]},
+        {"apiGroups": ["flowlib.dev"], "resources": ["flowruns"], "verbs": ["get"]},
+        {"apiGroups": ["flowlib.dev"], "resources": ["flowruns/status"], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    ]
+    simulator_only.apply(namespace, *_rbac(namespace, "deployer", rules), _secret())
+    return "deployer"
+
+
+def _as(cluster: Cluster, kubeconfig: Path, namespace: str, document: dict[str, Any]) -> None:
+    cluster.kubectl("--kubeconfig", str(kubeconfig), "apply", "-n", namespace, "-f", "-", input=json.dumps(document))
+
+
+def _refused(cluster: Cluster, name: str, namespace: str) -> dict[str, Any]:
+    status = cluster.wait_phase(name, namespace, "Failed", "Succeeded")
+    assert status["phase"] == "Failed", status
+    assert status["conditions"][0]["reason"] == "Forbidden", status
+    assert cluster.list("job", namespace, f"flowlib.dev/flowrun={name}") == []
+    assert PASSWORD not in json.dumps(status)
+    return status
+
+
+def test_a_run_cannot_borrow_a_service_account_its_author_cannot_use(
+    simulator_only: Cluster, namespace: str, alice: Path, deployer: str
+) -> None:
+    cluster = simulator_only
+    denied = cluster.try_kubectl("--kubeconfig", str(alice), "get", "secret", "db", "-n", namespace)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+    run = flowrun("loot", flow={"nodes": {"steal": {"run": {"python": LOOT}, "output": "loot"}}})
+    run["spec"] |= {"serviceAccountName": deployer, "outputs": ["loot"]}
+    _as(cluster, alice, namespace, run)
+    status = _refused(cluster, "loot", namespace)
+    assert "spec.serviceAccountName: ServiceAccount 'deployer' does not exist or is not open" in status["message"]
+    assert f"kubectl label serviceaccount deployer -n {namespace} flowlib.dev/runner-access=true" in status["message"]
+    events = cluster.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=loot")
+    assert "Forbidden" in events
+
+
+def test_a_run_cannot_read_a_secret_its_author_cannot_read(
+    simulator_only: Cluster, namespace: str, alice: Path, deployer: str
+) -> None:
+    cluster = simulator_only
+    leak = {"nodes": {"a": {"run": {"python": "__import__('os').environ['PW']"}, "output": "pw"}}}
+    run = flowrun("leak", flow=leak, outputs=["pw"])
+    run["spec"]["env"] = [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]
+    _as(cluster, alice, namespace, run)
+    status = _refused(cluster, "leak", namespace)
+    assert "spec.env[0].valueFrom.secretKeyRef: Secret 'db' does not exist or is not open" in status["message"]
+
+
+def test_an_opened_secret_and_account_may_be_borrowed(simulator_only: Cluster, namespace: str, deployer: str) -> None:
+    cluster = simulator_only
+    cluster.kubectl("label", "secret", "db", "-n", namespace, "flowlib.dev/runner-access=true")
+    cluster.kubectl("label", "serviceaccount", deployer, "-n", namespace, "flowlib.dev/runner-access=true")
+    code = "len(__import__('os').environ['PW'])"
+    run = flowrun("opened", flow={"nodes": {"a": {"run": {"python": code}, "output": "n"}}}, outputs=["n"])
+    run["spec"] |= {
+        "serviceAccountName": deployer,
+        "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
+    }
+    cluster.apply(namespace, run)
+    status = cluster.wait_phase("opened", namespace, "Succeeded", "Failed")
+    assert status["phase"] == "Succeeded", status
+    assert status["output"] == {"n": len(PASSWORD)}
+    pod = cluster.list("pod", namespace, "flowlib.dev/flowrun=opened")[0]
+    assert pod["spec"]["serviceAccountName"] == deployer
+    # The account was lent for the run only: the binding to the run's Role goes when the run ends.
+    cluster.wait_for(
+        "the lent binding to be deleted", lambda: cluster.get("rolebinding", "opened-runner", namespace) is None
+    )
+
+
+def test_another_runs_identity_cannot_be_borrowed(simulator_only: Cluster, namespace: str) -> None:
+    cluster = simulator_only
+    cluster.apply(namespace, flow("quick", {"nodes": {"a": {"run": {"python": "1"}}}}), flowrun("victim", "quick"))
+    cluster.wait_phase("victim", namespace, "Succeeded")
+    cluster.kubectl("label", "serviceaccount", "victim-runner", "-n", namespace, "flowlib.dev/runner-access=true")
+    run = flowrun("impostor", "quick", serviceAccountName="victim-runner")
+    cluster.apply(namespace, run)
+    status = _refused(cluster, "impostor", namespace)
+    assert "is the identity of another FlowRun" in status["message"]
+
+
+FORGE = """
+import json, os, ssl, urllib.error, urllib.request
+def exec(_):
+    base = "/var/run/secrets/kubernetes.io/serviceaccount"
+    API = "https://" + os.environ["KUBERNETES_SERVICE_HOST"] + ":" + os.environ["KUBERNETES_SERVICE_PORT"]
+    token = open(base + "/token").read()
+    ns = open(base + "/namespace").read()
+    context = ssl.create_default_context(cafile=base + "/ca.crt")
+    url = API + "/apis/flowlib.dev/v1alpha1/namespaces/" + ns + "/flowruns/"
+    def call(method, path, body=None):
+        request = urllib.request.Request(url + path, method=method, data=body, headers={
+            "Authorization": "Bearer " + token, "Content-Type": "application/merge-patch+json"})
+        try:
+            return urllib.request.urlopen(request, context=context).status
+        except urllib.error.HTTPError as error:
+            return error.code
+    forged = json.dumps({"status": {"phase": "Succeeded", "output": {"result": "forged"}}}).encode()
+    return {
+        "read": call("GET", "victim"),
+        "forge": call("PATCH", "victim/status", forged),
+        "own": call("GET", "attacker"),
+    }
+"""
+
+
+def test_one_run_cannot_read_or_forge_another(simulator_only: Cluster, namespace: str) -> None:
+    cluster = simulator_only
+    slow = "import time\ndef exec(_):\n    time.sleep(2)\n    return 'real'\n"
+    victim = flowrun("victim", flow={"nodes": {"a": {"run": {"python": slow}, "output": "result"}}})
+    victim["spec"] |= {"input": {"apiKey": "victim-key"}, "outputs": ["result"]}
+    attacker = flowrun("attacker", flow={"nodes": {"a": {"run": {"python": FORGE}, "output": "tries"}}})
+    attacker["spec"]["outputs"] = ["tries"]
+    cluster.apply(namespace, victim, attacker)
+    tries = cluster.wait_phase("attacker", namespace, "Succeeded", "Failed")["output"]["tries"]
+    assert tries == {"read": 403, "forge": 403, "own": 200}
+    victim_status = cluster.wait_phase("victim", namespace, "Succeeded", "Failed")
+    assert victim_status["output"] == {"result": "real"}
+
+
+def test_a_runner_token_reaches_only_its_own_run(simulator_only: Cluster, namespace: str, tmp_path: Path) -> None:
+    """The RBAC proof: the run's own account may read its FlowRun and patch its status, and gets 403
+    on another run's FlowRun and status."""
+    cluster = simulator_only
+    cluster.apply(namespace, flow("quick", {"nodes": {"a": {"run": {"python": "1"}}}}))
+    cluster.apply(namespace, flowrun("mine", "quick"), flowrun("theirs", "quick"))
+    for name in ("mine", "theirs"):
+        cluster.wait_phase(name, namespace, "Succeeded")
+    kubeconfig = str(cluster.sim.kubeconfig_for(namespace, "mine-runner", tmp_path / "mine.kubeconfig"))
+
+    def can(*args: str) -> str:
+        return cluster.kubectl("--kubeconfig", kubeconfig, "auth", "can-i", *args, "-n", namespace, check=False).strip()
+
+    assert can("get", "flowruns/mine") == "yes"
+    assert can("patch", "flowruns/mine", "--subresource=status") == "yes"
+    assert can("get", "flowruns/theirs") == "no"
+    assert can("patch", "flowruns/theirs", "--subresource=status") == "no"
+    assert can("list", "flowruns") == "no"
+    assert can("get", "secrets") == "no"
+    patched = cluster.try_kubectl(
+        "--kubeconfig",
+        kubeconfig,
+        "patch",
+        "flowrun",
+        "theirs",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"message":"forged"}}',
+    )
+    assert patched.returncode != 0 and "forbidden" in patched.stderr.lower()
+    # The identity belongs to the run: deleting the FlowRun collects it.
+    owners = cluster.get("serviceaccount", "mine-runner", namespace)["metadata"]["ownerReferences"]  # type: ignore[index]
+    assert [o["name"] for o in owners] == ["mine"]
