@@ -6,6 +6,13 @@ runner that crashed or was OOM-killed, a deadline exceeded, a Job deleted from u
 cancellation that arrived before any runner could act on it, and a runner that exited without
 publishing its final status (its termination message carries it). Everything here is a function
 of its inputs, so the decisions are tested as data and the handlers only fetch and write.
+
+The watch cache is a view, not the truth: its streams lag and reconnect independently, and a relist
+after 410 Gone never reports what was deleted meanwhile, so a Job or pod the cache lacks (or still
+holds) says little. A decision that cannot be taken back (a final phase, deleting or creating the
+Job) is therefore never taken on the cache alone: ``decide`` asks for a fresh read instead
+(``Decision.refresh``), and the caller reads the FlowRun, its Job and the Job's pods from the API
+and decides again with ``fresh=True``.
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flowlib_api.resources import StatusKey, final_condition_status, succeeded_condition
+from flowlib_api.resources import SUCCEEDED, StatusKey, final_condition_status, succeeded_condition
 from flowlib_api.runnerpod import read_termination_message
+from flowlib_api.runstatus import FINISHED_PHASES
 from flowlib_api.text import STATUS_MESSAGE_BYTES, shorten
 from flowlib_api.times import human_duration, parse_time, rfc3339
 from flowlib_api.views import FlowRunView
@@ -33,12 +41,20 @@ START_FAILURES = frozenset(
 
 @dataclass
 class Decision:
-    """A status patch to apply (None: nothing to say), whether to delete the Job, and an Event."""
+    """A status patch to apply (None: nothing to say), whether to delete or (re)create the Job, and
+    an Event. ``refresh`` carries no action: read the run's objects from the API and decide again."""
 
     status: dict[str, Any] | None = None
     delete_job: bool = False
+    create_job: bool = False
     event: tuple[str, str, str] | None = None  # (type, reason, message)
     notes: list[str] = field(default_factory=list)
+    refresh: bool = False
+
+    @property
+    def settles(self) -> bool:
+        """Whether it cannot be taken back: it ends the run, or deletes or creates its Job."""
+        return self.delete_job or self.create_job or (self.status or {}).get(StatusKey.PHASE) in FINISHED_PHASES
 
 
 def final_status(flowrun: dict[str, Any], phase: str, reason: str, message: str, moment: datetime) -> dict[str, Any]:
@@ -117,12 +133,30 @@ def decide(
     job_seen: bool,
     moment: datetime,
     start_timeout: float,
+    fresh: bool = False,
 ) -> Decision:
     """What to write about ``flowrun`` given its Job (None: not there) and the Job's pods.
 
-    ``job_seen`` says whether the Job was ever observed for this run, so that a Job not yet in the
-    watch cache is not mistaken for a deleted one.
+    ``job_seen`` says whether the Job was ever observed for this run, so that a Job that was never
+    there is told from one that went away. ``fresh`` says the three were just read from the API:
+    without it, a decision that settles the run comes back as ``Decision(refresh=True)``, since the
+    watch cache may lack a Job or pod (or a pod's final state) that exists.
     """
+    decision = _decide(flowrun, job, pods, job_seen=job_seen, moment=moment, start_timeout=start_timeout)
+    if decision.settles and not fresh:
+        return Decision(refresh=True)
+    return decision
+
+
+def _decide(
+    flowrun: dict[str, Any],
+    job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    *,
+    job_seen: bool,
+    moment: datetime,
+    start_timeout: float,
+) -> Decision:
     run = FlowRunView(flowrun)
     if run.finished:
         return Decision()
@@ -154,13 +188,38 @@ def decide(
             )
         return _pods_going(flowrun, job, pods, latest, moment=moment, start_timeout=start_timeout)
 
-    if job_seen and run.job_name:
+    return _job_missing(flowrun, job_seen=job_seen, moment=moment)
+
+
+MISSING_JOB_GRACE = 30.0
+"""Seconds the Job of a run that never started may be missing before the operator creates it again:
+the start writes ``jobName`` just before it creates the Job, and retries a failed creation."""
+
+
+def _ran(run: FlowRunView) -> bool:
+    """Whether a runner ever reported on this run (so its Job existed, whatever the cache saw)."""
+    return bool(run.start_time or run.pod_name or run.attempt)
+
+
+def _job_missing(flowrun: dict[str, Any], *, job_seen: bool, moment: datetime) -> Decision:
+    """No Job for an unfinished run that names one. Gone after it existed: the run cannot go on.
+    Never there for a run that never started: a lost or failed creation, so it is created again
+    once the start has had its time (the Job's name is fixed, so this never makes a second one)."""
+    run = FlowRunView(flowrun)
+    if not run.job_name:
+        return Decision()  # the start has not chosen the Job yet
+    if job_seen or _ran(run):
         message = f"the runner Job {run.job_name} was deleted before the run finished"
         return Decision(
             final_status(flowrun, "Failed", "JobDeleted", message, moment),
             event=("Warning", "JobDeleted", message),
         )
-    return Decision()
+    created = run.condition(SUCCEEDED) or {}
+    since = parse_time(created.get("lastTransitionTime")) or parse_time(run.creation_timestamp)
+    if since is None or (moment - since).total_seconds() < MISSING_JOB_GRACE:
+        return Decision()
+    message = f"the runner Job {run.job_name} of a run that never started does not exist; creating it again"
+    return Decision(create_job=True, event=("Warning", "JobMissing", message))
 
 
 def _is_running(pod: dict[str, Any]) -> bool:

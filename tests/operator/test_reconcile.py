@@ -1,4 +1,9 @@
-"""The operator's decisions as data: what it writes about a run given its Job and pods."""
+"""The operator's decisions as data: what it writes about a run given its Job and pods.
+
+``settle`` is the decision on objects just read from the API (``fresh=True``), which is what the
+operator applies when a decision ends the run or deletes or creates its Job; ``from_cache`` is the
+first look, from the watch cache, which must never settle anything by itself.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flowlib_operator.reconcile import decide, ttl_expired
+import pytest
+from flowlib_operator.cache import ClusterCache
+from flowlib_operator.reconcile import MISSING_JOB_GRACE, Decision, decide, ttl_expired
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 
@@ -16,11 +23,32 @@ def run(phase: str | None = "Running", **spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": "r", "namespace": "ns", "generation": 1}, "spec": spec, "status": status}
 
 
-def job(*conditions: tuple[str, str]) -> dict[str, Any]:
-    return {
+def pending(created: datetime) -> dict[str, Any]:
+    """A run the start has named a Job for, with no runner report yet (what ``start`` writes)."""
+    flowrun = run(None)
+    flowrun["metadata"]["creationTimestamp"] = stamp(created)
+    flowrun["status"] = {
+        "phase": "Pending",
+        "jobName": "r-run",
+        "conditions": [
+            {"type": "Succeeded", "status": "Unknown", "reason": "JobCreated", "lastTransitionTime": stamp(created)}
+        ],
+    }
+    return flowrun
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def job(*conditions: tuple[str, str], created: datetime | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "metadata": {"name": "r-run"},
         "status": {"conditions": [{"type": t, "status": "True", "reason": r} for t, r in conditions]},
     }
+    if created is not None:
+        body["metadata"]["creationTimestamp"] = stamp(created)
+    return body
 
 
 def pod(
@@ -31,10 +59,7 @@ def pod(
     terminated: dict[str, Any] | None = None,
     created: datetime = NOW,
 ) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "name": f"r-run-{phase.lower()}",
-        "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+    meta: dict[str, Any] = {"name": f"r-run-{phase.lower()}", "creationTimestamp": stamp(created)}
     if terminating:
         meta["deletionTimestamp"] = "2026-11-27T12:00:00Z"
     state: dict[str, Any] = {}
@@ -45,36 +70,58 @@ def pod(
     return {"metadata": meta, "status": {"phase": phase, "containerStatuses": [{"state": state}]}}
 
 
+def settle(
+    flowrun: dict[str, Any],
+    job_: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    *,
+    job_seen: bool = True,
+    start_timeout: float = 60,
+) -> Decision:
+    return decide(flowrun, job_, pods, job_seen=job_seen, moment=NOW, start_timeout=start_timeout, fresh=True)
+
+
+def from_cache(
+    flowrun: dict[str, Any],
+    job_: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    *,
+    job_seen: bool = True,
+    start_timeout: float = 60,
+) -> Decision:
+    return decide(flowrun, job_, pods, job_seen=job_seen, moment=NOW, start_timeout=start_timeout)
+
+
+def reason(decision: Decision) -> str | None:
+    conditions = (decision.status or {}).get("conditions") or [{}]
+    found: str | None = conditions[0].get("reason")
+    return found
+
+
 def test_a_cancel_waits_for_a_terminating_runner_to_report() -> None:
-    decision = decide(
-        run(cancel=True), job(), [pod("Running", terminating=True)], job_seen=True, moment=NOW, start_timeout=60
-    )
+    decision = settle(run(cancel=True), job(), [pod("Running", terminating=True)])
     assert decision.status is None and decision.event is None
     assert decision.delete_job  # the Job itself is not being deleted yet
 
 
 def test_a_cancel_with_no_runner_left_is_reported_by_the_operator() -> None:
-    decision = decide(run(cancel=True), None, [], job_seen=True, moment=NOW, start_timeout=60)
+    decision = settle(run(cancel=True), None, [])
     assert decision.status is not None and decision.status["phase"] == "Cancelled"
-    assert decision.status["conditions"][0]["reason"] == "Cancelled"
+    assert reason(decision) == "Cancelled"
 
 
 def test_a_deadline_is_a_timeout() -> None:
-    decision = decide(
-        run(timeout="5m"), job(("Failed", "DeadlineExceeded")), [], job_seen=True, moment=NOW, start_timeout=60
-    )
+    decision = settle(run(timeout="5m"), job(("Failed", "DeadlineExceeded")), [])
     assert decision.status is not None
-    assert (decision.status["phase"], decision.status["conditions"][0]["reason"]) == ("Failed", "Timeout")
+    assert (decision.status["phase"], reason(decision)) == ("Failed", "Timeout")
     assert "timeout (5m)" in decision.status["message"]
     assert decision.status["duration"] == "1m"
 
 
 def test_an_oom_killed_runner_says_what_to_raise() -> None:
     dead = pod("Failed", terminated={"reason": "OOMKilled", "exitCode": 137})
-    decision = decide(
-        run(retries=1), job(("Failed", "BackoffLimitExceeded")), [dead], job_seen=True, moment=NOW, start_timeout=60
-    )
-    assert decision.status is not None and decision.status["conditions"][0]["reason"] == "RunnerFailed"
+    decision = settle(run(retries=1), job(("Failed", "BackoffLimitExceeded")), [dead])
+    assert decision.status is not None and reason(decision) == "RunnerFailed"
     assert (
         "OOMKilled (exit code 137); raise spec.resources.limits.memory (after 2 attempts)" in decision.status["message"]
     )
@@ -83,48 +130,170 @@ def test_an_oom_killed_runner_says_what_to_raise() -> None:
 def test_a_final_status_left_in_the_termination_message_is_applied() -> None:
     final = {"phase": "Succeeded", "completionTime": "2026-11-27T11:59:59Z"}
     done = pod("Succeeded", terminated={"reason": "Completed", "exitCode": 0, "message": json.dumps(final)})
-    decision = decide(run(), job(("Complete", "")), [done], job_seen=True, moment=NOW, start_timeout=60)
+    decision = settle(run(), job(("Complete", "")), [done])
     assert decision.status == final
     assert decision.event is not None and decision.event[1] == "Succeeded"
 
 
 def test_a_completed_job_without_a_final_status_is_a_lost_runner() -> None:
     done = pod("Succeeded", terminated={"reason": "Completed", "exitCode": 0})
-    decision = decide(run(), job(("Complete", "")), [done], job_seen=True, moment=NOW, start_timeout=60)
-    assert decision.status is not None and decision.status["conditions"][0]["reason"] == "RunnerLost"
+    assert reason(settle(run(), job(("Complete", "")), [done])) == "RunnerLost"
 
 
 def test_a_pod_that_cannot_pull_is_noted_then_failed_after_the_timeout() -> None:
     early = pod("Pending", waiting="ImagePullBackOff", created=NOW - timedelta(seconds=10))
-    noted = decide(run("Pending"), job(), [early], job_seen=True, moment=NOW, start_timeout=60)
+    noted = from_cache(run("Pending"), job(), [early])  # a note settles nothing: no fresh read needed
     assert noted.status == {"message": "waiting for the runner pod to start: ImagePullBackOff: pull access denied"}
+    assert not noted.refresh
     late = pod("Pending", waiting="ImagePullBackOff", created=NOW - timedelta(seconds=61))
-    failed = decide(run("Pending"), job(), [late], job_seen=True, moment=NOW, start_timeout=60)
-    assert failed.status is not None and failed.status["conditions"][0]["reason"] == "ImagePullBackOff"
+    failed = settle(run("Pending"), job(), [late])
+    assert reason(failed) == "ImagePullBackOff"
     assert failed.delete_job
 
 
-def test_a_job_deleted_from_under_a_run_fails_it_but_an_unseen_one_does_not() -> None:
-    gone = decide(run(), None, [], job_seen=True, moment=NOW, start_timeout=60)
-    assert gone.status is not None and gone.status["conditions"][0]["reason"] == "JobDeleted"
-    assert decide(run(), None, [], job_seen=False, moment=NOW, start_timeout=60).status is None
+def test_a_job_deleted_from_under_a_run_fails_it_but_an_unseen_one_of_a_run_that_never_ran_does_not() -> None:
+    gone = settle(run(), None, [])
+    assert reason(gone) == "JobDeleted"
+    assert settle(pending(NOW - timedelta(seconds=5)), None, [], job_seen=False) == Decision()
 
 
 def test_finished_runs_are_left_alone_and_expire_after_their_ttl() -> None:
     finished = run("Succeeded", ttlSecondsAfterFinished=30)
     finished["status"]["completionTime"] = "2026-11-27T11:59:00Z"
-    assert decide(finished, None, [], job_seen=True, moment=NOW, start_timeout=60).status is None
+    assert settle(finished, None, []) == Decision()
+    assert from_cache(finished, None, []) == Decision()
     assert ttl_expired(finished, NOW)
     assert not ttl_expired(finished, datetime(2026, 11, 27, 11, 59, 10, tzinfo=UTC))
 
 
 def test_a_job_that_never_gets_a_pod_fails_the_run_after_the_wait() -> None:
-    young, old = job(), job()
-    young["metadata"]["creationTimestamp"] = "2026-11-27T11:59:50Z"
-    old["metadata"]["creationTimestamp"] = "2026-11-27T11:58:00Z"
-    assert decide(run("Pending"), young, [], job_seen=True, moment=NOW, start_timeout=4).status is None
-    decision = decide(run("Pending"), old, [], job_seen=True, moment=NOW, start_timeout=4)
-    assert decision.status is not None and decision.status["conditions"][0]["reason"] == "PodCreationFailed"
+    young, old = job(created=NOW - timedelta(seconds=10)), job(created=NOW - timedelta(minutes=2))
+    assert settle(run("Pending"), young, [], start_timeout=4).status is None
+    decision = settle(run("Pending"), old, [], start_timeout=4)
+    assert decision.status is not None and reason(decision) == "PodCreationFailed"
     assert "within 30s" in decision.status["message"]  # never sooner than the floor
     assert "kubectl describe job r-run" in decision.status["message"]
     assert decision.delete_job
+
+
+# -- never from the cache alone ------------------------------------------------------------------
+
+OLD_JOB = job(created=NOW - timedelta(minutes=2))
+RUNNING_POD = pod("Running", created=NOW - timedelta(minutes=2))
+DONE = json.dumps({"phase": "Succeeded", "completionTime": "2026-11-27T11:59:59Z"})
+CASES = {
+    # what the cache shows -> (what a fresh read shows, what the operator then does)
+    "Job absent after it was seen (a missed event, or deleted)": (
+        (run(), None, []),
+        (run(), OLD_JOB, [RUNNING_POD]),
+        "JobDeleted",
+    ),
+    "Job absent, never seen, but a runner reported (the Job watch is behind)": (
+        (run(), None, []),
+        (run(), OLD_JOB, [RUNNING_POD]),
+        "JobDeleted",
+    ),
+    "a Job with no pod for long (the pod watch is behind)": (
+        (run("Pending"), OLD_JOB, []),
+        (run("Pending"), OLD_JOB, [RUNNING_POD]),
+        "PodCreationFailed",
+    ),
+    "a completed Job whose pod's final state is not in yet": (
+        (run(), job(("Complete", "")), [RUNNING_POD]),
+        (run(), job(("Complete", "")), [pod("Succeeded", terminated={"exitCode": 0, "message": DONE})]),
+        "RunnerLost",
+    ),
+    "a cancel with no runner pod in sight": (
+        (run(cancel=True), OLD_JOB, []),
+        (run(cancel=True), OLD_JOB, [RUNNING_POD]),
+        "Cancelled",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_decision_that_settles_a_run_is_never_taken_on_the_cache_alone(case: str) -> None:
+    cached, fresh, lost_reason = CASES[case]
+    seen = "never seen" not in case
+    first = from_cache(*cached, job_seen=seen)
+    # The cache's view alone only asks for a fresh read, and carries nothing to apply.
+    assert first == Decision(refresh=True)
+    # Taken on the cache, it would have settled the run on what the cache lacks...
+    assert reason(settle(*cached, job_seen=seen)) == lost_reason
+    # ...but the fresh read shows the object, and the run is not settled for it.
+    again = settle(*fresh, job_seen=True)
+    assert reason(again) != lost_reason and not again.refresh
+    if "completed" in case:
+        assert again.status is not None and again.status["phase"] == "Succeeded"  # the runner's own end
+
+
+def test_a_job_the_fresh_read_confirms_gone_fails_the_run_once() -> None:
+    assert from_cache(run(), None, []).refresh
+    confirmed = settle(run(), None, [])
+    assert reason(confirmed) == "JobDeleted" and not confirmed.refresh
+    assert confirmed.event is not None and confirmed.event[1] == "JobDeleted"
+
+
+def test_the_missing_job_of_a_run_that_never_started_is_created_again_after_the_grace() -> None:
+    young = pending(NOW - timedelta(seconds=MISSING_JOB_GRACE - 5))
+    assert from_cache(young, None, [], job_seen=False) == Decision()  # the start is still creating it
+    old = pending(NOW - timedelta(seconds=MISSING_JOB_GRACE + 5))
+    assert from_cache(old, None, [], job_seen=False) == Decision(refresh=True)
+    decision = settle(old, None, [], job_seen=False)
+    assert decision.create_job and decision.status is None and not decision.delete_job
+    assert decision.event is not None and decision.event[1] == "JobMissing"
+    # A run that never started but whose Job was seen and is gone: deleted, not created again.
+    assert reason(settle(old, None, [], job_seen=True)) == "JobDeleted"
+    # And before the start has named a Job, nothing is missing.
+    unnamed = pending(NOW - timedelta(minutes=5))
+    del unnamed["status"]["jobName"]
+    assert settle(unnamed, None, [], job_seen=False) == Decision()
+
+
+def test_settles_names_what_cannot_be_taken_back() -> None:
+    assert Decision(delete_job=True).settles and Decision(create_job=True).settles
+    assert Decision({"phase": "Failed"}).settles
+    assert not Decision({"message": "waiting"}).settles and not Decision().settles
+
+
+def owned(body: dict[str, Any], kind: str, name: str, uid: str) -> dict[str, Any]:
+    body["metadata"].update(namespace="ns", uid=f"{name}-{uid}")
+    body["metadata"]["ownerReferences"] = [{"kind": kind, "name": name, "uid": uid}]
+    return body
+
+
+def test_the_cache_never_takes_a_leftover_job_of_an_earlier_flowrun_of_the_same_name_for_the_runs() -> None:
+    cache = ClusterCache()
+    key = ("ns", "r")
+    leftover = owned(job(("Complete", "")), "FlowRun", "r", "old")
+    cache.put_job(leftover, deleted=False)
+    cache.put_pod(owned(pod("Succeeded"), "Job", "r-run", leftover["metadata"]["uid"]), deleted=False)
+    # The new FlowRun "r" (uid "new") neither has that Job nor ever had one...
+    assert cache.job_of(key, "new") is None and not cache.job_seen(key, "new")
+    assert cache.job_of(key, "old") is leftover and cache.job_seen(key, "old")
+    # ...so the leftover's end is not its end (RunnerLost), nor its deletion a JobDeleted.
+    mine = pending(NOW - timedelta(seconds=5))  # its start waits for the leftover to be collected
+    assert settle(mine, cache.job_of(key, "new"), [], job_seen=cache.job_seen(key, "new")).status is None
+    # Once its own Job arrives, only that Job's pods are its pods.
+    own = owned(job(), "FlowRun", "r", "new")
+    cache.put_job(own, deleted=False)
+    cache.put_pod(owned(pod("Running"), "Job", "r-run", own["metadata"]["uid"]), deleted=False)
+    assert cache.job_of(key, "new") is own and cache.job_seen(key, "new")
+    assert [p["status"]["phase"] for p in cache.pods_of(key, own)] == ["Running"]
+    # A late DELETED of the leftover does not take the run's own Job out of the cache.
+    cache.put_job(leftover, deleted=True)
+    assert cache.job_of(key, "new") is own
+
+
+def test_a_fresh_read_replaces_what_the_watch_left_in_the_cache() -> None:
+    cache = ClusterCache()
+    key = ("ns", "r")
+    ghost = owned(job(), "FlowRun", "r", "u")
+    cache.put_job(ghost, deleted=False)
+    cache.put_pod(owned(pod("Running"), "Job", "r-run", ghost["metadata"]["uid"]), deleted=False)
+    cache.replace_job(key, None, [])  # the API says: no Job, no pods (their DELETED events were missed)
+    assert cache.job_of(key, "u") is None and cache.pods_of(key) == []
+    assert cache.job_seen(key, "u")  # it did exist: its absence now is a deletion
+    fresh_pod = owned(pod("Pending"), "Job", "r-run", ghost["metadata"]["uid"])
+    cache.replace_job(key, ghost, [fresh_pod])  # the API says: there they are (their ADDED were missed)
+    assert cache.job_of(key, "u") is ghost and cache.pods_of(key, ghost) == [fresh_pod]
