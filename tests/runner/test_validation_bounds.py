@@ -8,7 +8,6 @@ nodes, 46 s for a 10 MB template, RecursionError on JSON nested 1,000 deep, trac
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from flowlib_operator.admission import flow_problems, flowrun_problems
+from flowlib_runner.definition import templates, validate
 from flowlib_runner.definition.loader import LoadResult, load_object, load_text
 from flowlib_runner.definition.problems import LISTED_NAMES, REPORTED_PROBLEMS, Problem, report
 from flowlib_runner.definition.validate import MAX_NESTING, MAX_TEXT_BYTES
 from flowlib_runner.flowctl.local import lint
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowlib_api.text import PROBLEM_MESSAGE_BYTES
 
@@ -139,25 +141,25 @@ def test_five_thousand_nodes_validate_in_linear_time_and_memory(target: str) -> 
     """Before: 41.6 s and +296 MB (every problem listed every name and compared it with each)."""
     obj = manifest(chain(5_000, target=target))
     tracemalloc.start()
-    started = time.process_time()
     try:
         result = load_object(obj)
-        seconds = time.process_time() - started
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert result.ok == (target != "missing{i}")
-    # CPU time (not wall time), so that a busy machine does not fail it; tracemalloc slows it ~2x.
-    assert seconds < 4.0, seconds
+    # Time is the benchmark's to judge (benchmarks/validation_bench.py); memory is deterministic.
     assert peak < 100 * 1024 * 1024, peak
 
 
-def test_a_huge_template_is_refused_before_it_is_parsed() -> None:
-    """Before: a 1 MB action took 3.35 s to check, 10 MB 46 s."""
-    big = "{{ shared.x }}" * (1024 * 1024 // 14)
-    started = time.process_time()
+def test_a_huge_template_is_refused_before_it_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: a 1 MB action took 3.35 s to check, 10 MB 46 s (it was parsed and analysed whole)."""
+    big = "{{ shared.x | upper }}" * (1024 * 1024 // 22)
+
+    def never(*args: object, **kwargs: object) -> list[str]:
+        raise AssertionError("an oversized template was analysed")
+
+    monkeypatch.setattr(validate, "template_problems", never)
     result = load_object(manifest({"a": {"action": big, "next": {"x": "b"}}, "b": {}}))
-    assert time.process_time() - started < 1.0
     (problem,) = result.errors
     assert problem.path == "nodes.a.action"
     limit = MAX_TEXT_BYTES // 1024
@@ -282,3 +284,40 @@ def test_flowctl_lint_reports_instead_of_printing_a_traceback(text: str, tmp_pat
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
     assert result.output.startswith(f"{path}: ")
+
+
+_PIECES = st.sampled_from(
+    [
+        "echo ",
+        " ",
+        "{{ params.x }}",
+        "{{ shared.n0001 }}",
+        "{{- item -}}",
+        "{{ node.name }}",
+        "{{ node.nam }}",
+        "{{ result }}",
+        "{{ sharde.x }}",
+        "{{ true }}",
+        "{{ env.TOKEN }}",
+        "}}",
+        "{",
+        "{{",
+        "{%",
+        "{#",
+        "#}",
+        "{{ x | upper }}",
+        "{% if shared.a %}a{% endif %}",
+        "'",
+        "\n",
+        "{{ params.x.y.z }}",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.lists(_PIECES, max_size=8).map("".join), st.booleans())
+def test_the_fast_path_for_plain_templates_agrees_with_the_full_analysis(text: str, action: bool) -> None:
+    if templates._plainly_valid(text, action=action):
+        env = templates.environment()
+        tree = env.parse(text)  # a plainly valid template parses
+        assert templates._semantic_problems(env, tree, text, action=action) == []

@@ -211,9 +211,32 @@ def check_template(text: str, *, action: bool = False) -> str | None:
     return " Also: ".join(found) if found else None
 
 
+_PLAIN_EXPRESSION = re.compile(r"\{\{-?[ \t]*([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)*)[ \t]*-?\}\}")
+_JINJA_KEYWORDS = frozenset({"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if"})
+
+
+def _plainly_valid(text: str, *, action: bool) -> bool:
+    """Whether ``text`` is only literal text and ``{{ name.attr... }}`` expressions of known names.
+
+    Most templates are (``echo {{ params.x }}``), and for them Jinja2's parse and analysis, about a
+    millisecond each, would only confirm it: a 5,000-node flow spends most of its validation there.
+    Anything else (filters, statements, an unknown name) takes the full analysis and its messages.
+    """
+    if "{{{" in text or "}}}" in text:  # Jinja2 reads these otherwise (a dict literal, a brace)
+        return False
+    visible = TEMPLATE_VARIABLES if action else RUN_VARIABLES
+    for match in _PLAIN_EXPRESSION.finditer(text):
+        name, attributes = match.group(1), match.group(2)
+        if name not in visible or name in _JINJA_KEYWORDS:
+            return False
+        if name == "node" and attributes and attributes[1:].split(".", 1)[0] not in NODE_FIELDS:
+            return False
+    return not is_template(_PLAIN_EXPRESSION.sub("", text))
+
+
 def template_problems(text: str, *, action: bool = False) -> list[str]:
     """Every problem of a template, each a message ending with the fix (parsing only, never rendering)."""
-    if not is_template(text):
+    if not is_template(text) or _plainly_valid(text, action=action):
         return []
     env = environment()
     try:
