@@ -142,6 +142,15 @@ def validate(
     return resolution
 
 
+INLINE_VALIDATION_NODES = 50
+"""Definitions with at most this many nodes (sub-flows included) are validated on the event loop."""
+
+
+def _node_count(spec: object) -> int:
+    nodes = spec.get("nodes") if isinstance(spec, Mapping) else None
+    return len(nodes) if isinstance(nodes, Mapping) else 0
+
+
 async def validate_in_thread(
     name: str, spec: Mapping[str, Any], library: Mapping[str, Mapping[str, Any]], missing: list[str]
 ) -> Resolution:
@@ -152,6 +161,8 @@ async def validate_in_thread(
     reconcile stops waiting ``_HARD_STOP_SECONDS`` later and reports the same problem (the thread
     ends on its own: threads cannot be stopped from outside).
     """
+    if _node_count(spec) + sum(_node_count(sub) for sub in library.values()) <= INLINE_VALIDATION_NODES:
+        return validate(name, spec, library, missing)  # a millisecond or two: less than the thread hop
     work = asyncio.to_thread(validate, name, spec, library, missing)
     try:
         return await asyncio.wait_for(work, VALIDATION_SECONDS + _HARD_STOP_SECONDS)
