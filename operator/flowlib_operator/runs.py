@@ -325,6 +325,8 @@ class RunLifecycle:
                     elif not FlowRunView(flowrun).finished:
                         known = self.fresh_at.get(key) or self.first_seen.setdefault(key, now)
                         await self.reconcile(key, verify=now - known >= VERIFY_AFTER)
+                    else:
+                        await self.end_loan(flowrun)  # again, if ending it at the run's end failed
                 except (*TRANSIENT_ERRORS, LeftoverObject) as error:
                     metrics.RECONCILE_ERRORS.labels(kind="resync").inc()
                     log.warning("resync of %s/%s failed (retried next pass): %s", key[0], key[1], error)

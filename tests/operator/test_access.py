@@ -135,6 +135,9 @@ def test_an_opened_secret_and_account_may_be_borrowed(simulator_only: Cluster, n
         "serviceAccountName": deployer,
         "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
     }
+    # The first attempts to end the loan fail (more than the client retries): the resync ends it.
+    injected = cluster.sim.faults.injected
+    cluster.sim.faults.fail("DELETE", f"/namespaces/{namespace}/rolebindings/opened-runner", 500, times=12)
     cluster.apply(namespace, run)
     status = cluster.wait_phase("opened", namespace, "Succeeded", "Failed")
     assert status["phase"] == "Succeeded", status
@@ -145,6 +148,7 @@ def test_an_opened_secret_and_account_may_be_borrowed(simulator_only: Cluster, n
     cluster.wait_for(
         "the lent binding to be deleted", lambda: cluster.get("rolebinding", "opened-runner", namespace) is None
     )
+    assert cluster.sim.faults.injected - injected == 12
 
 
 def test_another_runs_identity_cannot_be_borrowed(simulator_only: Cluster, namespace: str) -> None:

@@ -40,7 +40,8 @@ def test_a_flow_bigger_than_a_configmap_runs(cluster: Cluster, namespace: str) -
     spec = _chain(40, lambda index: "x" * CHUNK)
     size = len(json.dumps(spec))
     assert 1024 * 1024 < size < 1536 * 1024
-    _create(cluster, namespace, flow("big", spec))
+    # As GitOps tools apply big objects: server-side (client-side apply would need the annotation).
+    cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-", input=json.dumps(flow("big", spec)))
     _create(cluster, namespace, flowrun("big-1", "big", outputs=["last"]))
     status = cluster.wait_phase("big-1", namespace, "Succeeded", "Failed", timeout=90)
     assert status["phase"] == "Succeeded", status
