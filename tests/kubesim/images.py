@@ -8,6 +8,7 @@ registry does not have (``ErrImagePull``/``ImagePullBackOff``).
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,14 @@ def project_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
+def project_packages() -> list[str]:
+    """Where this checkout's packages live (``flowlib``, ``flowlib_api`` at the root; the runner and
+    the operator in their folders): the image runs this tree's code, even when the virtualenv's
+    editable install points at another checkout (a copy of an older commit, run for comparison)."""
+    root = Path(project_root())
+    return [str(root), str(root / "runner"), str(root / "operator")]
+
+
 def default_images() -> dict[str, Image]:
     py_path = [venv_bin(), *SYSTEM_PATH]
     ships = python_install()
@@ -57,7 +66,9 @@ def default_images() -> dict[str, Image]:
     shell = Image(path=py_path, cmd=["sh"], ships=ships)
     return {
         "*flowlib*": Image(
-            path=py_path, env={"PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}, ships=[*ships, project_root()]
+            path=py_path,
+            env={"PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(project_packages())},
+            ships=[*ships, project_root()],
         ),
         "python": python,
         "python:*": python,
