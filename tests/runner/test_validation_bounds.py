@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from flowlib_operator.admission import flow_problems, flowrun_problems
-from flowlib_runner.definition import templates, validate
+from flowlib_runner.definition import loader, templates, validate
 from flowlib_runner.definition.loader import LoadResult, load_object, load_text
 from flowlib_runner.definition.problems import LISTED_NAMES, REPORTED_PROBLEMS, Problem, report
 from flowlib_runner.definition.validate import MAX_NESTING, MAX_TEXT_BYTES
@@ -321,3 +321,25 @@ def test_the_fast_path_for_plain_templates_agrees_with_the_full_analysis(text: s
         env = templates.environment()
         tree = env.parse(text)  # a plainly valid template parses
         assert templates._semantic_problems(env, tree, text, action=action) == []
+
+
+def test_a_file_of_many_flows_is_parsed_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``flowctl lint`` of a file with N flows used to parse the whole file N times (quadratic)."""
+    calls: list[str] = []
+    real = loader.read_documents
+
+    def counted(text: str) -> Any:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(loader, "read_documents", counted)
+    documents = [
+        f"apiVersion: flowlib.dev/v1alpha1\nkind: Flow\nmetadata: {{name: f{i}}}\nspec: {{nodes: {{a: {{}}}}}}\n"
+        for i in range(20)
+    ]
+    path = tmp_path / "many.yaml"
+    path.write_text("---\n".join(documents))
+    results = loader.load_file_all(path)
+    assert [name for name, _ in results] == [f"f{i}" for i in range(20)]
+    assert all(result.ok for _, result in results)
+    assert len(calls) == 1

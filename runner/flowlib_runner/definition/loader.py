@@ -110,10 +110,11 @@ class Loader:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             return [(str(path), LoadResult(None, [Problem("", f"cannot read {path}: {exc}")]))]
-        first, docs = self._load_documents(text, str(path), None)
+        docs, problems = self._read_documents(text, str(path))
         if len(docs) <= 1:
-            return [(docs[0].name if docs else str(path), first)]
-        return [(d.name, self._load_documents(text, str(path), d.name)[0]) for d in docs]
+            return [(docs[0].name if docs else str(path), self._choose(docs, problems, str(path), None))]
+        # The file is read and parsed once, then each flow is resolved as the main one.
+        return [(d.name, self._choose(docs, list(problems), str(path), d.name)) for d in docs]
 
     def load_object(
         self,
@@ -141,9 +142,14 @@ class Loader:
     # -- documents ------------------------------------------------------------------------------
 
     def _load_documents(self, text: str, source: str, flow: str | None) -> tuple[LoadResult, list[_Doc]]:
+        docs, problems = self._read_documents(text, source)
+        return self._choose(docs, problems, source, flow), docs
+
+    def _read_documents(self, text: str, source: str) -> tuple[list[_Doc], list[Problem]]:
+        """The flows of a YAML text, with the problems of reading them (no flow when it cannot be read)."""
         raw_docs, problems = read_documents(text)
         if problems:
-            return LoadResult(None, report(problems)), []
+            return [], problems
         docs: list[_Doc] = []
         seen: set[str] = set()
         for index, raw in enumerate(raw_docs):
@@ -160,10 +166,14 @@ class Loader:
                     continue
                 seen.add(doc.name)
                 docs.append(doc)
+        return docs, problems
+
+    def _choose(self, docs: list[_Doc], problems: list[Problem], source: str, flow: str | None) -> LoadResult:
+        """The flow ``flow`` (None: the first) of ``docs`` resolved as the main one, the rest its library."""
         if not docs:
             if not problems:
                 problems.append(Problem("", "no Flow found; the file is empty"))
-            return LoadResult(None, report(problems)), docs
+            return LoadResult(None, report(problems))
         if flow is None:
             main = docs[0]
         else:
@@ -171,10 +181,10 @@ class Loader:
             if not found:
                 names = [d.name for d in docs]
                 message = f"no flow named '{flow}'{did_you_mean(flow, names)}; flows in {source}: {listing(names)}"
-                return LoadResult(None, report([*problems, Problem("", message)])), docs
+                return LoadResult(None, report([*problems, Problem("", message)]))
             main = found[0]
         library = {d.name: d for d in docs if d is not main}
-        return self._resolve(main, library, problems), docs
+        return self._resolve(main, library, problems)
 
     def _document(
         self, raw: Any, source: str, *, index: int | None = None, default_name: str | None = None
