@@ -64,6 +64,9 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_FLOWRUN = f"{API_GROUP}/flowrun"
 """On a run's Job, pods and snapshot: the FlowRun's name (``flowctl logs`` finds pods by it)."""
+ANNOTATION_FLOWRUN = f"{API_GROUP}/flowrun-name"
+"""On a run's pods: the FlowRun's full name (the label holds a hashed form of names over 63
+characters), so a pod seen before its Job is filed under the right run."""
 LABEL_FLOW = f"{API_GROUP}/flow"
 """On a run's Job, pods and snapshot: the name of the flow being run."""
 ANNOTATION_PREFIX = API_GROUP

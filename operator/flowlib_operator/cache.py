@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowlib_api.meta import KIND_FLOWRUN, LABEL_FLOWRUN
+from flowlib_api.meta import ANNOTATION_FLOWRUN, KIND_FLOWRUN, LABEL_FLOWRUN
 
 Key = tuple[str, str]  # (namespace, FlowRun name)
 
@@ -53,8 +53,11 @@ class ClusterCache:
         meta = body["metadata"]
         job = next((o["name"] for o in meta.get("ownerReferences") or [] if o.get("kind") == "Job"), None)
         key = self.job_owner.get((meta["namespace"], job)) if job else None
-        if key is None and (meta.get("labels") or {}).get(LABEL_FLOWRUN):
-            key = (meta["namespace"], meta["labels"][LABEL_FLOWRUN])  # Job not seen yet: the label
+        if key is None:  # Job not seen yet: the run's full name, else the label (pods of older runs)
+            run = (meta.get("annotations") or {}).get(ANNOTATION_FLOWRUN) or (meta.get("labels") or {}).get(
+                LABEL_FLOWRUN
+            )
+            key = (meta["namespace"], run) if run else None
         if key is None:
             return None
         pods = self.pods.setdefault(key, {})

@@ -13,7 +13,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from flowlib_api.meta import GROUP_VERSION, KIND_FLOWRUN, LABEL_COMPONENT, RUNNER_NAME
+from flowlib_api.meta import ANNOTATION_FLOWRUN, GROUP_VERSION, KIND_FLOWRUN, LABEL_COMPONENT, RUNNER_NAME
 from flowlib_api.runnerpod import (
     ENV_DEFINITION,
     ENV_FLOWRUN,
@@ -149,7 +149,10 @@ def runner_job(flowrun: dict[str, Any], flow_name: str | None, settings: RunnerS
         "template": {
             "metadata": {
                 "labels": labels,
-                "annotations": {"kubectl.kubernetes.io/default-container": RUNNER_CONTAINER},
+                "annotations": {
+                    "kubectl.kubernetes.io/default-container": RUNNER_CONTAINER,
+                    ANNOTATION_FLOWRUN: name,
+                },
             },
             "spec": pod_spec,
         },

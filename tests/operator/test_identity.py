@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from flowlib_operator.access import Borrowed, borrowed
+from flowlib_operator.cache import ClusterCache
 from flowlib_operator.diffbase import EXACT_LIMIT, compact
 from flowlib_operator.identity import run_identity
 from flowlib_operator.jobspec import RunnerSettings, runner_job, snapshot_configmap
@@ -95,3 +96,20 @@ def test_snapshots_are_compressed_and_read_back() -> None:
     assert configmap["immutable"] is True and set(configmap["binaryData"]) == {SNAPSHOT_KEY}
     problem = snapshot_size_problem(b"x" * (1024 * 1024 + 1))
     assert problem is not None and "over the 1024 KiB" in problem
+
+
+def test_a_pod_seen_before_its_job_is_filed_under_its_runs_full_name() -> None:
+    name = "a-flowrun-whose-name-is-far-longer-than-the-sixty-three-characters-of-a-label"
+    job = runner_job(_run(name), "f", RunnerSettings(image="img"))
+    template = job["spec"]["template"]
+    pod = {
+        "metadata": {
+            "name": "p-1",
+            "namespace": "team",
+            "labels": template["metadata"]["labels"],
+            "annotations": template["metadata"]["annotations"],
+            "ownerReferences": [{"kind": "Job", "name": job["metadata"]["name"], "uid": "j-1"}],
+        }
+    }
+    assert template["metadata"]["labels"]["flowlib.dev/flowrun"] != name  # the label is hashed
+    assert ClusterCache().put_pod(pod, deleted=False) == ("team", name)
