@@ -20,11 +20,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flowlib_runner.definition.loader import FlowDefinition, load_text
+from flowlib_runner.definition.loader import FlowDefinition
 from flowlib_runner.execution.execute import execute_async
 from flowlib_runner.execution.logs import RunLogger, stream_sink
 from flowlib_runner.execution.reporting import JsonFileReporter
 
+from .runner_bench import definition
 from .timing import best, median_ratio, rounds, verdict
 
 ITEMS = 1_000
@@ -48,13 +49,6 @@ nodes:
             {call}({SLEEP})
             return item
 """
-
-
-def definition(text: str) -> FlowDefinition:
-    result = load_text(text)
-    if result.definition is None:
-        raise SystemExit("benchmark flow is invalid: " + "; ".join(map(str, result.problems)))
-    return result.definition
 
 
 def run_runner(defn: FlowDefinition, status_file: Path, devnull: Any) -> None:

@@ -122,21 +122,6 @@ async def _metadata(client: KubeClient, item: Borrowed, namespace: str) -> Mappi
     return await client.get_metadata_or_none(item.ref, item.name, namespace)
 
 
-async def label_problems(client: KubeClient, run: FlowRunView) -> list[str]:
-    """Without the webhook: every borrowed object must carry the namespace admin's opt-in label."""
-    items = borrowed(run)
-    if not items:
-        return []
-    found = await asyncio.gather(*(_metadata(client, item, run.namespace) for item in items))
-    problems: list[str] = []
-    for item, metadata in zip(items, found, strict=True):
-        if _run_identity(metadata) and item.kind == "ServiceAccount":
-            problems.append(_identity_of_a_run(item))
-        elif not _opened(metadata):
-            problems.append(_not_opened(item, run.namespace))
-    return problems
-
-
 def _review(user: Mapping[str, Any], attributes: Mapping[str, str]) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "user": user.get("username") or "",
@@ -155,8 +140,14 @@ async def _allowed(client: KubeClient, user: Mapping[str, Any], attributes: Mapp
     return bool((answer.get("status") or {}).get("allowed"))
 
 
-async def author_problems(client: KubeClient, run: FlowRunView, user: Mapping[str, Any]) -> list[str]:
-    """At admission: each borrowed object is open to runs, or ``user`` may use it directly."""
+async def borrowing_problems(
+    client: KubeClient, run: FlowRunView, author: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Why ``run`` may not borrow what it names (empty: it may).
+
+    Each borrowed object must be open to runs (the label); with ``author`` (the webhook's request
+    user), it may also be one the author may use directly (a SubjectAccessReview for each).
+    """
     items = borrowed(run)
     if not items:
         return []
@@ -166,8 +157,12 @@ async def author_problems(client: KubeClient, run: FlowRunView, user: Mapping[st
     for item, metadata in zip(items, found, strict=True):
         if item.kind == "ServiceAccount" and _run_identity(metadata):
             problems.append(_identity_of_a_run(item))
-        elif not _opened(metadata) and not await _allowed(client, user, item.needed(namespace)):
-            who = user.get("username") or "the requesting user"
+        elif _opened(metadata):
+            continue
+        elif author is None:
+            problems.append(_not_opened(item, namespace))
+        elif not await _allowed(client, author, item.needed(namespace)):
+            who = author.get("username") or "the requesting user"
             problems.append(
                 f"{item.field}: {who} may not {item.described()} in namespace '{namespace}', so a FlowRun of "
                 f"theirs may not either; ask for that permission, or ask a namespace admin to label the "

@@ -125,10 +125,7 @@ def validate(
         if f"'{flow}'" not in reported:
             problems.append(text)
     problems = within_status(problems)
-    nodes = spec.get("nodes") if isinstance(spec, Mapping) else None
-    resolution = Resolution(
-        flow_name=name, problems=problems, node_count=len(nodes) if isinstance(nodes, Mapping) else 0
-    )
+    resolution = Resolution(flow_name=name, problems=problems, node_count=_node_count(spec))
     if not loaded or problems:
         if not problems:
             problems.append("the definition is invalid")

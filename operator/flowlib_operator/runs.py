@@ -31,7 +31,7 @@ from flowlib_api.runstatus import FINISHED_PHASES
 from flowlib_api.times import now_utc, parse_time
 from flowlib_api.views import FlowRunView
 from flowlib_operator import metrics
-from flowlib_operator.access import FORBIDDEN_REASON, label_problems
+from flowlib_operator.access import FORBIDDEN_REASON, borrowing_problems
 from flowlib_operator.cache import ClusterCache, Key
 from flowlib_operator.events import EventRecorder
 from flowlib_operator.identity import run_identity, shared_account_binding
@@ -103,7 +103,7 @@ class RunLifecycle:
         if run.job_name and await self.client.get_or_none(JOBS, run.job_name, run.namespace):
             return  # created before a restart; the Job watch follows it from here
         if not self.authorized_at_admission:
-            refused = await label_problems(self.client, run)
+            refused = await borrowing_problems(self.client, run)
             if refused:
                 message = "not allowed: " + "; ".join(refused)
                 metrics.FORBIDDEN_RUNS.inc()
@@ -373,8 +373,7 @@ async def _create_or_adopt(
         if not error.already_exists:
             raise
     existing = await client.get(ref, meta["name"], meta["namespace"])
-    owners = [o.get("uid") for o in existing["metadata"].get("ownerReferences") or []]
-    if owner_uid not in owners:
+    if not _owned_by(existing, owner_uid):
         # Left over from an earlier FlowRun of the same name that is still being garbage collected.
         raise LeftoverObject(
             f"{manifest['kind']} {meta['name']} still belongs to a deleted FlowRun of the same name; waiting"

@@ -33,7 +33,7 @@ from flowlib_api.meta import (
 from flowlib_api.resources import SpecKey
 from flowlib_api.views import FlowRunView
 from flowlib_operator import metrics
-from flowlib_operator.access import author_problems
+from flowlib_operator.access import borrowing_problems
 from flowlib_operator.admission import flow_problems, flowrun_problems, spec_changed
 from flowlib_operator.diffbase import CompactDiffBaseStorage
 from flowlib_operator.events import EventRecorder
@@ -142,7 +142,7 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
             # Validation is CPU work of up to seconds: off the event loop, which serves every run.
             _refuse(await asyncio.to_thread(flowrun_problems, body), "FlowRun")
             # What the run borrows (service account, Secrets, ConfigMaps) is checked against its author.
-            refused = await author_problems(op.client, FlowRunView(body), dict(userinfo or {}))
+            refused = await borrowing_problems(op.client, FlowRunView(body), dict(userinfo or {}))
             if refused:
                 metrics.FORBIDDEN_RUNS.inc()
                 raise kopf.AdmissionError("FlowRun not allowed: " + "; ".join(refused), code=403)

@@ -166,6 +166,26 @@ class Cluster:
         )
         return result
 
+    def grant(self, namespace: str, account: str, rules: list[dict[str, Any]]) -> None:
+        """Service account ``account`` in ``namespace``, holding ``rules`` there (a Role and its
+        RoleBinding, both named after it) and nothing else (simulator only)."""
+        self.sim.ensure_service_account(namespace, account)
+        rbac = "rbac.authorization.k8s.io"
+        role = {"apiVersion": f"{rbac}/v1", "kind": "Role", "metadata": {"name": account}, "rules": rules}
+        binding = {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": account},
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": account},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        }
+        self.apply(namespace, role, binding)
+
+    def user(self, namespace: str, account: str, rules: list[dict[str, Any]], workdir: Path) -> Path:
+        """A kubeconfig authenticating as ``account``, granted ``rules`` (``grant``)."""
+        self.grant(namespace, account, rules)
+        return Path(self.sim.kubeconfig_for(namespace, account, workdir / f"{account}.kubeconfig"))
+
 
 def _operator_kubeconfig(sim: Any, workdir: Path) -> Path:
     rbac = list(yaml.safe_load_all((ROOT / "deploy/base/operator-rbac.yaml").read_text()))

@@ -19,33 +19,37 @@ from tests.operator.cluster import Cluster, flow, flowrun
 
 PASSWORD = "S3cr3t-db-pw"
 
-LOOT = """
-import base64, json, os, ssl, urllib.request
-def exec(_):
-    base = "/var/run/secrets/kubernetes.io/serviceaccount"
-    API = "https://" + os.environ["KUBERNETES_SERVICE_HOST"] + ":" + os.environ["KUBERNETES_SERVICE_PORT"]
-    token = open(base + "/token").read()
-    ns = open(base + "/namespace").read()
-    context = ssl.create_default_context(cafile=base + "/ca.crt")
-    request = urllib.request.Request(
-        API + "/api/v1/namespaces/" + ns + "/secrets/db",
-        headers={"Authorization": "Bearer " + token},
-    )
-    data = json.load(urllib.request.urlopen(request, context=context))["data"]
-    return base64.b64decode(data["password"]).decode()
+POD_CLIENT = """
+import base64, json, os, ssl, urllib.error, urllib.request
+
+
+def call(path, method="GET", body=None):
+    \"\"\"(HTTP status, JSON body or None) of a request to the API with the pod's own token.\"\"\"
+    account = "/var/run/secrets/kubernetes.io/serviceaccount"
+    namespace = open(account + "/namespace").read()
+    host = os.environ["KUBERNETES_SERVICE_HOST"] + ":" + os.environ["KUBERNETES_SERVICE_PORT"]
+    headers = {"Authorization": "Bearer " + open(account + "/token").read()}
+    if body is not None:
+        headers["Content-Type"] = "application/merge-patch+json"
+    url = "https://" + host + path.format(namespace=namespace)
+    request = urllib.request.Request(url, method=method, data=body, headers=headers)
+    context = ssl.create_default_context(cafile=account + "/ca.crt")
+    try:
+        with urllib.request.urlopen(request, context=context) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as error:
+        return error.code, None
 """
+"""User code's own API client in a runner pod, as an attacker would write it."""
 
-
-def _rbac(namespace: str, name: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name}, "rules": rules}
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
-    }
-    return [role, binding]
+LOOT = (
+    POD_CLIENT
+    + """
+def exec(_):
+    status, secret = call("/api/v1/namespaces/{namespace}/secrets/db")
+    return base64.b64decode(secret["data"]["password"]).decode()
+"""
+)
 
 
 def _secret(labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -60,11 +64,8 @@ def _secret(labels: dict[str, str] | None = None) -> dict[str, Any]:
 @pytest.fixture
 def alice(simulator_only: Cluster, namespace: str, tmp_path: Path) -> Path:
     """A kubeconfig of a user who may create and read FlowRuns and Flows, and nothing else."""
-    sim = simulator_only.sim
-    sim.ensure_service_account(namespace, "alice")
     rules = [{"apiGroups": ["flowlib.dev"], "resources": ["flows", "flowruns"], "verbs": ["get", "list", "create"]}]
-    simulator_only.apply(namespace, *_rbac(namespace, "alice", rules))
-    return Path(sim.kubeconfig_for(namespace, "alice", tmp_path / "alice.kubeconfig"))
+    return simulator_only.user(namespace, "alice", rules, tmp_path)
 
 
 @pytest.fixture
@@ -73,14 +74,14 @@ def deployer(simulator_only: Cluster, namespace: str) -> str:
 
     It also holds what a runner needs (as version 0.1 told users to give a custom account), so that
     on the old code the reproducer's run succeeds and publishes the password."""
-    simulator_only.sim.ensure_service_account(namespace, "deployer")
     rules = [
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]},
         {"apiGroups": ["flowlib.dev"], "resources": ["flowruns"], "verbs": ["get"]},
         {"apiGroups": ["flowlib.dev"], "resources": ["flowruns/status"], "verbs": ["get", "patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     ]
-    simulator_only.apply(namespace, *_rbac(namespace, "deployer", rules), _secret())
+    simulator_only.grant(namespace, "deployer", rules)
+    simulator_only.apply(namespace, _secret())
     return "deployer"
 
 
@@ -162,29 +163,19 @@ def test_another_runs_identity_cannot_be_borrowed(simulator_only: Cluster, names
     assert "is the identity of another FlowRun" in status["message"]
 
 
-FORGE = """
-import json, os, ssl, urllib.error, urllib.request
+FORGE = (
+    POD_CLIENT
+    + """
 def exec(_):
-    base = "/var/run/secrets/kubernetes.io/serviceaccount"
-    API = "https://" + os.environ["KUBERNETES_SERVICE_HOST"] + ":" + os.environ["KUBERNETES_SERVICE_PORT"]
-    token = open(base + "/token").read()
-    ns = open(base + "/namespace").read()
-    context = ssl.create_default_context(cafile=base + "/ca.crt")
-    url = API + "/apis/flowlib.dev/v1alpha1/namespaces/" + ns + "/flowruns/"
-    def call(method, path, body=None):
-        request = urllib.request.Request(url + path, method=method, data=body, headers={
-            "Authorization": "Bearer " + token, "Content-Type": "application/merge-patch+json"})
-        try:
-            return urllib.request.urlopen(request, context=context).status
-        except urllib.error.HTTPError as error:
-            return error.code
+    runs = "/apis/flowlib.dev/v1alpha1/namespaces/{namespace}/flowruns/"
     forged = json.dumps({"status": {"phase": "Succeeded", "output": {"result": "forged"}}}).encode()
     return {
-        "read": call("GET", "victim"),
-        "forge": call("PATCH", "victim/status", forged),
-        "own": call("GET", "attacker"),
+        "read": call(runs + "victim")[0],
+        "forge": call(runs + "victim/status", "PATCH", forged)[0],
+        "own": call(runs + "attacker")[0],
     }
 """
+)
 
 
 def test_one_run_cannot_read_or_forge_another(simulator_only: Cluster, namespace: str) -> None:

@@ -1,8 +1,8 @@
 """The operator's decisions as data: what it writes about a run given its Job and pods.
 
 ``settle`` is the decision on objects just read from the API (``fresh=True``), which is what the
-operator applies when a decision ends the run or deletes or creates its Job; ``from_cache`` is the
-first look, from the watch cache, which must never settle anything by itself.
+operator applies when a decision ends the run or deletes or creates its Job; with ``fresh=False``
+it is the first look, from the watch cache, which must never settle anything by itself.
 """
 
 from __future__ import annotations
@@ -77,19 +77,10 @@ def settle(
     *,
     job_seen: bool = True,
     start_timeout: float = 60,
+    fresh: bool = True,
 ) -> Decision:
-    return decide(flowrun, job_, pods, job_seen=job_seen, moment=NOW, start_timeout=start_timeout, fresh=True)
-
-
-def from_cache(
-    flowrun: dict[str, Any],
-    job_: dict[str, Any] | None,
-    pods: list[dict[str, Any]],
-    *,
-    job_seen: bool = True,
-    start_timeout: float = 60,
-) -> Decision:
-    return decide(flowrun, job_, pods, job_seen=job_seen, moment=NOW, start_timeout=start_timeout)
+    """``decide`` now; by default on objects just read from the API (``fresh=False``: the watch cache's)."""
+    return decide(flowrun, job_, pods, job_seen=job_seen, moment=NOW, start_timeout=start_timeout, fresh=fresh)
 
 
 def reason(decision: Decision) -> str | None:
@@ -142,7 +133,7 @@ def test_a_completed_job_without_a_final_status_is_a_lost_runner() -> None:
 
 def test_a_pod_that_cannot_pull_is_noted_then_failed_after_the_timeout() -> None:
     early = pod("Pending", waiting="ImagePullBackOff", created=NOW - timedelta(seconds=10))
-    noted = from_cache(run("Pending"), job(), [early])  # a note settles nothing: no fresh read needed
+    noted = settle(run("Pending"), job(), [early], fresh=False)  # a note settles nothing: no fresh read needed
     assert noted.status == {"message": "waiting for the runner pod to start: ImagePullBackOff: pull access denied"}
     assert not noted.refresh
     late = pod("Pending", waiting="ImagePullBackOff", created=NOW - timedelta(seconds=61))
@@ -161,7 +152,7 @@ def test_finished_runs_are_left_alone_and_expire_after_their_ttl() -> None:
     finished = run("Succeeded", ttlSecondsAfterFinished=30)
     finished["status"]["completionTime"] = "2026-11-27T11:59:00Z"
     assert settle(finished, None, []) == Decision()
-    assert from_cache(finished, None, []) == Decision()
+    assert settle(finished, None, [], fresh=False) == Decision()
     assert ttl_expired(finished, NOW)
     assert not ttl_expired(finished, datetime(2026, 11, 27, 11, 59, 10, tzinfo=UTC))
 
@@ -215,7 +206,7 @@ CASES = {
 def test_a_decision_that_settles_a_run_is_never_taken_on_the_cache_alone(case: str) -> None:
     cached, fresh, lost_reason = CASES[case]
     seen = "never seen" not in case
-    first = from_cache(*cached, job_seen=seen)
+    first = settle(*cached, job_seen=seen, fresh=False)
     # The cache's view alone only asks for a fresh read, and carries nothing to apply.
     assert first == Decision(refresh=True)
     # Taken on the cache, it would have settled the run on what the cache lacks...
@@ -228,7 +219,7 @@ def test_a_decision_that_settles_a_run_is_never_taken_on_the_cache_alone(case: s
 
 
 def test_a_job_the_fresh_read_confirms_gone_fails_the_run_once() -> None:
-    assert from_cache(run(), None, []).refresh
+    assert settle(run(), None, [], fresh=False).refresh
     confirmed = settle(run(), None, [])
     assert reason(confirmed) == "JobDeleted" and not confirmed.refresh
     assert confirmed.event is not None and confirmed.event[1] == "JobDeleted"
@@ -236,9 +227,9 @@ def test_a_job_the_fresh_read_confirms_gone_fails_the_run_once() -> None:
 
 def test_the_missing_job_of_a_run_that_never_started_is_created_again_after_the_grace() -> None:
     young = pending(NOW - timedelta(seconds=MISSING_JOB_GRACE - 5))
-    assert from_cache(young, None, [], job_seen=False) == Decision()  # the start is still creating it
+    assert settle(young, None, [], job_seen=False, fresh=False) == Decision()  # the start is still creating it
     old = pending(NOW - timedelta(seconds=MISSING_JOB_GRACE + 5))
-    assert from_cache(old, None, [], job_seen=False) == Decision(refresh=True)
+    assert settle(old, None, [], job_seen=False, fresh=False) == Decision(refresh=True)
     decision = settle(old, None, [], job_seen=False)
     assert decision.create_job and decision.status is None and not decision.delete_job
     assert decision.event is not None and decision.event[1] == "JobMissing"

@@ -139,31 +139,16 @@ def test_an_inline_flowrun_is_checked_and_cancel_is_never_refused(
     )
 
 
-def _user(cluster: Cluster, namespace: str, name: str, rules: list[dict[str, Any]], workdir: Path) -> Path:
-    """A kubeconfig of service account ``name``, holding ``rules`` in ``namespace`` and nothing else."""
-    cluster.sim.ensure_service_account(namespace, name)
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name}, "rules": rules}
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
-    }
-    cluster.apply(namespace, role, binding)
-    return Path(cluster.sim.kubeconfig_for(namespace, name, workdir / f"{name}.kubeconfig"))
-
-
 def test_the_webhook_lets_a_run_borrow_only_what_its_author_may_use(
     simulator_only: Cluster, guarded_namespace: str, tmp_path: Path
 ) -> None:
     cluster, namespace = simulator_only, guarded_namespace
     runs_only = [{"apiGroups": ["flowlib.dev"], "resources": ["flowruns"], "verbs": ["get", "create"]}]
-    alice = _user(cluster, namespace, "alice", runs_only, tmp_path)
+    alice = cluster.user(namespace, "alice", runs_only, tmp_path)
     reader = [*runs_only, {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["db"], "verbs": ["get"]}]
-    bob = _user(cluster, namespace, "bob", reader, tmp_path)
+    bob = cluster.user(namespace, "bob", reader, tmp_path)
     pods = [*runs_only, {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}]
-    carol = _user(cluster, namespace, "carol", pods, tmp_path)
+    carol = cluster.user(namespace, "carol", pods, tmp_path)
     cluster.sim.ensure_service_account(namespace, "deployer")
     inline = {"nodes": {"a": {"run": {"python": "1"}}}}
     with_secret = flowrun("with-secret", flow=inline)
