@@ -129,6 +129,7 @@ def plan() -> list[list[Expected]]:
 
 KILLS = [("s00", signal.SIGKILL), ("s01", signal.SIGTERM), ("s03", signal.SIGKILL), ("s04", signal.SIGTERM)]
 KILLS += [("s04", signal.SIGKILL)]  # the second attempt of s04 too: its third attempt must finish it
+KILL_AFTER = 1.0
 
 
 class Store:
@@ -216,14 +217,19 @@ class StatusFailures:
 
 
 class Killer:
-    """Kills the runner of each planned run mid-run (once the runner has reported from its pod and
-    before the run ends), one attempt per planned kill: a second kill of a run waits for the Job's
-    next pod."""
+    """Kills the runner of each planned run mid-run, one attempt per planned kill: a second kill of a
+    run waits for the Job's next pod.
+
+    A pod is killed ``KILL_AFTER`` seconds after the killer first sees its process running, which
+    lands inside the slow node (the runner takes well under a second to reach it, and the node
+    sleeps for seconds). The moment is read from the simulator's own pods, not from the run's
+    status: the scenario's faults may hold the runner's status reports back past the whole node."""
 
     def __init__(self, store: Store, namespace: str) -> None:
         self.store, self.namespace = store, namespace
         self.pending = list(KILLS)
         self.killed: set[str] = set()
+        self.first_seen: dict[str, float] = {}
         self.kills: Counter[str] = Counter()
         self.by_signal: Counter[str] = Counter()
 
@@ -231,22 +237,26 @@ class Killer:
         if not self.pending:
             return True
         runs, pods = self.store.runs(), self.store.pods()
+        now = time.monotonic()
         for target in list(self.pending):
             name, sig = target
             if any(t[0] == name for t in self.pending[: self.pending.index(target)]):
                 continue  # an earlier kill of this run comes first
-            status = (runs.get(name) or {}).get("status") or {}
-            pod_name = status.get("podName")
-            pod = pods.get(pod_name or "")
-            if pod is None or pod_name in self.killed or status.get("phase") != "Running":
+            if ((runs.get(name) or {}).get("status") or {}).get("phase") in FINAL:
                 continue
-            if (pod.get("status") or {}).get("phase") != "Running":
-                continue
-            if self.store.sim.kill_pod_process(self.namespace, pod_name, sig=sig):
-                self.killed.add(pod_name)
-                self.kills[name] += 1
-                self.by_signal[sig.name] += 1
-                self.pending.remove(target)
+            for pod_name, pod in pods.items():
+                if (pod["metadata"].get("labels") or {}).get("flowlib.dev/flowrun") != name:
+                    continue
+                if pod_name in self.killed or (pod.get("status") or {}).get("phase") != "Running":
+                    continue
+                if now - self.first_seen.setdefault(pod_name, now) < KILL_AFTER:
+                    continue
+                if self.store.sim.kill_pod_process(self.namespace, pod_name, sig=sig):
+                    self.killed.add(pod_name)
+                    self.kills[name] += 1
+                    self.by_signal[sig.name] += 1
+                    self.pending.remove(target)
+                break
         return not self.pending
 
 
