@@ -1,0 +1,34 @@
+"""``open_store``: the backend for a resolved ``StoreLocation`` (what the operator hands the runner,
+or what ``flowctl run --store DIR`` makes)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flowlib_api.storespec import StoreLocation
+from flowlib_runner.kube.client import KubeClient
+from flowlib_runner.store.base import RunStore
+from flowlib_runner.store.configmap import ConfigMapStore
+from flowlib_runner.store.directory import DirectoryStore
+from flowlib_runner.store.s3 import S3Store
+
+
+def open_store(
+    location: StoreLocation, *, client: KubeClient | None = None, owner: Mapping[str, Any] | None = None
+) -> RunStore:
+    """The store at ``location``. A configmap store needs ``client`` (and writes as the FlowRun
+    ``owner``, so its ConfigMaps go with it); the others need neither. Opening makes no call: each
+    backend connects on first use."""
+    if location.type in ("directory", "pvc"):
+        return DirectoryStore(Path(location.root))
+    if location.type == "configmap":
+        if client is None or not location.namespace:
+            raise ValueError(f"a configmap store ({location.description}) needs a Kubernetes client and a namespace")
+        return ConfigMapStore(client, location.namespace, location.root, owner)
+    if location.type == "s3":
+        if not location.bucket:
+            raise ValueError(f"an s3 store ({location.description}) needs a bucket")
+        return S3Store(location.bucket, location.root, endpoint=location.endpoint, region=location.region)
+    raise ValueError(f"unknown store type {location.type!r}")
