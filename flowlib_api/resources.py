@@ -8,15 +8,16 @@ written here, and the CEL rules of the CRD are generated from the rules stated h
 Who writes which status field (the rule both sides follow; ``RUNNER_FIELDS``/``OPERATOR_FIELDS``):
 
 - The runner owns the run's story: ``phase`` once its pod runs, ``startTime``, ``completionTime``,
-  ``currentNode``, ``progress``, ``nodes``, ``output``, ``message``, ``notes``, ``podName``,
-  ``attempt``, ``duration``, the ``Succeeded`` condition and ``flow``. Its merge patches clear what
-  it no longer sets and never touch the operator's fields.
-- The operator owns ``jobName`` and ``observedGeneration``. It also writes the runner's fields in
-  exactly three cases, each when no runner can: ``Pending`` before the Job exists (with ``flow`` and
-  a ``Succeeded=Unknown/JobCreated`` condition); ``message`` while a pod waits to start; and a final
-  phase for a run whose runner never ran or was lost (invalid flow, cancelled before start, pod
-  never started, runner crashed, timeout, Job deleted). Before writing a final phase it reads the
-  FlowRun afresh, and it never writes over one.
+  ``currentNode``, ``progress``, ``nodes``, ``output``, ``message``, ``notes``, ``resumedFrom``,
+  ``itemsReused``, ``podName``, ``attempt``, ``duration``, the ``Succeeded`` condition and ``flow``.
+  Its merge patches clear what it no longer sets and never touch the operator's fields.
+- The operator owns ``jobName``, ``observedGeneration`` and ``store`` (the run's store, resolved
+  before the Job exists; a retry reads its source's from there). It also writes the runner's fields
+  in exactly three cases, each when no runner can: ``Pending`` before the Job exists (with ``flow``
+  and a ``Succeeded=Unknown/JobCreated`` condition); ``message`` while a pod waits to start; and a
+  final phase for a run whose runner never ran or was lost (invalid flow or store, a retry whose
+  source cannot be retried, cancelled before start, pod never started, runner crashed, timeout, Job
+  deleted). Before writing a final phase it reads the FlowRun afresh, and it never writes over one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from flowlib_api.runstatus import RunStatus
+from flowlib_api.storespec import StoreSpec
 from flowlib_api.structural import PRESERVE_UNKNOWN
 from flowlib_api.times import rfc3339
 
@@ -37,32 +39,47 @@ DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$|^[0-9]+(\.[0-9]+)?$"
 
 
 @dataclass(frozen=True)
-class ExactlyOne:
-    """A rule that exactly one of two spec fields is set: checked in Python, generated as CEL."""
+class SpecRule:
+    """A rule across FlowRun spec fields: checked in Python (``holds``), generated as the CRD's CEL."""
 
-    first: str
-    second: str
+    rule: str
+    """The CEL expression, over ``self`` = the spec."""
     message: str
 
-    def holds(self, spec: Mapping[str, Any]) -> bool:
-        return (spec.get(self.first) is not None) != (spec.get(self.second) is not None)
-
     def cel(self) -> dict[str, str]:
-        """The CRD's ``x-kubernetes-validations`` entry for the same rule."""
-        return {"rule": f"has(self.{self.first}) != has(self.{self.second})", "message": self.message}
+        """The CRD's ``x-kubernetes-validations`` entry for the rule."""
+        return {"rule": self.rule, "message": self.message}
 
 
-ONE_FLOW_SOURCE = ExactlyOne(
-    "flowRef", "flow", "set exactly one of spec.flowRef (a Flow's name) and spec.flow (an inline flow)"
+ONE_FLOW_SOURCE = SpecRule(
+    "has(self.retryOf) ? !(has(self.flowRef) && has(self.flow)) : has(self.flowRef) != has(self.flow)",
+    "set exactly one of spec.flowRef (a Flow's name) and spec.flow (an inline flow); with spec.retryOf "
+    "(a finished FlowRun to retry) both may be left out, to reuse that run's definition",
 )
-"""A FlowRun names a Flow (``flowRef``) or carries one inline (``flow``), never both, never neither."""
+"""A FlowRun names a Flow (``flowRef``) or carries one inline (``flow``), never both; neither only
+for a retry (``retryOf``), which then runs its source's definition as that source ran it."""
+RESUBMIT_NEEDS_RETRY = SpecRule(
+    "!has(self.resubmit) || !self.resubmit || has(self.retryOf)",
+    "spec.resubmit starts a retry over from the start: set spec.retryOf (the FlowRun to run again) or remove "
+    "spec.resubmit",
+)
+"""``resubmit`` only means something for a retry."""
+SPEC_RULES = (ONE_FLOW_SOURCE, RESUBMIT_NEEDS_RETRY)
+"""Every cross-field rule of a FlowRun spec, in the order the CRD lists them."""
 
 
 def flow_source_problem(spec: Mapping[str, Any]) -> str | None:
-    """The problem with a FlowRun spec's flow source, as admission and the operator report it."""
-    if ONE_FLOW_SOURCE.holds(spec) and (spec.get("flow") is not None or (spec.get("flowRef") or {}).get("name")):
-        return None
-    return f"spec: {ONE_FLOW_SOURCE.message}"
+    """The problem with where a FlowRun spec's definition comes from (``flowRef``, ``flow``,
+    ``retryOf``, ``resubmit``), as admission and the operator report it; None when there is none."""
+    ref, inline, retry = spec.get("flowRef"), spec.get("flow"), spec.get("retryOf")
+    given = (ref is not None) + (inline is not None)
+    if given > 1 or (given == 0 and not retry):
+        return f"spec: {ONE_FLOW_SOURCE.message}"
+    if ref is not None and not (isinstance(ref, Mapping) and ref.get("name")):
+        return "spec.flowRef.name: name the Flow to run (a Flow in the FlowRun's namespace)"
+    if spec.get("resubmit") and not retry:
+        return f"spec: {RESUBMIT_NEEDS_RETRY.message}"
+    return None
 
 
 class _Model(BaseModel):
@@ -83,6 +100,24 @@ class FlowRunSpec(_Model):
         None,
         description="An inline flow definition (the same fields as a Flow's spec). Set exactly one of "
         "flowRef and flow.",
+    )
+    retry_of: str | None = Field(
+        None,
+        min_length=1,
+        max_length=253,
+        description="Name of a finished FlowRun in this namespace to retry: this run starts from that run's "
+        "last checkpoint, so the nodes and batch items it finished are not run again, and its failed node "
+        "and failed or unfinished items are. flowRef and flow may then be left out (the source's definition "
+        "is reused as it ran); input, params and outputs default to the source's. The source must have "
+        "finished (Succeeded, Failed or Cancelled) and have kept a store (status.store); its store is kept "
+        "while this FlowRun exists. With the admission webhook you must be allowed to get the source "
+        "FlowRun. Else the run fails with reason RetrySourceNotFound, RetrySourceNotFinished, "
+        "NothingToRetry or Forbidden.",
+    )
+    resubmit: bool | None = Field(
+        None,
+        description="With retryOf: start over from the start, with the source's definition and inputs, "
+        "instead of from its last checkpoint.",
     )
     input: dict[str, Any] | None = Field(
         None, description="The initial shared store: any JSON object.", json_schema_extra=PRESERVE_UNKNOWN
@@ -139,6 +174,13 @@ class FlowRunSpec(_Model):
         ge=0,
         description="Delete the FlowRun (and with it its Job and pod) this many seconds after it finished.",
     )
+    store: StoreSpec | None = Field(
+        None,
+        description="Where the run keeps its checkpoints (so a new pod or a retry resumes where it stopped), "
+        "outputs too big for status, and its log. Unset: the operator's default store (--default-store; "
+        "out of the box configmap). With type set it is used as written; without type its fields are laid "
+        "over the operator's default. enabled: false keeps no store: the run cannot be resumed or retried.",
+    )
 
     @model_validator(mode="after")
     def _one_flow_source(self) -> FlowRunSpec:
@@ -174,6 +216,20 @@ class Condition(_Model):
     )
 
 
+class StoreStatus(_Model):
+    """Where a run keeps its store, as the operator resolved it before the run's Job existed."""
+
+    type: str = Field(description="configmap, s3 or pvc.")
+    location: str = Field(
+        description="Where the store is, for people: configmap <namespace>/<run>-store-*, s3://bucket/prefix/, "
+        "or a directory of the claim."
+    )
+    ref: str = Field(
+        description="The resolved location as JSON: what the run's runner opens, and what a retry of the run "
+        "(spec.retryOf) resumes from."
+    )
+
+
 class FlowRunStatus(RunStatus):
     """Status of a FlowRun: the runner's view of the run plus the operator's bookkeeping."""
 
@@ -186,6 +242,9 @@ class FlowRunStatus(RunStatus):
     attempt: int | None = Field(None, description="Which runner pod attempt wrote this status (1 = first).")
     duration: str | None = Field(None, description="How long the run took, e.g. 1m12s (set when it ends).")
     flow: str | None = Field(None, description="Name of the flow being run (the Flow's name, or inline).")
+    store: StoreStatus | None = Field(
+        None, description="The run's store (written by the operator); unset when the run keeps none."
+    )
 
 
 class FlowStatus(_Model):
@@ -223,6 +282,7 @@ class StatusKey:
     ATTEMPT = field_key(FlowRunStatus, "attempt")
     DURATION = field_key(FlowRunStatus, "duration")
     FLOW = field_key(FlowRunStatus, "flow")
+    STORE = field_key(FlowRunStatus, "store")
     NODE_COUNT = field_key(FlowStatus, "node_count")
     PROBLEMS = field_key(FlowStatus, "problems")
 
@@ -232,6 +292,8 @@ class SpecKey:
 
     FLOW_REF = field_key(FlowRunSpec, "flow_ref")
     FLOW = field_key(FlowRunSpec, "flow")
+    RETRY_OF = field_key(FlowRunSpec, "retry_of")
+    RESUBMIT = field_key(FlowRunSpec, "resubmit")
     INPUT = field_key(FlowRunSpec, "input")
     PARAMS = field_key(FlowRunSpec, "params")
     OUTPUTS = field_key(FlowRunSpec, "outputs")
@@ -243,6 +305,21 @@ class SpecKey:
     ENV = field_key(FlowRunSpec, "env")
     RESOURCES = field_key(FlowRunSpec, "resources")
     TTL_SECONDS_AFTER_FINISHED = field_key(FlowRunSpec, "ttl_seconds_after_finished")
+    STORE = field_key(FlowRunSpec, "store")
+
+
+RETRY_INHERITED: tuple[str, ...] = (SpecKey.INPUT, SpecKey.PARAMS, SpecKey.OUTPUTS)
+"""Spec fields a retry (``retryOf``) takes from its source when it leaves them out."""
+
+
+def retried_spec(spec: Mapping[str, Any], source_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec a retry runs with: its own, plus each field of ``RETRY_INHERITED`` that it leaves out
+    taken from its source's spec (a retry names what changes, the rest is the run it retries)."""
+    merged = dict(spec)
+    for key in RETRY_INHERITED:
+        if merged.get(key) is None and source_spec.get(key) is not None:
+            merged[key] = source_spec[key]
+    return merged
 
 
 RUNNER_FIELDS: tuple[str, ...] = tuple(
@@ -258,6 +335,8 @@ RUNNER_FIELDS: tuple[str, ...] = tuple(
         "message",
         "reason",
         "notes",
+        "resumed_from",
+        "items_reused",
         "pod_name",
         "attempt",
         "duration",
@@ -266,7 +345,9 @@ RUNNER_FIELDS: tuple[str, ...] = tuple(
     )
 )
 """Status fields the runner owns (see the module docstring)."""
-OPERATOR_FIELDS: tuple[str, ...] = tuple(field_key(FlowRunStatus, n) for n in ("job_name", "observed_generation"))
+OPERATOR_FIELDS: tuple[str, ...] = tuple(
+    field_key(FlowRunStatus, n) for n in ("job_name", "observed_generation", "store")
+)
 """Status fields only the operator writes."""
 
 SUCCEEDED = "Succeeded"

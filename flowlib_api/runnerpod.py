@@ -37,6 +37,13 @@ ENV_DEFINITION = "FLOWLIB_DEFINITION"
 """Path of the snapshot file inside the pod."""
 ENV_LOG_FORMAT = "FLOWLIB_LOG_FORMAT"
 """``text`` (default) or ``json``: the format of the run log on stdout."""
+ENV_STORE = "FLOWLIB_STORE"
+"""The run's store (``storespec.StoreLocation`` as JSON); unset: the run keeps no checkpoints."""
+ENV_RESUME_FROM = "FLOWLIB_RESUME_FROM"
+"""A retry's source store (``StoreLocation`` JSON, from the source run's ``status.store``): the run
+starts from that store's last checkpoint (``spec.retryOf``)."""
+ENV_RESUME_MODE = "FLOWLIB_RESUME_MODE"
+"""How a retry reuses its source: ``retry`` (rerun failed nodes and items) or ``resubmit`` (start over)."""
 
 SNAPSHOT_KEY = "definition.json.gz"
 """The snapshot's key in the ConfigMap's ``binaryData`` (so also the mounted file's name)."""

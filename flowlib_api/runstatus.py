@@ -99,6 +99,14 @@ class RunStatus(_Model):
     notes: list[str] = Field(
         default_factory=list, description="What was shortened or left out to keep the status small."
     )
+    resumed_from: str | None = Field(
+        None,
+        description="Set when this attempt (or this retry) did not start from the beginning: the node it "
+        "resumed at and the checkpoint it used, e.g. 'step2 (checkpoint of attempt 1)'.",
+    )
+    items_reused: int | None = Field(
+        None, description="Batch items finished before and reused from the checkpoint instead of being run again."
+    )
 
     def to_json(self, *, indent: int | None = None) -> str:
         """The status as camelCase JSON, without null fields."""

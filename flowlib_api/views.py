@@ -91,6 +91,28 @@ class FlowRunView(ObjectView):
         return self.spec.get(SpecKey.FLOW)
 
     @property
+    def retry_of(self) -> str | None:
+        """The FlowRun this run retries (``spec.retryOf``), or None."""
+        value = self.spec.get(SpecKey.RETRY_OF)
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def resubmit(self) -> bool:
+        """A retry that starts over from the start instead of from its source's last checkpoint."""
+        return bool(self.spec.get(SpecKey.RESUBMIT))
+
+    @property
+    def own_definition(self) -> bool:
+        """Whether the run names its definition (``flowRef`` or ``flow``); a retry may leave both out."""
+        return self.spec.get(SpecKey.FLOW_REF) is not None or self.spec.get(SpecKey.FLOW) is not None
+
+    @property
+    def store_spec(self) -> Mapping[str, Any] | None:
+        """``spec.store`` as written (the operator lays it over its default store), or None."""
+        value = self.spec.get(SpecKey.STORE)
+        return value if isinstance(value, Mapping) else None
+
+    @property
     def input(self) -> dict[str, Any]:
         return dict(self.spec.get(SpecKey.INPUT) or {})
 
@@ -161,6 +183,18 @@ class FlowRunView(ObjectView):
     @property
     def message(self) -> str | None:
         return self.status.get(StatusKey.MESSAGE)
+
+    @property
+    def store(self) -> Mapping[str, Any] | None:
+        """``status.store`` (``type``, ``location``, ``ref``): where the run keeps its store, or None."""
+        value = self.status.get(StatusKey.STORE)
+        return value if isinstance(value, Mapping) else None
+
+    @property
+    def store_ref(self) -> str | None:
+        """The run's resolved store location as JSON (``storespec.StoreLocation.from_json`` reads it)."""
+        ref = (self.store or {}).get("ref")
+        return ref if isinstance(ref, str) and ref else None
 
     @property
     def start_time(self) -> str | None:

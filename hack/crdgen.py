@@ -18,7 +18,7 @@ import yaml
 
 from flowlib_api.flowspec_schema import flow_spec_json_schema
 from flowlib_api.meta import API_GROUP, API_VERSION, FLOWRUNS, FLOWS, GROUP_VERSION, KIND_FLOW, KIND_FLOWRUN
-from flowlib_api.resources import ONE_FLOW_SOURCE, FlowRunSpec, FlowRunStatus, FlowStatus, StatusKey
+from flowlib_api.resources import SPEC_RULES, FlowRunSpec, FlowRunStatus, FlowStatus, StatusKey
 from flowlib_api.structural import structural_schema
 
 CATEGORY = "flowlib"
@@ -121,7 +121,7 @@ def flowrun_spec_schema() -> dict[str, Any]:
     ]
     presence = " && ".join(f"has(self.{n}) == has(oldSelf.{n})" for n in immutable)
     schema["x-kubernetes-validations"] = [
-        ONE_FLOW_SOURCE.cel(),
+        *(rule.cel() for rule in SPEC_RULES),
         {
             "rule": presence,
             "message": "spec fields cannot be added or removed after the FlowRun is created, except spec.cancel",

@@ -6,7 +6,16 @@ as any service account of the namespace and read any Secret or ConfigMap into th
 
 - ``spec.serviceAccountName``: the pod runs as that account (by default it runs as its own account,
   which reaches only its own FlowRun; see ``identity``);
-- ``spec.env[].valueFrom.secretKeyRef`` and ``configMapKeyRef``: values read into the environment.
+- ``spec.env[].valueFrom.secretKeyRef`` and ``configMapKeyRef``: values read into the environment;
+- ``spec.store.s3.secretName``: the S3 credentials of its store, read into the environment like a
+  ``secretKeyRef``; and ``spec.store.pvc.claimName``: a claim mounted into the pod, which takes what
+  running any pod takes (``create pods``: Kubernetes lets pods mount any claim of their namespace).
+  What the operator's default store names is not borrowed: the operator's administrator lends it
+  to every run;
+- ``spec.retryOf``: a retry reads its source FlowRun (input, params, outputs, checkpoints), so its
+  author must be allowed to ``get`` that FlowRun; and it reaches the source's store, so what the
+  *source's* ``spec.store`` names is borrowed by the retry's author too. FlowRuns carry no opt-in
+  label: without the webhook, any author of FlowRuns in a namespace may retry any run there.
 
 Two ways to allow a borrow, checked in this order:
 
@@ -34,6 +43,7 @@ from flowlib_runner.kube.client import KubeClient
 
 from flowlib_api.meta import (
     CONFIGMAPS,
+    FLOWRUNS,
     LABEL_MANAGED_BY,
     LABEL_RUNNER_ACCESS,
     MANAGED_BY,
@@ -45,6 +55,7 @@ from flowlib_api.meta import (
 from flowlib_api.views import FlowRunView
 
 FORBIDDEN_REASON = "Forbidden"
+PERSISTENTVOLUMECLAIMS = ResourceRef("", "v1", "persistentvolumeclaims")
 
 
 @dataclass(frozen=True)
@@ -59,34 +70,76 @@ class Borrowed:
     def ref(self) -> ResourceRef:
         return _REFS[self.kind]
 
+    @property
+    def labelled(self) -> bool:
+        """Whether a namespace admin can open it with the label (FlowRuns carry no such opt-in)."""
+        return self.kind != "FlowRun"
+
     def needed(self, namespace: str) -> dict[str, str]:
         """The permission the author must hold directly (SubjectAccessReview resourceAttributes)."""
-        if self.kind == "ServiceAccount":
+        if self.kind in _POD_CREATORS:
             return {"namespace": namespace, "verb": "create", "group": "", "resource": "pods"}
-        return {"namespace": namespace, "verb": "get", "group": "", "resource": self.ref.plural, "name": self.name}
+        ref = self.ref
+        return {"namespace": namespace, "verb": "get", "group": ref.group, "resource": ref.plural, "name": self.name}
 
     def described(self) -> str:
         if self.kind == "ServiceAccount":
             return f"create pods (what running as service account '{self.name}' takes)"
+        if self.kind == "PersistentVolumeClaim":
+            return f"create pods (what mounting claim '{self.name}' takes)"
         return f"get {self.kind.lower()} '{self.name}'"
 
 
-_REFS = {"ServiceAccount": SERVICEACCOUNTS, "Secret": SECRETS, "ConfigMap": CONFIGMAPS}
+_REFS = {
+    "ServiceAccount": SERVICEACCOUNTS,
+    "Secret": SECRETS,
+    "ConfigMap": CONFIGMAPS,
+    "PersistentVolumeClaim": PERSISTENTVOLUMECLAIMS,
+    "FlowRun": FLOWRUNS,
+}
+_POD_CREATORS = frozenset({"ServiceAccount", "PersistentVolumeClaim"})
+"""Kinds whose use takes exactly what creating a pod takes (running as an account, mounting a claim)."""
 _ENV_SOURCES = (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap"))
 
 
-def borrowed(run: FlowRunView) -> list[Borrowed]:
-    """Everything ``run`` takes from its namespace, once per object (the first field naming it)."""
+def _store_borrowed(spec: Mapping[str, Any], prefix: str) -> list[Borrowed]:
+    """What a spec's ``store`` names (the operator's default names nothing anyone borrows)."""
+    store = spec.get("store")
+    if not isinstance(store, Mapping):
+        return []
+    found = []
+    s3, pvc = store.get("s3"), store.get("pvc")
+    if isinstance(s3, Mapping) and isinstance(s3.get("secretName"), str) and s3["secretName"]:
+        found.append(Borrowed("Secret", s3["secretName"], f"{prefix}spec.store.s3.secretName"))
+    if isinstance(pvc, Mapping) and isinstance(pvc.get("claimName"), str) and pvc["claimName"]:
+        found.append(Borrowed("PersistentVolumeClaim", pvc["claimName"], f"{prefix}spec.store.pvc.claimName"))
+    return found
+
+
+def borrowed(run: FlowRunView, source: Mapping[str, Any] | None = None) -> list[Borrowed]:
+    """Everything ``run`` takes from its namespace, once per object (the first field naming it).
+
+    ``source`` is the FlowRun a retry names (``spec.retryOf``), when it exists: what its store names
+    is reached by the retry as well.
+    """
     found: dict[tuple[str, str], Borrowed] = {}
     if run.service_account_name:
         account = Borrowed("ServiceAccount", run.service_account_name, "spec.serviceAccountName")
         found[(account.kind, account.name)] = account
+    if run.retry_of:
+        origin = Borrowed("FlowRun", run.retry_of, "spec.retryOf")
+        found[(origin.kind, origin.name)] = origin
+    items = _store_borrowed(run.spec, "")
+    if run.retry_of and source is not None:
+        items += _store_borrowed(FlowRunView(source).spec, f"spec.retryOf: FlowRun '{run.retry_of}' has ")
+    for item in items:
+        found.setdefault((item.kind, item.name), item)
     for index, variable in enumerate(run.env):
-        source = variable.get("valueFrom") if isinstance(variable, Mapping) else None
-        if not isinstance(source, Mapping):
+        value_from = variable.get("valueFrom") if isinstance(variable, Mapping) else None
+        if not isinstance(value_from, Mapping):
             continue
         for key, kind in _ENV_SOURCES:
-            ref = source.get(key)
+            ref = value_from.get(key)
             if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
                 item = Borrowed(kind, ref["name"], f"spec.env[{index}].valueFrom.{key}")
                 found.setdefault((kind, item.name), item)
@@ -122,6 +175,10 @@ async def _metadata(client: KubeClient, item: Borrowed, namespace: str) -> Mappi
     return await client.get_metadata_or_none(item.ref, item.name, namespace)
 
 
+async def _nothing() -> Mapping[str, Any] | None:
+    return None
+
+
 def _review(user: Mapping[str, Any], attributes: Mapping[str, str]) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "user": user.get("username") or "",
@@ -141,18 +198,25 @@ async def _allowed(client: KubeClient, user: Mapping[str, Any], attributes: Mapp
 
 
 async def borrowing_problems(
-    client: KubeClient, run: FlowRunView, author: Mapping[str, Any] | None = None
+    client: KubeClient,
+    run: FlowRunView,
+    author: Mapping[str, Any] | None = None,
+    source: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Why ``run`` may not borrow what it names (empty: it may).
 
     Each borrowed object must be open to runs (the label); with ``author`` (the webhook's request
-    user), it may also be one the author may use directly (a SubjectAccessReview for each).
+    user), it may also be one the author may use directly (a SubjectAccessReview for each). A
+    retry's source FlowRun has no label: without ``author`` it is not checked, with one the author
+    must be allowed to get it. ``source`` is that FlowRun, when it exists (``borrowed``).
     """
-    items = borrowed(run)
+    items = [item for item in borrowed(run, source) if item.labelled or author is not None]
     if not items:
         return []
     namespace = run.namespace
-    found = await asyncio.gather(*(_metadata(client, item, namespace) for item in items))
+    found = await asyncio.gather(
+        *(_metadata(client, item, namespace) if item.labelled else _nothing() for item in items)
+    )
     problems: list[str] = []
     for item, metadata in zip(items, found, strict=True):
         if item.kind == "ServiceAccount" and _run_identity(metadata):
@@ -163,9 +227,13 @@ async def borrowing_problems(
             problems.append(_not_opened(item, namespace))
         elif not await _allowed(client, author, item.needed(namespace)):
             who = author.get("username") or "the requesting user"
+            instead = (
+                f"ask a namespace admin to label the {item.kind.lower()} {LABEL_RUNNER_ACCESS}=true"
+                if item.labelled
+                else "ask someone who may read it to create the retry"
+            )
             problems.append(
                 f"{item.field}: {who} may not {item.described()} in namespace '{namespace}', so a FlowRun of "
-                f"theirs may not either; ask for that permission, or ask a namespace admin to label the "
-                f"{item.kind.lower()} {LABEL_RUNNER_ACCESS}=true"
+                f"theirs may not either; ask for that permission, or {instead}"
             )
     return problems

@@ -5,6 +5,12 @@ privilege escalation, every capability dropped, the RuntimeDefault seccomp profi
 root filesystem (``/tmp`` is an emptyDir for user code that needs scratch space). It never retries
 by itself (``restartPolicy: Never``): pod-level retries are the Job's ``backoffLimit``, which the
 FlowRun's ``retries`` sets, so each attempt is a new pod with its own logs.
+
+The run's store (``stores``) reaches the pod as its resolved location (``ENV_STORE``) plus what
+opening it takes: the S3 keys of a Secret as environment variables (the AWS SDK's default
+credential chain reads them), or a PersistentVolumeClaim mounted at ``STORE_MOUNT`` (an allowed
+volume type of the restricted standard). A retry also gets its source's location and how to resume
+(``ENV_RESUME_FROM``, ``ENV_RESUME_MODE``), and whatever reaching that store takes.
 """
 
 from __future__ import annotations
@@ -19,18 +25,27 @@ from flowlib_api.runnerpod import (
     ENV_FLOWRUN,
     ENV_NAMESPACE,
     ENV_POD_NAME,
+    ENV_RESUME_FROM,
+    ENV_RESUME_MODE,
+    ENV_STORE,
     RUNNER_CONTAINER,
     SNAPSHOT_KEY,
     SNAPSHOT_MOUNT,
     SNAPSHOT_PATH,
     TERMINATION_LOG,
 )
+from flowlib_api.storespec import S3_SECRET_KEYS, STORE_MOUNT, StoreLocation
 from flowlib_api.times import deadline_seconds
 from flowlib_api.views import FlowRunView
 from flowlib_operator.naming import identity_name, job_name, run_labels, snapshot_name
+from flowlib_operator.stores import Resume, credentials_secret, store_claim
 
 RUNNER_UID = 65532
 TERMINATION_GRACE_SECONDS = 30
+STORE_VOLUME = "store"
+OPTIONAL_S3_KEYS = frozenset({"AWS_SESSION_TOKEN"})
+"""Keys of an S3 credentials Secret that may be missing; without the others the pod does not start
+(CreateContainerConfigError, reported in the run's status), which says more than a failed upload."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +112,41 @@ def runner_account(run: FlowRunView) -> str:
     return run.service_account_name or identity_name(run.name)
 
 
-def runner_job(flowrun: dict[str, Any], flow_name: str | None, settings: RunnerSettings) -> dict[str, Any]:
-    """The Job that runs ``flowrun``; deterministic, so creating it twice is a 409, never a second Job."""
+def store_env(store: StoreLocation | None, resume: Resume | None) -> list[dict[str, Any]]:
+    """The variables that hand the runner its store and, for a retry, its source's (see the docstring).
+
+    They come before the FlowRun's own ``spec.env``, so a variable the run sets itself wins.
+    """
+    env: list[dict[str, Any]] = []
+    if store is not None:
+        env.append({"name": ENV_STORE, "value": store.to_json()})
+    if resume is not None:
+        env += [{"name": ENV_RESUME_FROM, "value": resume.ref}, {"name": ENV_RESUME_MODE, "value": resume.mode}]
+    secret = credentials_secret(store, resume)
+    if secret:
+        env += [
+            {
+                "name": key,
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": key in OPTIONAL_S3_KEYS}},
+            }
+            for key in S3_SECRET_KEYS
+        ]
+    return env
+
+
+def runner_job(
+    flowrun: dict[str, Any],
+    flow_name: str | None,
+    settings: RunnerSettings,
+    *,
+    store: StoreLocation | None = None,
+    resume: Resume | None = None,
+) -> dict[str, Any]:
+    """The Job that runs ``flowrun``; deterministic, so creating it twice is a 409, never a second Job.
+
+    ``store`` is the run's resolved store (None: it keeps none), ``resume`` what a retry resumes
+    from; ``stores.store_conflict`` has ruled out a pair one pod cannot reach.
+    """
     run = FlowRunView(flowrun)
     name, namespace = run.name, run.namespace
     labels = run_labels(name, flow_name)
@@ -109,8 +157,24 @@ def runner_job(flowrun: dict[str, Any], flow_name: str | None, settings: RunnerS
         {"name": ENV_DEFINITION, "value": SNAPSHOT_PATH},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         {"name": "HOME", "value": "/tmp"},
+        *store_env(store, resume),
         *run.env,
     ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "definition", "mountPath": SNAPSHOT_MOUNT, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": "definition", "configMap": {"name": snapshot_name(name)}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    claim = store_claim(store, resume)
+    if claim is not None:
+        claim_name, read_only = claim
+        mounts.append({"name": STORE_VOLUME, "mountPath": STORE_MOUNT, "readOnly": read_only})
+        volumes.append(
+            {"name": STORE_VOLUME, "persistentVolumeClaim": {"claimName": claim_name, "readOnly": read_only}}
+        )
     container = {
         "name": RUNNER_CONTAINER,
         "image": run.image or settings.image,
@@ -121,10 +185,7 @@ def runner_job(flowrun: dict[str, Any], flow_name: str | None, settings: RunnerS
         "securityContext": _restricted_container_security(),
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [
-            {"name": "definition", "mountPath": SNAPSHOT_MOUNT, "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        "volumeMounts": mounts,
     }
     pod_spec = {
         "restartPolicy": "Never",
@@ -139,10 +200,7 @@ def runner_job(flowrun: dict[str, Any], flow_name: str | None, settings: RunnerS
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
-        "volumes": [
-            {"name": "definition", "configMap": {"name": snapshot_name(name)}},
-            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-        ],
+        "volumes": volumes,
     }
     job_spec: dict[str, Any] = {
         "backoffLimit": run.retries,

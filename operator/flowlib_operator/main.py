@@ -14,12 +14,29 @@ import click
 import kopf
 from flowlib_runner.kube import KubeClient, load_config
 
+from flowlib_api.storespec import StoreSpec
 from flowlib_operator import __version__, metrics
 from flowlib_operator.jobspec import RunnerSettings
+from flowlib_operator.stores import DEFAULT_STORE_TEXT, StoreProblem, parse_store_spec
 from flowlib_operator.wiring import Operator, OperatorConfig, register
 
 DEFAULT_IMAGE = f"ghcr.io/flowlib/flowlib-operator:{__version__}"
 WATCH_CACHE_HANDLERS = ("flowrun_event", "job_event", "pod_event")
+
+
+def _store_option(ctx: click.Context, param: click.Parameter, value: str) -> StoreSpec:
+    """``--default-store`` read at start-up: an operator with a store it cannot use refuses to start,
+    rather than failing every run later."""
+    try:
+        return parse_store_spec(value)
+    except StoreProblem as problem:
+        raise click.BadParameter(
+            f'{problem}. Give a store spec as JSON or YAML, e.g. --default-store \'{{"type": "s3", '
+            f'"s3": {{"bucket": "runs", "secretName": "s3-credentials"}}}}\' (the fields of a '
+            "FlowRun's spec.store, see docs/reference.md)",
+            ctx=ctx,
+            param=param,
+        ) from problem
 
 
 class QuietWatchCache(logging.Filter):
@@ -93,6 +110,14 @@ class QuietWatchCache(logging.Filter):
     "flowlib.dev/runner-access=true) or 'webhook' (the admission webhook checked each run's author; set it "
     "only where the ValidatingWebhookConfiguration is installed with failurePolicy Fail).",
 )
+@click.option(
+    "--default-store",
+    default=DEFAULT_STORE_TEXT,
+    callback=_store_option,
+    help="Store of runs whose spec.store does not say otherwise, as JSON or YAML (a FlowRun's spec.store "
+    'fields), e.g. \'{"type": "s3", "s3": {"bucket": "runs"}}\' or \'{"enabled": false}\' for no stores. A Secret or '
+    "claim named here is lent to every run and must exist in each namespace with runs.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="More logs.")
 @click.option("--debug", is_flag=True, help="Even more logs, including every API request.")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
@@ -114,6 +139,7 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
     webhook_port: int,
     webhook_tls_dir: str | None,
     access_check: str,
+    default_store: StoreSpec,
     verbose: bool,
     debug: bool,
     quiet: bool,
@@ -134,6 +160,7 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
         webhook_port=webhook_port,
         webhook_tls_dir=webhook_tls_dir,
         authorized_at_admission=access_check == "webhook",
+        default_store=default_store,
     )
     client = KubeClient(
         load_config(kubeconfig), on_retry=metrics.count_retry, user_agent=f"flowlib-operator/{__version__}"
@@ -144,9 +171,10 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
     if metrics_port:
         metrics.serve(metrics_port)
     logging.getLogger("flowlib.operator").info(
-        "starting: %s, runner image %s",
+        "starting: %s, runner image %s, default store %s",
         "all namespaces" if all_namespaces else ", ".join(namespaces),
         runner_image,
+        default_store.type if default_store.enabled else "none",
     )
     asyncio.run(
         kopf.operator(

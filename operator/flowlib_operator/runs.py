@@ -28,6 +28,7 @@ from flowlib_api.meta import (
 )
 from flowlib_api.resources import StatusKey, succeeded_condition
 from flowlib_api.runstatus import FINISHED_PHASES
+from flowlib_api.storespec import StoreLocation, StoreSpec
 from flowlib_api.times import now_utc, parse_time
 from flowlib_api.views import FlowRunView
 from flowlib_operator import metrics
@@ -39,6 +40,19 @@ from flowlib_operator.jobspec import RunnerSettings, runner_job, snapshot_config
 from flowlib_operator.naming import job_name, label_value
 from flowlib_operator.reconcile import Decision, decide, final_status, ttl_expired
 from flowlib_operator.resolve import resolve_run
+from flowlib_operator.retries import keep_source_store, source_definition
+from flowlib_operator.stores import (
+    DEFAULT_STORE_TEXT,
+    INVALID_STORE_REASON,
+    NOTHING_TO_RETRY,
+    Refusal,
+    Resume,
+    StoreProblem,
+    parse_store_spec,
+    plan_resume,
+    store_conflict,
+    store_location,
+)
 
 log = logging.getLogger("flowlib.operator")
 
@@ -71,6 +85,8 @@ class RunLifecycle:
     """True when the admission webhook checks each run's author (``access``); else only labels open objects."""
     pod_start_timeout: float = 120.0
     resync_interval: float = 10.0
+    default_store: StoreSpec = field(default_factory=lambda: parse_store_spec(DEFAULT_STORE_TEXT))
+    """The store of runs whose spec.store does not say otherwise (``--default-store``; see ``stores``)."""
     cache: ClusterCache = field(default_factory=ClusterCache)
     finalized: set[Key] = field(default_factory=set)
     phases: dict[Key, str] = field(default_factory=dict)
@@ -102,15 +118,31 @@ class RunLifecycle:
             return
         if run.job_name and await self.client.get_or_none(JOBS, run.job_name, run.namespace):
             return  # created before a restart; the Job watch follows it from here
+        try:
+            store = store_location(self.default_store, run)
+        except StoreProblem as problem:
+            await self._refuse(status_patch, body, Refusal(INVALID_STORE_REASON, f"invalid store: {problem}"))
+            return
+        source = await self.client.get_or_none(FLOWRUNS, run.retry_of, run.namespace) if run.retry_of else None
         if not self.authorized_at_admission:
-            refused = await borrowing_problems(self.client, run)
+            refused = await borrowing_problems(self.client, run, source=source)
             if refused:
                 message = "not allowed: " + "; ".join(refused)
                 metrics.FORBIDDEN_RUNS.inc()
-                self._final(status_patch, body, "Failed", FORBIDDEN_REASON, message)
-                await self.events.record(body, "Warning", FORBIDDEN_REASON, message)
+                await self._refuse(status_patch, body, Refusal(FORBIDDEN_REASON, message))
                 return
-        resolution = await resolve_run(self.client, body)
+        resume = self._resume(run, store, source) if run.retry_of else None
+        if isinstance(resume, Refusal):
+            await self._refuse(status_patch, body, resume)
+            return
+        if resume is not None and not run.own_definition:
+            resolution = await source_definition(self.client, run.namespace, resume)
+            if resolution.snapshot is None:
+                status_patch[StatusKey.FLOW] = resolution.flow_name
+                await self._refuse(status_patch, body, Refusal(NOTHING_TO_RETRY, "; ".join(resolution.problems)))
+                return
+        else:
+            resolution = await resolve_run(self.client, body)
         if resolution.snapshot is None:
             message = "invalid flow: " + "; ".join(resolution.problems)
             metrics.INVALID_DEFINITIONS.labels(kind="FlowRun").inc()
@@ -118,16 +150,18 @@ class RunLifecycle:
             status_patch[StatusKey.FLOW] = resolution.flow_name
             await self.events.record(body, "Warning", "InvalidFlow", message)
             return
-        job = runner_job(body, resolution.flow_name, self.runner)
+        job = runner_job(body, resolution.flow_name, self.runner, store=store, resume=resume)
         job_name_ = job["metadata"]["name"]
         if run.job_name != job_name_:
             # Pending is written before the Job exists, so the runner's own updates (which can only
-            # start once the Job does) are never overwritten by it.
+            # start once the Job does) are never overwritten by it. status.store too: a retry of this
+            # run reads it, and the run's store may hold checkpoints from its first pod on.
             pending = {
                 StatusKey.PHASE: run.phase or "Pending",
                 StatusKey.FLOW: resolution.flow_name,
                 StatusKey.JOB_NAME: job_name_,
                 StatusKey.OBSERVED_GENERATION: run.generation,
+                StatusKey.STORE: store.status() if store is not None else None,
                 StatusKey.CONDITIONS: [
                     succeeded_condition("Unknown", "JobCreated", f"creating Job {job_name_}", run.generation, moment)
                 ],
@@ -139,22 +173,41 @@ class RunLifecycle:
             status_written = asyncio.sleep(0)
         configmap = snapshot_configmap(body, resolution.flow_name, resolution.snapshot)
         # All must exist before the Job (the pod mounts the snapshot and runs as the run's own
-        # identity); none depends on another (a RoleBinding may name a Role created a moment later).
+        # identity, and a retry's source store must not be collected under it); none depends on
+        # another (a RoleBinding may name a Role created a moment later).
         await asyncio.gather(
             status_written,
             _create_or_adopt(self.client, CONFIGMAPS, configmap, run.uid),
             *(
                 _create_or_adopt(self.client, ref, manifest, run.uid)
-                for ref, manifest in run_identity(body, resolution.flow_name)
+                for ref, manifest in run_identity(body, resolution.flow_name, store, resume)
             ),
+            keep_source_store(self.client, body, resume) if resume is not None else asyncio.sleep(0),
         )
         created = await _create_or_adopt(self.client, JOBS, job, run.uid)
         if created:
             metrics.RUNS_STARTED.inc()
             metrics.JOB_CREATION_LATENCY.observe(time.monotonic() - self.first_seen.get(key, time.monotonic()))
+            retried = f", resuming from FlowRun {resume.source} ({resume.mode})" if resume is not None else ""
             await self.events.record(
-                body, "Normal", "Created", f"created runner Job {job_name_} for flow {resolution.flow_name}"
+                body, "Normal", "Created", f"created runner Job {job_name_} for flow {resolution.flow_name}{retried}"
             )
+
+    @staticmethod
+    def _resume(run: FlowRunView, store: StoreLocation | None, source: dict[str, Any] | None) -> Resume | Refusal:
+        """What a retry resumes from (``stores.plan_resume``), or why it cannot start."""
+        resume = plan_resume(run, source)
+        if isinstance(resume, Refusal):
+            return resume
+        conflict = store_conflict(store, resume)
+        if conflict is not None:
+            return Refusal(INVALID_STORE_REASON, f"invalid store: {conflict}")
+        return resume
+
+    async def _refuse(self, status_patch: MutableMapping[str, Any], body: dict[str, Any], refusal: Refusal) -> None:
+        """The run fails before anything is created for it, saying why (status and a Warning Event)."""
+        self._final(status_patch, body, "Failed", refusal.reason, refusal.message)
+        await self.events.record(body, "Warning", refusal.reason, refusal.message)
 
     def _final(
         self, status_patch: MutableMapping[str, Any], body: dict[str, Any], phase: str, reason: str, message: str

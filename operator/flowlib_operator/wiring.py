@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -31,6 +31,7 @@ from flowlib_api.meta import (
     PODS,
 )
 from flowlib_api.resources import SpecKey
+from flowlib_api.storespec import StoreSpec
 from flowlib_api.views import FlowRunView
 from flowlib_operator import metrics
 from flowlib_operator.access import borrowing_problems
@@ -40,6 +41,7 @@ from flowlib_operator.events import EventRecorder
 from flowlib_operator.flows import FlowValidation
 from flowlib_operator.jobspec import RunnerSettings
 from flowlib_operator.runs import LeftoverObject, RunLifecycle
+from flowlib_operator.stores import DEFAULT_STORE_TEXT, parse_store_spec, store_problems
 
 
 @dataclass
@@ -53,6 +55,8 @@ class OperatorConfig:
     webhook_tls_dir: str | None = None
     authorized_at_admission: bool = False
     """The webhook checks each FlowRun's author (``access``); set only where the webhook is installed."""
+    default_store: StoreSpec = field(default_factory=lambda: parse_store_spec(DEFAULT_STORE_TEXT))
+    """The store of runs whose ``spec.store`` does not say otherwise (``stores``)."""
 
 
 @dataclass
@@ -74,6 +78,7 @@ class Operator:
             authorized_at_admission=config.authorized_at_admission,
             pod_start_timeout=config.pod_start_timeout,
             resync_interval=config.resync_interval,
+            default_store=config.default_store,
         )
         return cls(client, config, FlowValidation(client, events), runs)
 
@@ -140,9 +145,13 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
             body: kopf.Body, userinfo: kopf.UserInfo | None = None, **_: Any
         ) -> None:
             # Validation is CPU work of up to seconds: off the event loop, which serves every run.
-            _refuse(await asyncio.to_thread(flowrun_problems, body), "FlowRun")
-            # What the run borrows (service account, Secrets, ConfigMaps) is checked against its author.
-            refused = await borrowing_problems(op.client, FlowRunView(body), dict(userinfo or {}))
+            run = FlowRunView(body)
+            problems = await asyncio.to_thread(flowrun_problems, body)
+            _refuse(problems + store_problems(op.config.default_store, run), "FlowRun")
+            # What the run borrows (service account, Secrets, ConfigMaps, claims, a retry's source and
+            # what the source's store names) is checked against its author.
+            source = await op.client.get_or_none(FLOWRUNS, run.retry_of, run.namespace) if run.retry_of else None
+            refused = await borrowing_problems(op.client, run, dict(userinfo or {}), source=source)
             if refused:
                 metrics.FORBIDDEN_RUNS.inc()
                 raise kopf.AdmissionError("FlowRun not allowed: " + "; ".join(refused), code=403)

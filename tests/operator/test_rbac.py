@@ -3,7 +3,9 @@
 The simulator audits every authorization decision while the operator restarts (so kopf lists and
 watches again) and drives runs through every path that touches the API: a success in a fresh
 namespace (runner identity, snapshot, Job, status, events), an invalid Flow, a cancellation, a pod
-that cannot start, and a TTL deletion. Then: no request of the operator was denied, and every rule
+that cannot start, a TTL deletion, and a retry of a run whose configmap store has a chunk (the
+source's snapshot read, the chunk given the retry as an owner). Then: no request of the operator
+was denied, and every rule
 in ``deploy/base/operator-rbac.yaml`` was used, except the few listed below with the reason.
 """
 
@@ -20,9 +22,14 @@ NOT_EXERCISED = {
     # Held only so that RBAC lets the operator create the runner's Role, which grants them
     # (Kubernetes refuses to let anyone grant what it does not hold itself).
     ("get", "flowlib.dev", "flowruns/status"),
-    # Adopting a run's snapshot ConfigMap or Role after a restart that fell between creating it and
-    # the Job (configmaps get is also the label check of a borrowed ConfigMap, not used here).
-    ("get", "", "configmaps"),
+    # The same, for the Role of a run with a configmap store: it grants update and delete on the
+    # run's own chunks, which the operator never calls itself.
+    ("update", "", "configmaps"),
+    ("delete", "", "configmaps"),
+    # The label check of a claim a run's spec.store mounts: the simulator serves no
+    # PersistentVolumeClaims, so that request ends in 404 before any authorization.
+    ("get", "", "persistentvolumeclaims"),
+    # Adopting a run's Role after a restart that fell between creating it and the Job.
     ("get", "rbac.authorization.k8s.io", "roles"),
     ("get", "rbac.authorization.k8s.io", "rolebindings"),
     # The admission webhook's author checks: test_webhook runs them in a second operator process.
@@ -75,6 +82,16 @@ def test_the_cluster_role_is_exactly_what_the_operator_uses(simulator_only: Clus
         borrowing["spec"]["env"] = [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "pw", "key": "pw"}}}]
         cluster.apply(namespace, {**secret, "stringData": {"pw": "x"}}, borrowing)
         cluster.wait_phase("borrow-1", namespace, "Succeeded", timeout=60)
+        # A retry: reads its source's snapshot and store chunks (get) and becomes a chunk's owner (patch).
+        cluster.apply(namespace, flowrun("source-1", "ok"))
+        cluster.wait_phase("source-1", namespace, "Succeeded", timeout=60)
+        source = cluster.get("flowrun", "source-1", namespace) or {}
+        owner = {"apiVersion": "flowlib.dev/v1alpha1", "kind": "FlowRun", "name": "source-1", "controller": True}
+        chunk = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "source-1-store-7"}}
+        chunk["metadata"]["ownerReferences"] = [{**owner, "uid": source["metadata"]["uid"]}]
+        cluster.apply(namespace, chunk, flowrun("retry-1", retryOf="source-1"))
+        # Its outcome is the runner's business (the chunk holds no real checkpoint): only that it ends.
+        cluster.wait_phase("retry-1", namespace, "Succeeded", "Failed", timeout=60)
         cluster.wait_for("the loan to end", lambda: cluster.get("rolebinding", "borrow-1-runner", namespace) is None)
         cluster.wait_for(
             "cancel-1 running", lambda: cluster.run_status("cancel-1", namespace).get("phase") == "Running"
