@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,8 +20,10 @@ from flowlib.events import Observer
 from flowlib_api.flowspec import FlowSpec
 from flowlib_api.runstatus import RunPhase, RunStatus
 from flowlib_runner.definition.build import build_flow
+from flowlib_runner.definition.factories.durable import JOURNAL
 from flowlib_runner.definition.factories.threads import UserCodeExit as ThreadUserCodeExit
 from flowlib_runner.definition.loader import FlowDefinition
+from flowlib_runner.execution.checkpoints import Checkpoint, Checkpointer
 from flowlib_runner.execution.logs import RunLogger
 from flowlib_runner.execution.reporting import Reporter, StatusTracker, describe_error, select_output
 from flowlib_runner.execution.reporting.dispatch import Dispatch
@@ -53,6 +55,8 @@ async def execute_async(
     outputs: Sequence[str] | None = None,
     cancel: CancelToken | None = None,
     tracker: StatusTracker | None = None,
+    checkpointer: Checkpointer | None = None,
+    resumed: Checkpoint | None = None,
 ) -> RunStatus:
     """Run `definition` once and return its final status.
 
@@ -63,26 +67,45 @@ async def execute_async(
     publishes all of them. A cancelled `cancel` token ends the run `Cancelled`. If the task running
     this is itself cancelled, the final status (`Cancelled`) is still published, then the
     cancellation propagates. Raises `ReportingFailed` when a reporter loses the final status.
+
+    `checkpointer` journals the run into its store (see `execution.checkpoints`); with `resumed`
+    (a checkpoint read back) the run starts from it: its shared store instead of `input`, its
+    position, its finished items, and its node states in the status.
     """
     tracker = tracker or StatusTracker(kinds=node_types(definition))
     token = cancel or CancelToken()
+    shared: dict[str, Any] = dict(input or {})
+    if resumed is not None:
+        shared = dict(resumed.shared)
+        if resumed.meta.get("nodes"):
+            tracker.restore_nodes(resumed.meta["nodes"])
+        tracker.resumed_from = f"{resumed.resumed_at} (checkpoint of attempt {resumed.meta.get('attempt', '?')})"
+    if checkpointer is not None:
+        tracker.items_reused = lambda: checkpointer.items_reused
+        if checkpointer.nodes is None:
+            checkpointer.nodes = tracker.export_nodes
     tracker.start()
     started: list[Reporter] = []
     phase: RunPhase = "Failed"
     message: str | None = None
     reason: str | None = None
-    shared: dict[str, Any] = dict(input or {})
     interrupted: BaseException | None = None
     try:
         for reporter in reporters:
             await reporter.start(tracker)
             started.append(reporter)
-        with _captured(log):
+        if log is not None and resumed is not None:
+            log.line("INFO", (), f"resumed at {tracker.resumed_from}; {resumed.items_count} finished item(s) kept")
+        with _captured(log), _journaled(checkpointer, shared):
             phase, message, reason = await _run(
                 definition, params, shared, Dispatch([tracker, *observers, *_as_list(log)]), token
             )
     except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as error:
         phase, message, interrupted = "Cancelled", f"cancelled: {describe_error(error)}", error
+    if checkpointer is not None:
+        await checkpointer.finish(None if checkpointer.interrupted else phase)
+        if checkpointer.disabled is not None and log is not None:
+            log.line("WARNING", (), f"checkpoints: {checkpointer.disabled}")
     tracker.finish(phase, message=message, output=select_output(shared, outputs), reason=reason)
     final = tracker.snapshot()
     errors = await _finish_reporters(started, final, log)
@@ -159,6 +182,20 @@ async def _finish_reporters(
     return errors
 
 
+@contextmanager
+def _journaled(checkpointer: Checkpointer | None, shared: dict[str, Any]) -> Iterator[None]:
+    """The run's walks report to ``checkpointer`` (nothing without one)."""
+    if checkpointer is None:
+        yield
+        return
+    checkpointer.start(shared)
+    token = JOURNAL.set(checkpointer)
+    try:
+        yield
+    finally:
+        JOURNAL.reset(token)
+
+
 def _as_list(log: RunLogger | None) -> list[Observer]:
     return [] if log is None else [log]
 
@@ -177,12 +214,14 @@ def execute(
     *,
     handle_signals: bool = True,
     on_signal: Callable[[str], None] | None = None,
+    setup: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
     **options: Any,
 ) -> RunStatus:
     """`execute_async` in a fresh event loop; SIGINT/SIGTERM cancel the run gracefully.
 
     The first signal cancels the run (status `Cancelled`); the handlers are then removed, so a
     second signal acts as usual (a hard stop) if cleanup hangs. `on_signal` is told the signal name.
+    `setup` (awaited in the run's event loop first) returns more options, such as a checkpointer.
     """
 
     async def main() -> RunStatus:
@@ -203,6 +242,8 @@ def execute(
                 loop.add_signal_handler(sig, on, sig)
                 installed.append(sig)
         try:
+            if setup is not None:
+                options.update(await setup())
             return await execute_async(definition, cancel=token, **options)
         finally:
             for sig in installed:

@@ -22,11 +22,13 @@ from rich.console import Console
 
 from flowlib_api.runstatus import RunStatus
 from flowlib_runner.definition.graph import GRAPH_FORMATS, render
-from flowlib_runner.definition.loader import LoadResult, load_file
+from flowlib_runner.definition.loader import FlowDefinition, LoadResult, load_file
+from flowlib_runner.execution.checkpoints import CheckpointError
 from flowlib_runner.execution.execute import ReportingFailed, execute
 from flowlib_runner.execution.logs import LOG_FORMATS, RunLogger, Sink, stream_sink
 from flowlib_runner.execution.masking import Masker, mask_status, masked_streams
 from flowlib_runner.execution.reporting import ConsoleReporter, JsonFileReporter, Reporter, describe_error
+from flowlib_runner.flowctl import stores
 from flowlib_runner.flowctl.common import EXIT_CODES, EXIT_FAILED, EXIT_INVALID, EXIT_OK, parse_input, parse_param
 
 
@@ -42,7 +44,7 @@ def _load(path: str, flow: str | None) -> LoadResult:
 
 
 @click.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a flow param (repeatable).")
 @click.option("--input", "input_text", metavar="JSON|@FILE", help="Initial shared store: JSON, or @file (JSON/YAML).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final status as JSON on stdout; logs go to stderr.")
@@ -64,9 +66,23 @@ def _load(path: str, flow: str | None) -> LoadResult:
     metavar="NAME",
     help="Environment variable holding a secret: its value is masked (***) in everything printed (repeatable).",
 )
+@click.option(
+    "--store",
+    "store_dir",
+    type=click.Path(file_okay=False),
+    help="Checkpoint the run into this (new or empty) directory, so it can be resumed or retried.",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Continue the killed run whose store is this directory (FILE is then not needed).",
+)
+@click.option("--retry-of", "source_dir", hidden=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--resubmit", "resubmit", hidden=True, is_flag=True)
 def run(
     *,
-    file: str,
+    file: str | None,
     params: tuple[str, ...],
     input_text: str | None,
     as_json: bool,
@@ -76,13 +92,41 @@ def run(
     status_file: str | None,
     live: bool | None,
     secret_env: tuple[str, ...],
+    store_dir: str | None,
+    resume_dir: str | None,
+    source_dir: str | None,
+    resubmit: bool,
 ) -> None:
-    """Run the flow in FILE (a Flow manifest, a bare spec or a seed-format file)."""
+    """Run the flow in FILE (a Flow manifest, a bare spec or a seed-format file).
+
+    With --store DIR the run checkpoints into DIR: a killed run continues with --resume DIR
+    (finished nodes and batch items are not run again), a failed one with `flowctl retry DIR`.
+    """
     masker = _secret_masker(secret_env)
     overrides = dict(parse_param(p) for p in params)
     shared = parse_input(input_text)
-    definition = _load(file, flow_name).definition
+    if store_dir and resume_dir:
+        raise click.UsageError("--store starts a new run and --resume continues one: give one of them")
+    stored_dir = resume_dir or source_dir
+    stored = stores.read_stored_run(stored_dir) if stored_dir else None
+    source = None if resubmit else source_dir
+    definition: FlowDefinition | None
+    if stored is not None:
+        if stored.ended and not source_dir:
+            raise click.UsageError(
+                f"the run in {resume_dir} ended {stored.ended}; retry it with `flowctl retry {resume_dir}`"
+            )
+        definition = stored.definition
+        overrides = {**(stored.params or {}), **overrides}
+        shared = shared if input_text is not None else (stored.input or {})
+        outputs = outputs or tuple(stored.outputs or ())
+    elif file is None:
+        raise click.UsageError("give the FILE to run (or --resume DIR to continue a stored run)")
+    else:
+        definition = _load(file, flow_name).definition
     assert definition is not None  # _load exits otherwise
+    if store_dir:
+        stores.check_fresh(store_dir)
     log_stream: TextIO = sys.stderr if as_json else sys.stdout
     use_live = (not as_json and sys.stdout.isatty()) if live is None else (live and not as_json)
     reporters: list[Reporter] = []
@@ -101,6 +145,18 @@ def run(
         reporters.append(ConsoleReporter(console, title=definition.name, on_error=report_error, masker=masker))
     if status_file:
         reporters.append(JsonFileReporter(status_file, on_error=report_error, masker=masker))
+    directory = store_dir or resume_dir
+    setup = None
+    if directory:
+        setup = stores.store_setup(
+            directory,
+            definition,
+            log=log,
+            params=overrides or None,
+            outputs=list(outputs) or None,
+            input=shared,
+            source=source,
+        )
     with masked_streams(masker):
         try:
             status = execute(
@@ -111,7 +167,11 @@ def run(
                 log=log,
                 outputs=list(outputs) or None,
                 on_signal=lambda name: log.line("WARNING", (), f"{name}: cancelling the run"),
+                setup=setup,
             )
+        except CheckpointError as error:
+            click.echo(f"flowctl: {error}", err=True)
+            raise SystemExit(EXIT_INVALID) from error
         except ReportingFailed as error:
             click.echo(f"flowctl: {error}", err=True)
             _finish(mask_status(error.status, masker), as_json, console)
@@ -182,4 +242,45 @@ def graph(file: str, fmt: str, flow_name: str | None) -> None:
     click.echo(render(definition, "dot" if fmt == "dot" else "mermaid"), nl=False)
 
 
-COMMANDS: tuple[click.Command, ...] = (run, lint, graph)
+@click.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--store", "store_dir", type=click.Path(file_okay=False), help="The retry's own store (default DIR-retryN)."
+)
+@click.option("--resubmit", is_flag=True, help="Run the same definition and inputs from the start instead.")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a flow param (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the final status as JSON on stdout; logs go to stderr.")
+@click.pass_context
+def retry(
+    ctx: click.Context,
+    *,
+    directory: str,
+    store_dir: str | None,
+    resubmit: bool,
+    params: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Retry the stored local run in DIRECTORY from where it failed.
+
+    Nodes and batch items that finished are not run again; the failed node runs again, and in a
+    batch only the failed and unfinished items do. The retry keeps its own checkpoints (--store), so
+    it can be retried in turn. With --resubmit it starts over with the same definition and inputs.
+    """
+    stored = stores.read_stored_run(directory)
+    if not stored.ended:
+        raise click.UsageError(
+            f"the run in {directory} has not ended; continue it with `flowctl run --resume {directory}`"
+        )
+    if not stored.resumable and not resubmit:
+        raise click.UsageError(f"the run in {directory} kept no usable checkpoint; use --resubmit to start it over")
+    ctx.invoke(
+        run,
+        params=params,
+        as_json=as_json,
+        store_dir=store_dir or stores.next_retry_directory(directory),
+        source_dir=directory,
+        resubmit=resubmit,
+    )
+
+
+COMMANDS: tuple[click.Command, ...] = (run, lint, graph, retry)

@@ -26,6 +26,7 @@ from flowlib_api.flowspec import DEFAULT_ACTION, ERROR_ACTION
 from ..runkinds import Code
 from ..runkinds.python import NodeInfo
 from ..templates import Template, run_environment
+from .durable import JOURNAL, ItemJournal, RecordedFailure, Resumable, journal_boundary, unjournaled
 from .scopes import ItemScope
 from .threads import DEFAULT_ITEM_THREADS
 
@@ -152,8 +153,10 @@ class BatchFailures(RuntimeError):
 
 
 def error_text(error: BaseException) -> str:
-    """An item's or a run's error as records and ``shared["run"]`` show it: ``Type: message``."""
-    return f"{type(error).__name__}: {error}"
+    """An item's or a run's error as records and ``shared["run"]`` show it: ``Type: message`` (for a
+    failure read back from a checkpoint, the type it had when it happened)."""
+    name = error.type_name if isinstance(error, RecordedFailure) else type(error).__name__
+    return f"{name}: {error}"
 
 
 def failure_limit(max_failures: int | str | None, total: int) -> int | None:
@@ -199,11 +202,43 @@ class BatchItemPolicy:
     output: str | None = None
     keeps_output = False  # whether exec's results are stored (the code has an exec)
 
+    journals_items = True  # the walk checkpoints before a visit, so its items journal is the latest position's
+    _journal: ItemJournal | None = None
+
     async def _run_async(self, shared: Any) -> Any:
         self._item_shared = shared
         self._failures = 0
         self._first_failure: BaseException | None = None
         return await super()._run_async(shared)  # type: ignore[misc]
+
+    async def _exec_item_async(self, prep_res: Any, index: int | None, stats: Any) -> Any:
+        """An item reused from the journal, or run and then recorded there (no journal: flowlib's)."""
+        journal = self._journal
+        if journal is None or index is None:
+            return await super()._exec_item_async(prep_res, index, stats)  # type: ignore[misc]
+        if index in journal.reused:
+            return self._reuse(journal.reused[index], prep_res, stats)
+        result = await super()._exec_item_async(prep_res, index, stats)  # type: ignore[misc]
+        if type(result) is not _Failed:
+            journal.finished(index, result)
+        elif self.on_item_error == "continue":
+            journal.failed(index, prep_res, result.error, self.max_retries)
+        return result
+
+    def _reuse(self, result: Any, item: Any, stats: Any) -> Any:
+        """A journaled item's result, counted in the batch's progress like a finished item."""
+        if stats is not None:
+            if isinstance(result, RecordedFailure):
+                stats.failed += 1
+                stats.report()
+            else:
+                stats.done += 1
+                if stats.done >= stats.done_due:
+                    stats.report()
+        if isinstance(result, RecordedFailure):
+            self._failures += 1
+            return _Failed(item, result)
+        return result
 
     async def exec_fallback_async(self, prep_res: Any, exc: Exception) -> Any:
         """An item failed after its retries (and the node's code has no fallback of its own): mark
@@ -214,6 +249,15 @@ class BatchItemPolicy:
         return _Failed(prep_res, exc)
 
     async def _exec(self, items: Any) -> Any:
+        journal = JOURNAL.get()
+        self._journal = None if journal is None else journal.items(tuple(current_path()), items)
+        try:
+            return await self._exec_items(items)
+        finally:
+            if self._journal is not None:
+                self._journal.close()
+
+    async def _exec_items(self, items: Any) -> Any:
         if self.on_item_error != "continue" and not isinstance(items, AsyncIterable):
             items = _UntilFailure(items, self)
         results = await super()._exec(items)  # type: ignore[misc]
@@ -338,6 +382,7 @@ class StrictEdges:
                 f"nodes.{name} returned action {action!r}, but its edges are {edges} and there is no "
                 f"default edge; add an edge for {action!r} under next, or return one of {edges}"
             )
+        journal_boundary(self, nxt)
         return nxt
 
 
@@ -401,14 +446,15 @@ class FinalNode:
         # The graph's cancel token (if it fired) must not stop the final node.
         token = RUN_CONTEXT.set(None if ctx is None else dataclasses.replace(ctx, cancel=None))
         try:
-            await YamlFlow(self.final_node, name=self.name)._orch_async(shared, {**self.params})
+            with unjournaled():  # the graph has ended: its last checkpoint stays the resume point
+                await YamlFlow(self.final_node, name=self.name)._orch_async(shared, {**self.params})
         except Exception as exc:
             shared["run"]["finallyError"] = error_text(exc)
         finally:
             RUN_CONTEXT.reset(token)
 
 
-class YamlFlow(FinalNode, StrictEdges, flowlib.AsyncFlow):
+class YamlFlow(FinalNode, Resumable, StrictEdges, flowlib.AsyncFlow):
     """A YAML flow (the main one, or a sub-flow's graph), with its ``finally`` node if it has one."""
 
 
@@ -443,7 +489,7 @@ class SubFlowBehaviour(ParamsAndErrorEdge):
         return DEFAULT_ACTION
 
 
-class YamlSubFlow(SubFlowBehaviour, FinalNode, StrictEdges, flowlib.AsyncFlow):
+class YamlSubFlow(SubFlowBehaviour, FinalNode, Resumable, StrictEdges, flowlib.AsyncFlow):
     """type: flow without batch."""
 
 
@@ -466,6 +512,7 @@ class IsolatedItems(SubFlowBehaviour):
     on_item_error = "fail"
     max_failures: int | str | None = None
     errors_output: str | None = None
+    journals_items = True
 
     async def _orch_async(self, shared: Any, params: dict[str, Any] | None = None) -> Any:
         """flowlib.AsyncFlow's walk of the sub-flow (next in the MRO), declared for the type checker."""
@@ -477,25 +524,44 @@ class IsolatedItems(SubFlowBehaviour):
         errors: list[dict[str, Any]] = []
         failures: list[BaseException] = []
         limit = asyncio.Semaphore(max(1, self.max_parallel))
+        journal = JOURNAL.get()
+        recorded = None if journal is None else journal.items(tuple(current_path()), items)
+        reused = {} if recorded is None else recorded.reused
 
         async def run_item(index: int, params: dict[str, Any]) -> None:
+            if index in reused:
+                result = reused[index]
+                if isinstance(result, RecordedFailure):
+                    errors.append({"index": index, "item": params, "error": error_text(result)})
+                else:
+                    results[index] = result
+                return
             async with limit:
                 if failures:
                     return  # an earlier item failed the node: start no more
                 scope = ItemScope(shared)
                 try:
-                    await self._orch_async(scope, {**self.params, **params})
+                    with unjournaled():  # an item is recorded whole; walks inside it are no positions
+                        await self._orch_async(scope, {**self.params, **params})
                 except Exception as exc:
                     if self.on_item_error != "continue":
                         failures.append(exc)
                         return
                     errors.append({"index": index, "item": params, "error": error_text(exc)})
+                    if recorded is not None:
+                        recorded.failed(index, params, exc, 1)
                     return
                 results[index] = scope.get(self.item_output) if self.item_output else scope.written()
+                if recorded is not None:
+                    recorded.finished(index, results[index])
 
         ctx = RUN_CONTEXT.get()
         check_cancelled(ctx)
-        await gather_or_cancel((run_item(i, p) for i, p in enumerate(items)), paced=ctx is not None)
+        try:
+            await gather_or_cancel((run_item(i, p) for i, p in enumerate(items)), paced=ctx is not None)
+        finally:
+            if recorded is not None:
+                recorded.close()
         output = self.output or self.name
         shared[output] = results
         if failures:

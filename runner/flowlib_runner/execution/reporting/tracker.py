@@ -111,6 +111,8 @@ class StatusTracker(TableObserver):
         self._progress: dict[tuple[str, ...], ev.BatchProgress] = {}
         self._done = 0
         self._current: tuple[str, ...] | None = None
+        self.resumed_from: str | None = None
+        self.items_reused: Callable[[], int] | None = None
         self._handlers: dict[type, Callable[[Any], None]] = {
             ev.FlowStarted: self._flow_started,
             ev.FlowFinished: self._ignore,
@@ -261,6 +263,22 @@ class StatusTracker(TableObserver):
     def node_count(self) -> int:
         return len(self._nodes)
 
+    def export_nodes(self) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
+        """The node records as plain data, for a checkpoint (``restore_nodes`` reads it back)."""
+        return [(path, tuple(getattr(node, slot) for slot in _Node.__slots__)) for path, node in self._nodes.items()]
+
+    def restore_nodes(self, exported: list[tuple[tuple[str, ...], tuple[Any, ...]]]) -> None:
+        """Node records of a resumed run's earlier attempt: the nodes it finished stay finished."""
+        for path, values in exported:
+            node = self._node(tuple(path))
+            for slot, value in zip(_Node.__slots__, values, strict=True):
+                setattr(node, slot, value)
+            if node.phase in FINISHED_PHASES:
+                self._done += 1
+            else:
+                node.phase = "Running"  # it runs again now
+        self.version += 1
+
     def snapshot(self) -> RunStatus:
         """The status now, bounded to the tracker's byte budget."""
         status = RunStatus.model_construct(
@@ -274,6 +292,8 @@ class StatusTracker(TableObserver):
             message=None if self.message is None else shorten(self.message, 64 * 1024),
             reason=self.reason,
             notes=[],
+            resumed_from=self.resumed_from,
+            items_reused=(self.items_reused() or None) if self.items_reused is not None else None,
         )
         return bounded(status, self.budget)
 

@@ -1,0 +1,459 @@
+"""``Checkpointer``: the run's journal (``definition.factories.durable.Journal``), writing checkpoints
+to a run store off the hot path.
+
+When a checkpoint is taken. After every visit of the main line the walk reports a boundary; the
+checkpointer then takes a checkpoint if that keeps the time spent taking them under
+``BUDGET`` (5%) of the run's time so far, judged by what the last one cost. A visit that took
+longer than about twenty checkpoints is therefore always followed by one, while a loop of trivial
+nodes is checkpointed every few dozen steps instead of every step. A node that journals its items
+(a batch) is always preceded by one, so its items belong to the recorded position.
+
+Taking a checkpoint is the only part done on the run's thread, because only between two visits
+are the shared store and the position consistent: each top-level shared key is encoded
+(``codec``), and only keys whose bytes changed since the last checkpoint become new blobs.
+Compression and the writes are done by a writer thread with an event loop and a store of its own
+(``opener`` makes it there): user code that blocks the run's event loop (a sync inline node) must
+not hold back the checkpoint taken before it, or a kill during that node would lose it. At most one
+write every ``write_interval`` seconds, coalescing whatever arrived meanwhile. Each write stores
+new blobs first, then the small ``checkpoint/meta`` blob that points to them, then deletes the
+blobs no meta points to any more, so a reader always finds a whole checkpoint.
+
+Inside a batch, finished item results are buffered and recorded as a segment every
+``items_every`` items or ``items_seconds`` seconds, whichever comes first; a segment holds only the
+items finished since the previous one, so a 100,000-item pool writes each result once.
+
+A shared value checkpoints cannot hold (an object of a user class, say) is reported once, with its
+key and type; the run goes on, and the store is marked not resumable so no one resumes from a
+checkpoint that no longer matches the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from time import monotonic, perf_counter
+from typing import Any
+
+from flowlib_runner.definition.factories.durable import Path, WalkFrame
+from flowlib_runner.execution.checkpoints.codec import Unserialisable, compress, encode, pack
+from flowlib_runner.execution.checkpoints.state import (
+    FAILED_ITEM,
+    FORMAT_VERSION,
+    META,
+    Checkpoint,
+    path_key,
+)
+from flowlib_runner.store import RunStore, StoreError, StoreFull
+
+BUDGET = 0.05
+"""The share of the run's time that taking checkpoints may cost on the run's thread."""
+FINAL_WRITE_SECONDS = 30.0
+"""How long the end of a run waits for its last checkpoint to be written."""
+
+log = logging.getLogger("flowlib.runner.checkpoints")
+
+Note = Callable[[str], None]
+StoreOpener = Callable[[], AbstractAsyncContextManager[RunStore]]
+"""Opens the run's store in the writer thread's event loop (a client of its own, for API stores)."""
+
+
+class _Items:
+    """One batch visit's item journal: reused results, and a buffer of newly finished ones."""
+
+    __slots__ = ("buffer", "checkpointer", "due", "key", "reused")
+
+    def __init__(self, checkpointer: Checkpointer, key: str, reused: dict[int, Any]) -> None:
+        self.checkpointer, self.key, self.reused = checkpointer, key, reused
+        self.buffer: list[tuple[int, Any]] = []
+        self.due = monotonic() + checkpointer.items_seconds
+
+    def finished(self, index: int, result: Any) -> None:
+        self.buffer.append((index, result))
+        if len(self.buffer) >= self.checkpointer.items_every or monotonic() >= self.due:
+            self.flush()
+
+    def failed(self, index: int, item: Any, error: BaseException, attempts: int) -> None:
+        from flowlib_runner.definition.factories.nodes import error_text
+
+        type_name = error_text(error).split(":", 1)[0]
+        self.buffer.append((index, (FAILED_ITEM, type_name, str(error))))
+        if len(self.buffer) >= self.checkpointer.items_every or monotonic() >= self.due:
+            self.flush()
+
+    def flush(self) -> None:
+        self.due = monotonic() + self.checkpointer.items_seconds
+        if self.buffer:
+            buffer, self.buffer = self.buffer, []
+            self.checkpointer.record_items(self.key, buffer)
+
+    def close(self) -> None:
+        self.flush()
+
+
+class Checkpointer:
+    """The journal of one run (see the module docstring). Call ``start()`` in the run's event loop,
+    install it in ``JOURNAL`` for the run, and ``await finish(phase)`` at the end."""
+
+    def __init__(
+        self,
+        opener: StoreOpener,
+        *,
+        location: str,
+        definition_digest: str,
+        attempt: int = 1,
+        resumed: Checkpoint | None = None,
+        items_every: int = 200,
+        items_seconds: float = 2.0,
+        write_interval: float = 0.0,
+        note: Note | None = None,
+        nodes: Callable[[], Any] | None = None,
+    ) -> None:
+        self.opener = opener
+        self.location = location
+        self.definition_digest = definition_digest
+        self.attempt = attempt
+        self.items_every, self.items_seconds = items_every, items_seconds
+        self.write_interval = write_interval
+        self.note: Note = note or (lambda text: log.warning("%s", text))
+        self.nodes = nodes
+        self.interrupted = False
+        """Set by a runner whose pod is being stopped from outside: the run is to be resumed, not ended."""
+        self.shared: dict[str, Any] = {}
+        self.frames: list[WalkFrame] = []
+        self.plan = list(resumed.position) if resumed is not None else []
+        self.reusable: dict[str, dict[int, Any]] = dict(resumed.items) if resumed is not None else {}
+        self.items_reused = 0
+        self.disabled: str | None = None
+        self.seq = 0
+        self._taken_seq = -1
+        self._started = perf_counter()
+        self._spent = 0.0
+        self._last_cost = 0.0
+        self._blobs: dict[Any, tuple[str, bytes]] = {}  # shared key -> (blob name, digest)
+        self._counter = 0 if resumed is None else resumed.counter
+        self._segments: dict[str, list[str]] = {}
+        self._meta: dict[str, Any] | None = None
+        self._pending: dict[str, bytes | None] = {}
+        self._meta_due = False
+        self._stale: list[str] = []
+        self._lock = threading.Lock()  # guards what take() fills and the writer empties
+        self._wake = threading.Event()
+        self._stop = False
+        self._writer: threading.Thread | None = None
+        self._writer_error: BaseException | None = None
+        self._late_notes: list[str] = []  # said by the writer thread, told on the run's thread
+        self._last_write = 0.0
+        self._failures = 0
+        self._carry: dict[str, list[str]] = {}
+        self._end_seq = -1
+        self._end_position: list[tuple[Path, str | None, int]] = []
+        if resumed is not None and resumed.store_location == location:
+            # The same store (a new pod of the same run): the resumed checkpoint is this run's latest,
+            # its blobs are there, and its position is the one the walks start from.
+            self._blobs = dict(resumed.blobs)
+            self._carry = {key: list(names) for key, names in resumed.segments.items()}
+            self._meta = dict(resumed.meta)
+            self._taken_seq = 0
+
+    @property
+    def journaling(self) -> bool:
+        """Whether checkpoints are still being taken (a value they cannot hold stops them)."""
+        return self.disabled is None
+
+    # -- the Journal protocol (called on the run's thread) -----------------------------------------
+
+    def enter(self, owner: object, path: Path, start: str | None) -> WalkFrame:
+        node, steps = start, 0
+        if self.plan and tuple(self.plan[0][0]) == path:
+            _, node, steps = self.plan.pop(0)  # the resumed position, outermost walk first
+        frame = WalkFrame(owner, path, node, steps)
+        self.frames.append(frame)
+        return frame
+
+    def leave(self, frame: WalkFrame) -> None:
+        if self._end_seq != self.seq:
+            # The first walk to end since the last boundary: where the run stands if it ends now
+            # (the failing node, innermost walk first; or past the end of the flow).
+            self._end_seq, self._end_position = self.seq, self._position()
+        if self.frames and self.frames[-1] is frame:
+            self.frames.pop()
+        elif frame in self.frames:
+            self.frames.remove(frame)
+
+    def boundary(self, owner: object, next_node: str | None, force: bool) -> None:
+        frames = self.frames
+        if not frames or frames[-1].owner is not owner:
+            return  # a walk that is not the main line's (one user code started by hand)
+        frame = frames[-1]
+        frame.node = next_node
+        frame.steps += 1
+        self.seq += 1
+        if self._late_notes:
+            self._tell_late_notes()
+        if self.disabled is not None:
+            return
+        now = perf_counter()
+        if force or self._spent + self._last_cost <= BUDGET * (now - self._started):
+            self.take()
+
+    def items(self, path: Path, items: Any) -> _Items | None:
+        if self.disabled is not None:
+            return None
+        if self._taken_seq != self.seq:
+            self.take()  # a batch that is the walk's first node, or one a user Node class runs
+        if not self.journaling:  # the checkpoint just taken may have found a value it cannot hold
+            return None
+        key = path_key(path)
+        reused = self.reusable.pop(key, {})
+        if reused:
+            total = _length(items)
+            if total is not None and max(reused) >= total:
+                self.note(
+                    f"nodes.{'/'.join(path)}: the checkpoint's items do not match the batch's {total} items; "
+                    "running them all again"
+                )
+                reused = {}
+            else:
+                self.items_reused += len(reused)
+        if self._carry.get(key) is None and reused:
+            # Resumed from another store (a retry): record the reused results here too.
+            self.record_items(key, sorted(_as_records(reused).items()))
+        elif key in self._carry:
+            self._segments[key] = self._carry.pop(key)
+            self._meta_due = True
+        return _Items(self, key, reused)
+
+    # -- taking checkpoints -------------------------------------------------------------------------
+
+    def _position(self) -> list[tuple[Path, str | None, int]]:
+        return [(f.path, f.node, f.steps) for f in self.frames]
+
+    def take(self, position: list[tuple[Path, str | None, int]] | None = None) -> None:
+        """Checkpoint the shared store and the position (the walks' now, unless given) on the run's thread."""
+        with self._lock:
+            self._take(position)
+        self._wake.set()
+
+    def _take(self, position: list[tuple[Path, str | None, int]] | None) -> None:
+        began = perf_counter()
+        blobs: dict[Any, tuple[str, bytes]] = {}
+        try:
+            for key, value in self.shared.items():
+                data = encode(value)
+                digest = hashlib.blake2b(data, digest_size=16).digest()
+                known = self._blobs.get(key)
+                if known is not None and known[1] == digest:
+                    blobs[key] = known
+                    continue
+                self._counter += 1
+                name = f"shared/{self._counter}"
+                self._pending[name] = data
+                blobs[key] = (name, digest)
+        except Unserialisable as error:
+            self._disable(
+                f"shared[{key!r}] holds a {error.type_name}, which checkpoints cannot hold (only None, bool, "
+                "int, float, str, bytes, and lists, tuples, dicts and sets of them): the run goes on, but it "
+                "can no longer be resumed or retried from a checkpoint"
+            )
+            return
+        kept = {name for name, _ in blobs.values()}
+        for name, _ in self._blobs.values():
+            if name not in kept:
+                self._drop(name)
+        self._blobs = blobs
+        if self._taken_seq != self.seq or self._meta is None:
+            # A new position: the previous position's item journals are over.
+            for names in [*self._segments.values(), *self._carry.values()]:
+                for name in names:
+                    self._drop(name)
+            self._segments, self._carry = {}, {}
+        self._taken_seq = self.seq
+        self._meta = {
+            "version": FORMAT_VERSION,
+            "definition": self.definition_digest,
+            "attempt": self.attempt,
+            "position": self._position() if position is None else position,
+            "shared": {key: name for key, (name, _) in blobs.items()},
+            "digests": {key: digest for key, (_, digest) in blobs.items()},
+            "counter": self._counter,
+            "nodes": None if self.nodes is None else self.nodes(),
+            "ended": None,
+            "resumable": True,
+        }
+        self._meta_due = True
+        cost = perf_counter() - began
+        self._spent += cost
+        self._last_cost = cost
+
+    def record_items(self, key: str, records: list[tuple[int, Any]]) -> None:
+        """A segment of finished items of the batch at ``key`` (on the run's thread)."""
+        if self.disabled is not None:
+            return
+        try:
+            data = encode(records)
+        except Unserialisable as error:
+            self._disable(
+                f"a result of batch node {key!r} is a {error.type_name}, which checkpoints cannot hold: the run "
+                "goes on, but it can no longer be resumed or retried from a checkpoint"
+            )
+            return
+        with self._lock:
+            self._counter += 1
+            name = f"items/{self._counter}"
+            self._pending[name] = data
+            self._segments.setdefault(key, []).append(name)
+            self._meta_due = True
+        self._wake.set()
+
+    def _drop(self, name: str) -> None:
+        if name in self._pending:
+            del self._pending[name]  # never written: nothing to delete
+        else:
+            self._stale.append(name)
+
+    def _disable(self, reason: str, *, on_writer: bool = False) -> None:
+        self.disabled = reason
+        if on_writer:
+            self._late_notes.append(reason)
+        else:
+            self.note(reason)
+        self._pending.clear()
+        self._meta = {
+            "version": FORMAT_VERSION,
+            "definition": self.definition_digest,
+            "resumable": False,
+            "reason": reason,
+            "ended": None,
+            "attempt": self.attempt,
+        }
+        self._meta_due = True
+        self._wake.set()
+
+    def _meta_blob(self) -> dict[str, Any]:
+        assert self._meta is not None
+        meta = dict(self._meta)
+        if meta.get("resumable"):
+            meta["segments"] = {key: list(names) for key, names in {**self._carry, **self._segments}.items()}
+            meta["counter"] = self._counter
+        return meta
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def start(self, shared: dict[str, Any]) -> None:
+        """Begin journaling the run whose shared store is ``shared``; starts the writer thread."""
+        self.shared = shared
+        self._started = perf_counter()
+        self._writer = threading.Thread(target=self._write_thread, name="checkpoint-writer", daemon=True)
+        self._writer.start()
+
+    def _write_thread(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._write_loop())
+        except BaseException as error:  # handed to the run's thread by finish()
+            self._writer_error = error
+        finally:
+            loop.close()
+
+    async def _write_loop(self) -> None:
+        async with self.opener() as store:
+            while True:
+                await asyncio.to_thread(self._wake.wait)
+                wait = self._last_write + self.write_interval - monotonic()
+                if wait > 0 and not self._stop:
+                    await asyncio.sleep(wait)
+                self._wake.clear()
+                await self._write_once(store)
+                if self._stop and not self._has_work():
+                    return
+
+    def _has_work(self) -> bool:
+        with self._lock:
+            return bool(self._meta_due or self._pending or self._stale)
+
+    async def _write_once(self, store: RunStore) -> bool:
+        with self._lock:
+            if not self._meta_due and not self._pending and not self._stale:
+                return False
+            pending, self._pending = self._pending, {}
+            stale, self._stale = self._stale, []
+            meta = self._meta_blob() if self._meta_due and self._meta is not None else None
+            self._meta_due = False
+        self._last_write = monotonic()
+        try:
+            blobs = _compressed(pending)
+            if blobs:
+                await store.put_many(blobs)
+            if meta is not None:
+                await store.put_many({META: pack(meta)})
+            if stale:
+                await store.put_many(dict.fromkeys(stale))
+            self._failures = 0
+        except StoreFull as error:
+            with self._lock:
+                self._disable(f"checkpoints stopped: {error}", on_writer=True)
+            self._wake.set()
+        except (StoreError, OSError) as error:
+            with self._lock:  # keep what was not written for the next attempt (newer versions win)
+                self._pending = {**pending, **self._pending}
+                self._stale = stale + self._stale
+                self._meta_due = self._meta_due or meta is not None
+            self._failures += 1
+            self._late_notes.append(
+                f"could not write a checkpoint to {self.location} (attempt {self._failures}): {error}"
+            )
+            if not self._stop or self._failures < 3:
+                await asyncio.sleep(min(30.0, 0.5 * 2**self._failures))
+                self._wake.set()
+        return True
+
+    def _tell_late_notes(self) -> None:
+        notes, self._late_notes = self._late_notes, []
+        for text in notes:
+            self.note(text)
+
+    async def finish(self, phase: str | None) -> None:
+        """Record that the run ended ``phase`` (None: interrupted, to be resumed) and wait for the last
+        write, at most ``FINAL_WRITE_SECONDS``."""
+        with self._lock:
+            if phase is not None and self.disabled is None and self._taken_seq != self.seq and self.frames == []:
+                # Where the run ended (the node that failed, or the end): what a retry starts from.
+                self._take(self._end_position if self._end_seq == self.seq else None)
+            if phase is not None and self._meta is not None:
+                self._meta = {**self._meta, "ended": phase}
+                self._meta_due = True
+            self._stop = True
+        self._wake.set()
+        writer = self._writer
+        if writer is not None:
+            await asyncio.to_thread(writer.join, FINAL_WRITE_SECONDS)
+            if writer.is_alive():
+                self.note(f"the last checkpoint was not written to {self.location} within {FINAL_WRITE_SECONDS:.0f}s")
+        if self._writer_error is not None:
+            self.note(f"the checkpoint writer stopped: {type(self._writer_error).__name__}: {self._writer_error}")
+        self._tell_late_notes()
+
+
+def _compressed(blobs: dict[str, bytes | None]) -> dict[str, bytes | None]:
+    return {name: None if data is None else compress(data) for name, data in blobs.items()}
+
+
+def _length(items: Any) -> int | None:
+    try:
+        return len(items)
+    except TypeError:
+        return None
+
+
+def _as_records(reused: dict[int, Any]) -> dict[int, Any]:
+    """Reused results as a segment records them (failures back in their recorded form)."""
+    from flowlib_runner.definition.factories.durable import RecordedFailure
+
+    return {
+        index: (FAILED_ITEM, result.type_name, str(result)) if isinstance(result, RecordedFailure) else result
+        for index, result in reused.items()
+    }

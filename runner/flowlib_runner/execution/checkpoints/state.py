@@ -1,0 +1,136 @@
+"""What a checkpoint is in a run store, and reading one back.
+
+Layout (all blobs compressed): ``checkpoint/meta`` (the position, which blob holds each shared
+key, the batch segments of the position, whether the run ended), ``shared/<n>`` (one top-level
+shared key each) and ``items/<n>`` (a segment: ``[(index, result), ...]`` of one batch visit, a
+failed item as ``(FAILED_ITEM, type, message)``). Blob numbers only grow, so a blob is never
+rewritten in place: a reader of an older meta never sees a newer value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flowlib_runner.definition.factories.durable import Path, RecordedFailure
+from flowlib_runner.execution.checkpoints.codec import unpack
+from flowlib_runner.store import RunStore
+
+META = "checkpoint/meta"
+FORMAT_VERSION = 1
+FAILED_ITEM = "__flowlib_failed_item__"
+
+ResumeMode = Literal["resume", "retry"]
+
+
+def path_key(path: Path) -> str:
+    """A batch node's path as the key of its segments."""
+    return "/".join(path)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint exists but cannot be used (another flow, a newer format, unreadable blobs)."""
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read back: where to resume and with what."""
+
+    position: list[tuple[Path, str | None, int]]
+    shared: dict[Any, Any]
+    items: dict[str, dict[int, Any]]
+    meta: dict[str, Any]
+    store_location: str
+    blobs: dict[Any, tuple[str, bytes]] = field(default_factory=dict)
+    segments: dict[str, list[str]] = field(default_factory=dict)
+    counter: int = 0
+
+    @property
+    def ended(self) -> str | None:
+        ended: str | None = self.meta.get("ended")
+        return ended
+
+    @property
+    def resumed_at(self) -> str:
+        """The innermost node the run resumes at, as a path (``-`` past the end)."""
+        if not self.position:
+            return "-"
+        path, node, _ = self.position[-1]
+        return "/".join((*path, node)) if node is not None else "/".join(path) or "(end)"
+
+    @property
+    def items_count(self) -> int:
+        return sum(len(results) for results in self.items.values())
+
+
+async def read_meta(store: RunStore) -> dict[str, Any] | None:
+    data = await store.get(META)
+    if data is None:
+        return None
+    try:
+        meta = unpack(data)
+    except ValueError as error:
+        raise CheckpointError(f"the checkpoint in {store.location} is unreadable: {error}") from error
+    if not isinstance(meta, dict) or meta.get("version") != FORMAT_VERSION:
+        raise CheckpointError(f"the checkpoint in {store.location} has an unknown format")
+    return meta
+
+
+async def load_checkpoint(
+    store: RunStore, *, definition_digest: str | None, mode: ResumeMode = "resume"
+) -> Checkpoint | None:
+    """The latest checkpoint in ``store``, or None when there is none or it is not resumable.
+
+    ``mode`` ``retry`` (a new run from a finished one) leaves failed items out, so they run again;
+    ``resume`` (a new pod of the same run) keeps them, as the lost pod had finished them.
+    ``definition_digest`` (when given) must match the checkpoint's, or ``CheckpointError`` says so.
+    """
+    meta = await read_meta(store)
+    if meta is None or not meta.get("resumable"):
+        return None
+    if definition_digest is not None and meta.get("definition") != definition_digest:
+        raise CheckpointError(
+            f"the checkpoint in {store.location} was taken for another definition of the flow; "
+            "resubmit the run instead of retrying it"
+        )
+    shared_names: dict[Any, str] = meta.get("shared") or {}
+    digests: dict[Any, bytes] = meta.get("digests") or {}
+    segments: dict[str, list[str]] = meta.get("segments") or {}
+    keys = list(shared_names)
+    values = await asyncio.gather(*(_read(store, shared_names[key]) for key in keys))
+    shared = dict(zip(keys, values, strict=True))
+    items: dict[str, dict[int, Any]] = {}
+    for key, names in segments.items():
+        results: dict[int, Any] = {}
+        for records in await asyncio.gather(*(_read(store, name) for name in names)):
+            for index, result in records:
+                if type(result) is tuple and len(result) == 3 and result[0] == FAILED_ITEM:
+                    if mode == "retry":
+                        results.pop(index, None)
+                        continue
+                    results[index] = RecordedFailure(result[1], result[2])
+                else:
+                    results[index] = result
+        items[key] = results
+    position = [(tuple(path), node, int(steps)) for path, node, steps in meta.get("position") or []]
+    return Checkpoint(
+        position=position,
+        shared=shared,
+        items=items,
+        meta=meta,
+        store_location=store.location,
+        blobs={key: (shared_names[key], digests.get(key, b"")) for key in keys},
+        segments={key: list(names) for key, names in segments.items()},
+        counter=int(meta.get("counter") or 0),
+    )
+
+
+async def _read(store: RunStore, name: str) -> Any:
+    data = await store.get(name)
+    if data is None:
+        raise CheckpointError(f"the checkpoint in {store.location} names blob {name!r}, which is missing")
+    try:
+        return unpack(data)
+    except ValueError as error:
+        raise CheckpointError(f"blob {name!r} of the checkpoint in {store.location} is unreadable: {error}") from error

@@ -1,0 +1,153 @@
+"""`flowctl`'s local run stores: `run --store DIR`, `run --resume DIR` and `retry DIR`.
+
+A local store is a directory (``store.directory``) holding the run's checkpoints, as a ``pvc`` store
+does in a cluster, plus a copy of the definition and the params the run was started with, so a
+killed run can be continued and a failed one retried from the directory alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowlib_api.runnerpod import Snapshot
+from flowlib_runner.definition.loader import FlowDefinition, load_object
+from flowlib_runner.execution.checkpoints import CheckpointError, ResumeMode, read_meta
+from flowlib_runner.execution.checkpoints.setup import (
+    DEFINITION_BLOB,
+    INVOCATION_BLOB,
+    definition_snapshot,
+    invocation_json,
+    prepare,
+)
+from flowlib_runner.execution.logs import RunLogger
+from flowlib_runner.flowctl.common import EXIT_INVALID
+from flowlib_runner.store import RunStore, StoreError, put
+from flowlib_runner.store.directory import DirectoryStore
+
+
+@dataclass
+class StoredRun:
+    """What a local store says about the run it holds."""
+
+    definition: FlowDefinition
+    params: dict[str, Any] | None
+    outputs: list[str] | None
+    input: dict[str, Any] | None
+    ended: str | None
+    resumable: bool
+
+
+def _fail(message: str) -> None:
+    click.echo(f"flowctl: {message}", err=True)
+    raise SystemExit(EXIT_INVALID)
+
+
+def read_stored_run(directory: str) -> StoredRun:
+    """The run a store directory holds; exits with a message when it holds none."""
+    store = DirectoryStore(directory)
+
+    async def read() -> tuple[bytes | None, bytes | None, dict[str, Any] | None]:
+        return await store.get(DEFINITION_BLOB), await store.get(INVOCATION_BLOB), await read_meta(store)
+
+    try:
+        definition_bytes, invocation_bytes, meta = asyncio.run(read())
+    except (CheckpointError, StoreError) as error:
+        _fail(str(error))
+        raise  # unreachable: _fail exits
+    if definition_bytes is None or meta is None:
+        _fail(f"{directory} holds no run (start one with: flowctl run FILE --store {directory})")
+        raise AssertionError
+    snapshot = Snapshot.from_bytes(definition_bytes)
+    result = load_object(snapshot.manifest(), library=snapshot.library)
+    if result.definition is None:
+        _fail(f"{directory}: the stored definition is no longer valid: " + "; ".join(map(str, result.problems)))
+        raise AssertionError
+    invocation = json.loads(invocation_bytes or b"{}")
+    return StoredRun(
+        result.definition,
+        invocation.get("params"),
+        invocation.get("outputs"),
+        invocation.get("input"),
+        meta.get("ended"),
+        bool(meta.get("resumable")),
+    )
+
+
+def check_fresh(directory: str) -> None:
+    """``--store DIR`` starts a new run: DIR must not hold one already (it would be overwritten)."""
+    store = DirectoryStore(directory)
+    try:
+        meta = asyncio.run(read_meta(store))
+    except (CheckpointError, StoreError) as error:
+        _fail(str(error))
+        return
+    if meta is None:
+        return
+    if meta.get("ended"):
+        _fail(
+            f"{directory} holds a run that ended {meta['ended']}: retry it with `flowctl retry {directory}`, "
+            "or give --store an empty directory"
+        )
+    _fail(
+        f"{directory} holds an unfinished run: continue it with `flowctl run --resume {directory}`, "
+        "or give --store an empty directory"
+    )
+
+
+def next_retry_directory(directory: str) -> str:
+    """Where ``flowctl retry DIR`` keeps the retry's own checkpoints by default: ``DIR-retry<N>``."""
+    base = Path(directory.rstrip("/"))
+    n = 1
+    while (base.parent / f"{base.name}-retry{n}").exists():
+        n += 1
+    return str(base.parent / f"{base.name}-retry{n}")
+
+
+def store_setup(
+    directory: str,
+    definition: FlowDefinition,
+    *,
+    log: RunLogger,
+    params: Mapping[str, Any] | None,
+    outputs: list[str] | None,
+    input: Mapping[str, Any] | None = None,
+    source: str | None = None,
+    mode: ResumeMode = "retry",
+) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """The ``setup`` of ``execute`` for a run that checkpoints into ``directory`` (resuming from
+    its own checkpoint, else from ``source``'s)."""
+    store = DirectoryStore(directory)
+
+    def note(text: str) -> None:
+        log.line("WARNING", (), f"checkpoints: {text}")
+
+    async def setup() -> dict[str, Any]:
+        await put(store, DEFINITION_BLOB, definition_snapshot(definition).to_bytes())
+        await put(store, INVOCATION_BLOB, invocation_json(dict(params) if params else None, outputs, input))
+        prepared = await prepare(
+            store,
+            definition,
+            opener=lambda: _opened(DirectoryStore(directory)),
+            source=None if source is None else DirectoryStore(source),
+            mode=mode,
+            note=note,
+        )
+        return {"checkpointer": prepared.checkpointer, "resumed": prepared.resumed}
+
+    return setup
+
+
+@asynccontextmanager
+async def _opened(store: DirectoryStore) -> AsyncIterator[RunStore]:
+    yield store
+
+
+__all__ = ["StoredRun", "check_fresh", "next_retry_directory", "read_stored_run", "store_setup"]
