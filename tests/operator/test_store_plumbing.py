@@ -10,9 +10,7 @@ only its refusal.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -194,16 +192,17 @@ def test_a_run_may_keep_no_store(simulator_only: Cluster, namespace: str) -> Non
 def test_the_operator_refuses_to_start_with_a_bad_default_store(
     how: list[str] | dict[str, str], message: str, tmp_path: Path
 ) -> None:
-    """Checked before the operator connects anywhere (the kubeconfig named here does not exist)."""
+    """Checked before the operator connects anywhere (the kubeconfig named here does not exist).
+
+    Run in-process through click (never a second operator process: see test_ports.py)."""
+    from click.testing import CliRunner
+    from flowlib_operator.main import cli
+
     args, env = (how, {}) if isinstance(how, list) else ([], how)
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "flowlib-operator"), "--all-namespaces", *args],
-        env={**os.environ, "KUBECONFIG": str(tmp_path / "none"), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = CliRunner().invoke(
+        cli, ["--all-namespaces", *args], env={"KUBECONFIG": str(tmp_path / "none"), **env}, catch_exceptions=False
     )
+    done = subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
     assert done.returncode == 2, done.stderr
     assert "Invalid value for '--default-store'" in done.stderr and message in done.stderr, done.stderr
     assert "Give a store spec as JSON or YAML" in done.stderr
