@@ -58,16 +58,17 @@ class RunnerSettings:
     default_limits: tuple[tuple[str, str], ...] = (("memory", "1Gi"),)
 
 
-def owner_reference(flowrun: dict[str, Any]) -> dict[str, Any]:
+def owner_reference(flowrun: dict[str, Any], *, controller: bool = True) -> dict[str, Any]:
+    """The FlowRun as owner: its controller, blocking its deletion until the dependent is gone; or,
+    with ``controller=False``, one owner more, neither controlling nor blocking."""
     meta = flowrun["metadata"]
-    return {
+    reference = {
         "apiVersion": flowrun.get("apiVersion", GROUP_VERSION),
         "kind": flowrun.get("kind", KIND_FLOWRUN),
         "name": meta["name"],
         "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
     }
+    return {**reference, "controller": True, "blockOwnerDeletion": True} if controller else reference
 
 
 def snapshot_configmap(flowrun: dict[str, Any], flow_name: str | None, snapshot: bytes) -> dict[str, Any]:

@@ -19,10 +19,11 @@ from typing import Any
 
 from flowlib_runner.kube.client import KubeClient
 
-from flowlib_api.meta import CONFIGMAPS, GROUP_VERSION, KIND_FLOWRUN
+from flowlib_api.meta import CONFIGMAPS
 from flowlib_api.runnerpod import SNAPSHOT_KEY, Snapshot
 from flowlib_api.storespec import configmap_chunk_names
 from flowlib_api.views import FlowRunView
+from flowlib_operator.jobspec import owner_reference
 from flowlib_operator.naming import snapshot_name
 from flowlib_operator.resolve import Resolution
 from flowlib_operator.stores import Resume
@@ -62,13 +63,7 @@ async def source_definition(client: KubeClient, namespace: str, resume: Resume) 
 def co_owner_reference(flowrun: dict[str, Any]) -> dict[str, Any]:
     """The retry as one more owner of its source's chunks: not their controller (the source stays
     that), and not blocking: deleting the retry never waits for the source's store."""
-    meta = flowrun["metadata"]
-    return {
-        "apiVersion": flowrun.get("apiVersion", GROUP_VERSION),
-        "kind": flowrun.get("kind", KIND_FLOWRUN),
-        "name": meta["name"],
-        "uid": meta["uid"],
-    }
+    return owner_reference(flowrun, controller=False)
 
 
 async def keep_source_store(client: KubeClient, flowrun: dict[str, Any], resume: Resume) -> list[str]:

@@ -152,11 +152,14 @@ class BatchFailures(RuntimeError):
     """More items of a batch failed than ``batch.maxFailures`` allows."""
 
 
+def error_type(error: BaseException) -> str:
+    """The name of an error's type (for a failure read back from a checkpoint, the type it had when it happened)."""
+    return error.type_name if isinstance(error, RecordedFailure) else type(error).__name__
+
+
 def error_text(error: BaseException) -> str:
-    """An item's or a run's error as records and ``shared["run"]`` show it: ``Type: message`` (for a
-    failure read back from a checkpoint, the type it had when it happened)."""
-    name = error.type_name if isinstance(error, RecordedFailure) else type(error).__name__
-    return f"{name}: {error}"
+    """An item's or a run's error as records and ``shared["run"]`` show it: ``Type: message``."""
+    return f"{error_type(error)}: {error}"
 
 
 def failure_limit(max_failures: int | str | None, total: int) -> int | None:

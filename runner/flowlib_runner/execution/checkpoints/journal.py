@@ -38,7 +38,8 @@ from contextlib import AbstractAsyncContextManager
 from time import monotonic, perf_counter
 from typing import Any
 
-from flowlib_runner.definition.factories.durable import Path, WalkFrame
+from flowlib_runner.definition.factories.durable import Path, RecordedFailure, WalkFrame
+from flowlib_runner.definition.factories.nodes import error_type
 from flowlib_runner.execution.checkpoints.codec import Unserialisable, compress, encode, pack
 from flowlib_runner.execution.checkpoints.state import (
     FAILED_ITEM,
@@ -72,15 +73,13 @@ class _Items:
         self.due = monotonic() + checkpointer.items_seconds
 
     def finished(self, index: int, result: Any) -> None:
-        self.buffer.append((index, result))
-        if len(self.buffer) >= self.checkpointer.items_every or monotonic() >= self.due:
-            self.flush()
+        self._add(index, result)
 
     def failed(self, index: int, item: Any, error: BaseException, attempts: int) -> None:
-        from flowlib_runner.definition.factories.nodes import error_text
+        self._add(index, _failure_record(error))
 
-        type_name = error_text(error).split(":", 1)[0]
-        self.buffer.append((index, (FAILED_ITEM, type_name, str(error))))
+    def _add(self, index: int, record: Any) -> None:
+        self.buffer.append((index, record))
         if len(self.buffer) >= self.checkpointer.items_every or monotonic() >= self.due:
             self.flush()
 
@@ -449,11 +448,14 @@ def _length(items: Any) -> int | None:
         return None
 
 
+def _failure_record(error: BaseException) -> tuple[str, str, str]:
+    """A failed item as a segment records it (``state.load_checkpoint`` reads it back)."""
+    return (FAILED_ITEM, error_type(error), str(error))
+
+
 def _as_records(reused: dict[int, Any]) -> dict[int, Any]:
     """Reused results as a segment records them (failures back in their recorded form)."""
-    from flowlib_runner.definition.factories.durable import RecordedFailure
-
     return {
-        index: (FAILED_ITEM, result.type_name, str(result)) if isinstance(result, RecordedFailure) else result
+        index: _failure_record(result) if isinstance(result, RecordedFailure) else result
         for index, result in reused.items()
     }
