@@ -5,8 +5,8 @@ watches again) and drives runs through every path that touches the API: a succes
 namespace (runner identity, snapshot, Job, status, events), an invalid Flow, a cancellation, a pod
 that cannot start, a TTL deletion, and a retry of a run whose configmap store has a chunk (the
 source's snapshot read, the chunk given the retry as an owner). Then: no request of the operator
-was denied, and every rule
-in ``deploy/base/operator-rbac.yaml`` was used, except the few listed below with the reason.
+was denied, and every rule in ``deploy/base/operator-rbac.yaml`` was used, except the few listed
+below with the reason.
 """
 
 from __future__ import annotations
@@ -82,6 +82,14 @@ def test_the_cluster_role_is_exactly_what_the_operator_uses(simulator_only: Clus
         borrowing["spec"]["env"] = [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "pw", "key": "pw"}}}]
         cluster.apply(namespace, {**secret, "stringData": {"pw": "x"}}, borrowing)
         cluster.wait_phase("borrow-1", namespace, "Succeeded", timeout=60)
+        cluster.wait_for("the loan to end", lambda: cluster.get("rolebinding", "borrow-1-runner", namespace) is None)
+        cluster.wait_for(
+            "cancel-1 running", lambda: cluster.run_status("cancel-1", namespace).get("phase") == "Running"
+        )
+        cluster.kubectl(
+            "patch", "flowrun", "cancel-1", "-n", namespace, "--type", "merge", "-p", '{"spec":{"cancel":true}}'
+        )
+        cluster.wait_phase("cancel-1", namespace, "Cancelled", timeout=40)
         # A retry: reads its source's snapshot and store chunks (get) and becomes a chunk's owner (patch).
         cluster.apply(namespace, flowrun("source-1", "ok"))
         cluster.wait_phase("source-1", namespace, "Succeeded", timeout=60)
@@ -92,14 +100,6 @@ def test_the_cluster_role_is_exactly_what_the_operator_uses(simulator_only: Clus
         cluster.apply(namespace, chunk, flowrun("retry-1", retryOf="source-1"))
         # Its outcome is the runner's business (the chunk holds no real checkpoint): only that it ends.
         cluster.wait_phase("retry-1", namespace, "Succeeded", "Failed", timeout=60)
-        cluster.wait_for("the loan to end", lambda: cluster.get("rolebinding", "borrow-1-runner", namespace) is None)
-        cluster.wait_for(
-            "cancel-1 running", lambda: cluster.run_status("cancel-1", namespace).get("phase") == "Running"
-        )
-        cluster.kubectl(
-            "patch", "flowrun", "cancel-1", "-n", namespace, "--type", "merge", "-p", '{"spec":{"cancel":true}}'
-        )
-        cluster.wait_phase("cancel-1", namespace, "Cancelled", timeout=40)
         cluster.wait_phase("image-1", namespace, "Failed", timeout=60)
         cluster.wait_phase("during-restart", namespace, "Succeeded", timeout=60)
         cluster.wait_for(
