@@ -127,7 +127,12 @@ def status_of(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 def test_a_run_killed_mid_node_resumes_at_that_node_and_its_first_node_runs_once(tmp_path: Path) -> None:
     flow, store, effects = write(tmp_path, MID_NODE), tmp_path / "store", tmp_path / "effects"
-    run_until(["run", flow, "--store", store, "-p", f"dir={tmp_path}"], lambda: lines(effects) == ["step1", "step2"])
+    # Killed once step2 runs and the checkpoint before it is on disk: the moment a lost pod loses
+    # only step2 (a kill before the write lands loses the run's start, as it must).
+    run_until(
+        ["run", flow, "--store", store, "-p", f"dir={tmp_path}"],
+        lambda: lines(effects) == ["step1", "step2"] and checkpointed_at(store) == "step2",
+    )
     (tmp_path / "go").touch()
     done = flowctl("run", "--json", "--resume", store)
     status = status_of(done)
