@@ -176,8 +176,8 @@ class FlowRunSpec(_Model):
     )
     store: StoreSpec | None = Field(
         None,
-        description="Where the run keeps its checkpoints (so a new pod or a retry resumes where it stopped), "
-        "outputs too big for status, and its log. Unset: the operator's default store (--default-store; "
+        description="Where the run keeps its checkpoints, so a new pod (spec.retries) or a retry (spec.retryOf) "
+        "resumes where it stopped. Unset: the operator's default store (--default-store; "
         "out of the box configmap). With type set it is used as written; without type its fields are laid "
         "over the operator's default. enabled: false keeps no store: the run cannot be resumed or retried.",
     )

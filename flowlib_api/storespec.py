@@ -82,7 +82,7 @@ class PvcStoreSpec(_Model):
 
 
 class StoreSpec(_Model):
-    """Where the run keeps checkpoints, outputs too big for status, and its log."""
+    """Where the run keeps its checkpoints."""
 
     type: StoreType = Field(
         DEFAULT_STORE_TYPE,
@@ -102,8 +102,7 @@ class StoreSpec(_Model):
     )
     enabled: bool = Field(
         True,
-        description="false: no checkpoints, no resume, no retry from this run "
-        "(outputs and log too stay in status/pods).",
+        description="false: no checkpoints, no resume, no retry from this run.",
     )
 
     @model_validator(mode="after")

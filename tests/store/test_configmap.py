@@ -187,8 +187,14 @@ def test_an_interrupted_move_answers_with_the_higher_copy_and_heals(configmaps: 
     async def body(store: RunStore) -> None:
         cm = _store(store)
         await cm.put_many({"x": b"new", "y": b"y"})
-        # what a move cut short leaves: the blob in two chunks (here: a stale copy put into chunk 1)
-        stale = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{cm.root}-1"}}
+        # what a move cut short leaves: the blob in two chunks (here: a stale copy put into chunk 1,
+        # owned by the run as the store's own chunks are)
+        run = configmaps.last_run
+        assert run is not None
+        owner = {"apiVersion": run["apiVersion"], "kind": run["kind"], "name": run["metadata"]["name"]}
+        owner["uid"] = run["metadata"]["uid"]
+        metadata = {"name": f"{cm.root}-1", "ownerReferences": [owner]}
+        stale = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
         stale["binaryData"] = {"x": base64.b64encode(b"old").decode(), "not_ours": "AA=="}
         await _admin(configmaps).create(CONFIGMAPS, stale, cm.namespace)
         again = configmaps.reopen(cm)
@@ -228,5 +234,41 @@ def test_a_write_the_api_keeps_refusing_is_a_store_error_and_the_store_recovers(
         assert await cm.get("a") == b"1"  # read again from the server: the write did not happen
         await put(cm, "a", b"3")
         assert await configmaps.reopen(cm).get("a") == b"3"
+
+    with_store(configmaps, body)
+
+
+def test_a_planted_chunk_is_replaced_on_the_first_attempt_and_ignored_after(configmaps: ConfigMapBackend) -> None:
+    """Another run may create ConfigMaps of any name, so it may plant one named like a future run's
+    chunk: a first attempt (``fresh``) replaces what it finds, a later one reads only its own."""
+
+    async def body(store: RunStore) -> None:
+        cm = _store(store)
+        admin = _admin(configmaps)
+        ns = configmaps.kube.namespace
+        planted = {"apiVersion": "v1", "kind": "ConfigMap", "binaryData": {encode_key("meta"): "cGxhbnRlZA=="}}
+        for index in (0, 3):
+            body = {**planted, "metadata": {"name": f"{cm.root}-{index}", "namespace": ns}}
+            await admin.create(CONFIGMAPS, body, ns)
+        first = ConfigMapStore(cm.client, cm.namespace, cm.root, cm.owner, fresh=True)
+        await put(first, "meta", b"ours")
+        chunk = await configmaps.kube.chunk(admin, f"{cm.root}-0")
+        assert chunk is not None
+        assert chunk["binaryData"] == {encode_key("meta"): base64.b64encode(b"ours").decode()}
+        assert [ref["uid"] for ref in chunk["metadata"]["ownerReferences"]] == [cm.owner["metadata"]["uid"]]  # type: ignore[index]
+        later = ConfigMapStore(cm.client, cm.namespace, cm.root, cm.owner)
+        assert await later.get("meta") == b"ours"  # not the planted chunk 3's copy
+        assert await later.names() == ["meta"]
+        await put(later, "more", os.urandom(64))
+        assert await _chunk_blobs(configmaps, later) == [
+            {encode_key("meta"), encode_key("more")},
+            None,
+            None,
+            {encode_key("meta")},  # left as planted: never read, never written to
+            None,
+            None,
+            None,
+            None,
+        ]
 
     with_store(configmaps, body)

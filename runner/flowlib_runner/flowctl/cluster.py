@@ -239,6 +239,49 @@ def submit(
     raise SystemExit(_run(work(), interrupted=stopped))
 
 
+def submit_retry(
+    source: str,
+    *,
+    resubmit: bool,
+    params: tuple[str, ...],
+    name: str | None,
+    follow: bool,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+) -> None:
+    """``flowctl retry RUN`` / ``resubmit RUN``: a FlowRun with ``spec.retryOf: RUN`` (what a GitOps
+    user writes as a manifest). The source must have finished; the operator checks the rest."""
+    spec: dict[str, Any] = {"retryOf": source}
+    if resubmit:
+        spec["resubmit"] = True
+    overrides = dict(parse_param(p) for p in params)
+    if overrides:
+        spec["params"] = overrides
+    metadata = {"name": name} if name else {"generateName": f"{source[:50]}-{'resubmit' if resubmit else 'retry'}-"}
+    body = {"apiVersion": GROUP_VERSION, "kind": KIND_FLOWRUN, "metadata": metadata, "spec": spec}
+
+    async def work() -> int:
+        async with connect(kubeconfig, context, namespace, prog=_prog()) as api:
+            phase = ((await api.get_run(source)).get("status") or {}).get("phase")
+            if phase not in FINISHED_PHASES:
+                raise ClusterError(
+                    f"FlowRun {source} has not finished (phase {phase or 'Pending'}): a run is retried once it "
+                    f"has ended; cancel it first with `{_prog()} cancel {source} --wait`"
+                )
+            created = await api.create_run(body)
+            run = created["metadata"]["name"]
+            if not follow:
+                click.echo(run)
+                return EXIT_OK
+            what = "resubmit" if resubmit else "retry"
+            _note(f"flowrun {run} created in namespace {api.namespace} ({what} of {source})")
+            return _summary(await _follow(api, run))
+
+    stopped = "stopped following; the run goes on (cancel it with flowctl cancel)"
+    raise SystemExit(_run(work(), interrupted=stopped))
+
+
 # -- logs, status, cancel, list ---------------------------------------------------------------------
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 import click
 from rich.console import Console
@@ -29,7 +30,16 @@ from flowlib_runner.execution.logs import LOG_FORMATS, RunLogger, Sink, stream_s
 from flowlib_runner.execution.masking import Masker, mask_status, masked_streams
 from flowlib_runner.execution.reporting import ConsoleReporter, JsonFileReporter, Reporter, describe_error
 from flowlib_runner.flowctl import stores
-from flowlib_runner.flowctl.common import EXIT_CODES, EXIT_FAILED, EXIT_INVALID, EXIT_OK, parse_input, parse_param
+from flowlib_runner.flowctl.cluster import submit_retry
+from flowlib_runner.flowctl.common import (
+    EXIT_CODES,
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    cluster_options,
+    parse_input,
+    parse_param,
+)
 
 
 def _load(path: str, flow: str | None) -> LoadResult:
@@ -243,29 +253,57 @@ def graph(file: str, fmt: str, flow_name: str | None) -> None:
 
 
 @click.command()
-@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.argument("target", metavar="RUN|DIR")
 @click.option(
-    "--store", "store_dir", type=click.Path(file_okay=False), help="The retry's own store (default DIR-retryN)."
+    "--store", "store_dir", type=click.Path(file_okay=False), help="Local: the retry's own store (default DIR-retryN)."
 )
 @click.option("--resubmit", is_flag=True, help="Run the same definition and inputs from the start instead.")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a flow param (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the final status as JSON on stdout; logs go to stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Local: print the final status as JSON on stdout.")
+@click.option("--name", metavar="NAME", help="Cluster: name of the new FlowRun (default: generated).")
+@click.option("-f", "--follow", is_flag=True, help="Cluster: follow the new run's logs and exit with its result.")
+@cluster_options
 @click.pass_context
 def retry(
     ctx: click.Context,
     *,
-    directory: str,
+    target: str,
     store_dir: str | None,
     resubmit: bool,
     params: tuple[str, ...],
     as_json: bool,
+    name: str | None,
+    follow: bool,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
 ) -> None:
-    """Retry the stored local run in DIRECTORY from where it failed.
+    """Retry a finished run from where it failed: the FlowRun RUN in the cluster, or the local run
+    stored in the directory DIR.
 
     Nodes and batch items that finished are not run again; the failed node runs again, and in a
-    batch only the failed and unfinished items do. The retry keeps its own checkpoints (--store), so
-    it can be retried in turn. With --resubmit it starts over with the same definition and inputs.
+    batch only the failed and unfinished items do. In a cluster this creates a FlowRun with
+    spec.retryOf: RUN (the same as applying one) and prints its name. Locally the retry keeps its
+    own checkpoints (--store), so it can be retried in turn. With --resubmit it starts over with the
+    same definition and inputs.
     """
+    if not Path(target).is_dir():
+        if store_dir or as_json:
+            raise click.UsageError(f"--store and --json are for local runs; {target} is not a directory")
+        submit_retry(
+            target,
+            resubmit=resubmit,
+            params=params,
+            name=name,
+            follow=follow,
+            kubeconfig=kubeconfig,
+            context=context,
+            namespace=namespace,
+        )
+        return
+    if name or follow:
+        raise click.UsageError(f"--name and --follow are for cluster runs; {target} is a local store")
+    directory = target
     stored = stores.read_stored_run(directory)
     if not stored.ended:
         raise click.UsageError(
@@ -283,4 +321,19 @@ def retry(
     )
 
 
-COMMANDS: tuple[click.Command, ...] = (run, lint, graph, retry)
+@click.command()
+@click.argument("target", metavar="RUN|DIR")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a flow param (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Local: print the final status as JSON on stdout.")
+@click.option("--name", metavar="NAME", help="Cluster: name of the new FlowRun (default: generated).")
+@click.option("-f", "--follow", is_flag=True, help="Cluster: follow the new run's logs and exit with its result.")
+@cluster_options
+@click.pass_context
+def resubmit(ctx: click.Context, /, **options: Any) -> None:
+    """Run a finished run again from the start, with the same definition and inputs: the FlowRun
+    RUN in the cluster (a FlowRun with spec.retryOf: RUN and spec.resubmit: true), or the local run
+    stored in DIR. The same as `retry --resubmit`."""
+    ctx.invoke(retry, resubmit=True, store_dir=None, **options)
+
+
+COMMANDS: tuple[click.Command, ...] = (run, lint, graph, retry, resubmit)

@@ -8,7 +8,6 @@ killed run can be continued and a failed one retried from the directory alone.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,13 +19,9 @@ import click
 from flowlib_api.runnerpod import Snapshot
 from flowlib_runner.definition.loader import FlowDefinition, load_object
 from flowlib_runner.execution.checkpoints import CheckpointError, ResumeMode, read_meta
-from flowlib_runner.execution.checkpoints.setup import (
-    DEFINITION_BLOB,
-    INVOCATION_BLOB,
-    definition_snapshot,
-    invocation_json,
-    prepare,
-)
+from flowlib_runner.execution.checkpoints.journal import StoreOpener
+from flowlib_runner.execution.checkpoints.setup import DEFINITION_BLOB, definition_snapshot, invocation, prepare
+from flowlib_runner.execution.checkpoints.state import read_invocation
 from flowlib_runner.execution.logs import RunLogger
 from flowlib_runner.flowctl.common import EXIT_INVALID
 from flowlib_runner.store import RunStore, StoreError, put
@@ -54,11 +49,11 @@ def read_stored_run(directory: str) -> StoredRun:
     """The run a store directory holds; exits with a message when it holds none."""
     store = DirectoryStore(directory)
 
-    async def read() -> tuple[bytes | None, bytes | None, dict[str, Any] | None]:
-        return await store.get(DEFINITION_BLOB), await store.get(INVOCATION_BLOB), await read_meta(store)
+    async def read() -> tuple[bytes | None, dict[str, Any] | None, dict[str, Any] | None]:
+        return await store.get(DEFINITION_BLOB), await read_invocation(store), await read_meta(store)
 
     try:
-        definition_bytes, invocation_bytes, meta = asyncio.run(read())
+        definition_bytes, started_with, meta = asyncio.run(read())
     except (CheckpointError, StoreError) as error:
         _fail(str(error))
         raise  # unreachable: _fail exits
@@ -70,12 +65,12 @@ def read_stored_run(directory: str) -> StoredRun:
     if result.definition is None:
         _fail(f"{directory}: the stored definition is no longer valid: " + "; ".join(map(str, result.problems)))
         raise AssertionError
-    invocation = json.loads(invocation_bytes or b"{}")
+    started_with = started_with or {}
     return StoredRun(
         result.definition,
-        invocation.get("params"),
-        invocation.get("outputs"),
-        invocation.get("input"),
+        started_with.get("params"),
+        started_with.get("outputs"),
+        started_with.get("input"),
         meta.get("ended"),
         bool(meta.get("resumable")),
     )
@@ -131,23 +126,35 @@ def store_setup(
 
     async def setup() -> dict[str, Any]:
         await put(store, DEFINITION_BLOB, definition_snapshot(definition).to_bytes())
-        await put(store, INVOCATION_BLOB, invocation_json(dict(params) if params else None, outputs, input))
         prepared = await prepare(
             store,
             definition,
-            opener=lambda: _opened(DirectoryStore(directory)),
+            opener=opened_directory(directory),
             source=None if source is None else DirectoryStore(source),
             mode=mode,
             note=note,
+            started_with=invocation(params, outputs, input),
         )
         return {"checkpointer": prepared.checkpointer, "resumed": prepared.resumed}
 
     return setup
 
 
-@asynccontextmanager
-async def _opened(store: DirectoryStore) -> AsyncIterator[RunStore]:
-    yield store
+def opened_directory(directory: str | Path) -> StoreOpener:
+    """The checkpoint writer's opener of a directory store (a directory needs no client)."""
+
+    @asynccontextmanager
+    async def opened() -> AsyncIterator[RunStore]:
+        yield DirectoryStore(directory)
+
+    return opened
 
 
-__all__ = ["StoredRun", "check_fresh", "next_retry_directory", "read_stored_run", "store_setup"]
+__all__ = [
+    "StoredRun",
+    "check_fresh",
+    "next_retry_directory",
+    "opened_directory",
+    "read_stored_run",
+    "store_setup",
+]

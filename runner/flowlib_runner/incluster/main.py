@@ -36,15 +36,18 @@ from flowlib_api.runnerpod import (
     Snapshot,
 )
 from flowlib_api.runstatus import RunStatus
+from flowlib_api.storespec import S3_SECRET_KEYS, StoreLocation
 from flowlib_api.views import FlowRunView
 from flowlib_runner import __version__
 from flowlib_runner.definition.loader import load_object
 from flowlib_runner.definition.templates import declared_environment
+from flowlib_runner.execution.checkpoints import Checkpointer
 from flowlib_runner.execution.execute import execute_async
 from flowlib_runner.execution.logs import RunLogger, stream_sink
 from flowlib_runner.execution.masking import Masker, masked_streams, secret_env_names
+from flowlib_runner.incluster.checkpoints import StoreSetupError, set_up, store_location
 from flowlib_runner.incluster.reporter import FlowRunStatusReporter
-from flowlib_runner.kube import KubeClient, load_config
+from flowlib_runner.kube import ClusterConfig, KubeClient, load_config
 from flowlib_runner.kube.client import ApiError
 from flowlib_runner.kube.events import post_event
 
@@ -76,6 +79,10 @@ async def run(log_format: Literal["text", "json"] = "text") -> int:
     config = load_config()
     namespace = os.environ.get(ENV_NAMESPACE) or config.default_namespace
     snapshot_path = Path(os.environ.get(ENV_DEFINITION, SNAPSHOT_PATH))
+    try:
+        location = store_location()
+    except StoreSetupError as error:
+        raise RunnerError(str(error)) from error
     async with KubeClient(config, user_agent=f"flowlib-runner/{__version__}") as client:
         flowrun = await client.get_or_none(FLOWRUNS, name, namespace)
         if flowrun is None:
@@ -86,11 +93,23 @@ async def run(log_format: Literal["text", "json"] = "text") -> int:
         if view.finished:
             print(f"FlowRun {name} already ended {view.phase}; nothing to do", flush=True)
             return EXIT_DONE
-        masker = Masker.from_environment(secret_env_names(view.env), os.environ)
+        secret_names = secret_env_names(view.env)
+        if location is not None and location.secret_name:
+            secret_names = [*secret_names, *S3_SECRET_KEYS]  # the store's credentials (jobspec)
+        masker = Masker.from_environment(secret_names, os.environ)
         # The log masks its lines itself: it writes to stdout as it is, not to the masked stream.
         log = RunLogger(stream_sink(sys.stdout), log_format, masker=masker)
         with masked_streams(masker), declared_environment(_declared_names(view)):
-            return await _run_flow(client, flowrun, snapshot_path, pod_name=pod_name, log=log, masker=masker)
+            return await _run_flow(
+                client,
+                flowrun,
+                snapshot_path,
+                pod_name=pod_name,
+                log=log,
+                masker=masker,
+                store=location,
+                config=config,
+            )
 
 
 async def _run_flow(
@@ -101,8 +120,12 @@ async def _run_flow(
     pod_name: str | None,
     log: RunLogger,
     masker: Masker,
+    store: StoreLocation | None,
+    config: ClusterConfig,
 ) -> int:
-    """Run the snapshot's flow for ``flowrun``; its status and Events are masked with ``masker``."""
+    """Run the snapshot's flow for ``flowrun``; its status and Events are masked with ``masker``.
+    With a ``store`` it checkpoints there, and starts from its own or its retry source's checkpoint
+    (``incluster.checkpoints``)."""
     view = FlowRunView(flowrun)
     snapshot = read_snapshot(snapshot_path)
     result = load_object(snapshot.manifest(), library=snapshot.library)
@@ -121,20 +144,52 @@ async def _run_flow(
         final = RunStatus.model_validate({"phase": "Failed", "message": f"invalid flow: {problems}"})
         await reporter.publish(final, final=True)
         return EXIT_DONE
+    params, input, outputs = view.params, view.input, view.outputs
+    checkpointer: Checkpointer | None = None
+    started = f"runner pod {pod_name} started (attempt {attempt})"
+    resumed = None
+    if store is not None:
+        # The attempt is recorded before anything runs: the next pod of the run trusts its store only
+        # when an earlier pod got this far (a sync node may hold the event loop, and so every later
+        # status patch, until the pod is killed).
+        try:
+            await reporter.publish(RunStatus.model_validate({"phase": "Running"}), final=False)
+        except (ApiError, OSError, TimeoutError) as error:
+            _report_error(reporter, error)
+        try:
+            durable = await set_up(
+                store,
+                client=client,
+                config=config,
+                flowrun=flowrun,
+                definition=result.definition,
+                attempt=attempt,
+                note=lambda text: log.line("WARNING", (), f"checkpoints: {text}"),
+            )
+        except StoreSetupError as error:
+            final = RunStatus.model_validate({"phase": "Failed", "message": str(error)})
+            await reporter.publish(final, final=True)
+            await _event(client, flowrun, "Warning", "Failed", str(error), masker=masker)
+            return EXIT_DONE
+        params, input, outputs = durable.params, durable.input, durable.outputs
+        checkpointer, resumed = durable.prepared.checkpointer, durable.prepared.resumed
+        if resumed is not None:
+            started += f", resuming at {resumed.resumed_at}"
     token = CancelToken()
     if view.cancel_requested:
         token.cancel("cancelled before the runner started (spec.cancel)")
-    _install_signal_handlers(client, reporter.name, reporter.namespace, token, reporter)
-    started = f"runner pod {pod_name} started (attempt {attempt})"
+    _install_signal_handlers(client, reporter.name, reporter.namespace, token, reporter, checkpointer=checkpointer)
     await _event(client, flowrun, "Normal", "Started", started, masker=masker)
     final = await execute_async(
         result.definition,
-        input=view.input,
-        params=view.params,
-        outputs=view.outputs,
+        input=input,
+        params=params,
+        outputs=outputs,
         reporters=[reporter],
         log=log,
         cancel=token,
+        checkpointer=checkpointer,
+        resumed=resumed,
     )
     if reporter.interrupted is not None:
         return EXIT_INTERRUPTED
@@ -151,9 +206,16 @@ def _declared_names(view: FlowRunView) -> list[str]:
 
 
 def _install_signal_handlers(
-    client: KubeClient, name: str, namespace: str, token: CancelToken, reporter: FlowRunStatusReporter
+    client: KubeClient,
+    name: str,
+    namespace: str,
+    token: CancelToken,
+    reporter: FlowRunStatusReporter,
+    *,
+    checkpointer: Checkpointer | None,
 ) -> None:
-    """SIGTERM/SIGINT: a cancelled or deleted FlowRun ends Cancelled; any other stop is an interruption."""
+    """SIGTERM/SIGINT: a cancelled or deleted FlowRun ends Cancelled; any other stop is an
+    interruption, which leaves the checkpoint open for the Job's next pod to resume."""
     loop = asyncio.get_running_loop()
     pending: set[asyncio.Task[None]] = set()
 
@@ -166,11 +228,15 @@ def _install_signal_handlers(
             reason += f" (could not check spec.cancel: {error})"
         if current is None:
             reporter.gone = True
+            if checkpointer is not None:
+                checkpointer.interrupted = True  # its store goes with it: no end to record
             token.cancel("the FlowRun was deleted")
         elif FlowRunView(current).cancel_requested:
             token.cancel("cancelled (spec.cancel)")
         else:
             reporter.interrupted = reason + "; the Job may start it again"
+            if checkpointer is not None:
+                checkpointer.interrupted = True
             token.cancel(reason)
 
     def on_signal(sig: signal.Signals) -> None:

@@ -214,6 +214,13 @@ class KubeClient:
         result: dict[str, Any] = await self.request("POST", ref.path(namespace), body=body)
         return result
 
+    async def replace(
+        self, ref: ResourceRef, name: str, body: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        """PUT ``body`` as the whole object (without ``metadata.resourceVersion``: unconditionally)."""
+        result: dict[str, Any] = await self.request("PUT", ref.path(namespace, name), body=body)
+        return result
+
     async def patch(
         self,
         ref: ResourceRef,

@@ -46,15 +46,30 @@ class ConfigMapStore:
 
     ``owner`` is the FlowRun (the object as read from the API, or a reference with ``apiVersion``,
     ``kind``, ``name`` and ``uid``); without it the ConfigMaps are created unowned and unlabelled
-    by run (for tests and tools that only read).
+    by run (for tests and tools that only read). ``fresh`` takes the chunks not to exist yet (a
+    run's first attempt), saving the reads.
     """
 
-    def __init__(self, client: KubeClient, namespace: str, root: str, owner: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        namespace: str,
+        root: str,
+        owner: Mapping[str, Any] | None = None,
+        *,
+        fresh: bool = False,
+    ) -> None:
         self.client = client
         self.namespace = namespace
         self.root = root
         self.owner = dict(owner) if owner is not None else None
-        self._chunks: list[Chunk] | None = None
+        # fresh: a run's first attempt, whose chunks cannot be its own yet, skips reading them. One
+        # that exists anyway was made by someone else (another run may create ConfigMaps of any
+        # name: ``identity``): its create fails, and it is replaced whole, never trusted or merged.
+        self.fresh = fresh
+        self._chunks: list[Chunk] | None = (
+            [Chunk(name) for name in storespec.configmap_chunk_names(root)] if fresh else None
+        )
         self._load_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
 
@@ -113,8 +128,18 @@ class ConfigMapStore:
                         )
                     for chunk, obj in zip(chunks, found, strict=True):
                         chunk.load(obj)
+                        if obj is not None and not self._trusted(obj):
+                            chunk.blobs, chunk.foreign = {}, storespec.CONFIGMAP_CHUNK_BYTES  # never read or used
                     self._chunks = chunks
         return self._chunks
+
+    def _trusted(self, obj: Mapping[str, Any]) -> bool:
+        """Whether chunk ``obj`` is the owner's: one made before the FlowRun existed (a name planted
+        by another run, which cannot know the new run's uid) is not, and is neither read nor used."""
+        uid = (self.owner or {}).get("metadata", {}).get("uid") or (self.owner or {}).get("uid")
+        if uid is None:
+            return True
+        return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences") or [])
 
     async def _apply(self, chunk: Chunk, changes: Changes) -> None:
         """One patch of ``chunk`` (a create when it does not exist yet)."""
@@ -152,9 +177,11 @@ class ConfigMapStore:
         try:
             return await self.client.create(CONFIGMAPS, body, self.namespace)
         except ApiError as error:
-            if error.already_exists:
-                return None
-            raise
+            if not error.already_exists:
+                raise
+            if self.fresh:
+                return await self.client.replace(CONFIGMAPS, name, body, self.namespace)
+            return None
 
     @asynccontextmanager
     async def _api(self, what: str) -> AsyncIterator[None]:

@@ -16,17 +16,21 @@ from flowlib_runner.store.s3 import S3Store
 
 
 def open_store(
-    location: StoreLocation, *, client: KubeClient | None = None, owner: Mapping[str, Any] | None = None
+    location: StoreLocation,
+    *,
+    client: KubeClient | None = None,
+    owner: Mapping[str, Any] | None = None,
+    fresh: bool = False,
 ) -> RunStore:
     """The store at ``location``. A configmap store needs ``client`` (and writes as the FlowRun
-    ``owner``, so its ConfigMaps go with it); the others need neither. Opening makes no call: each
-    backend connects on first use."""
+    ``owner``, so its ConfigMaps go with it; ``fresh``: it holds nothing yet, so it is not read);
+    the others need neither. Opening makes no call: each backend connects on first use."""
     if location.type in ("directory", "pvc"):
         return DirectoryStore(Path(location.root))
     if location.type == "configmap":
         if client is None or not location.namespace:
             raise ValueError(f"a configmap store ({location.description}) needs a Kubernetes client and a namespace")
-        return ConfigMapStore(client, location.namespace, location.root, owner)
+        return ConfigMapStore(client, location.namespace, location.root, owner, fresh=fresh)
     if location.type == "s3":
         if not location.bucket:
             raise ValueError(f"an s3 store ({location.description}) needs a bucket")

@@ -44,6 +44,7 @@ from flowlib_runner.execution.checkpoints.codec import Unserialisable, compress,
 from flowlib_runner.execution.checkpoints.state import (
     FAILED_ITEM,
     FORMAT_VERSION,
+    INVOCATION,
     META,
     Checkpoint,
     path_key,
@@ -110,6 +111,7 @@ class Checkpointer:
         write_interval: float = 0.0,
         note: Note | None = None,
         nodes: Callable[[], Any] | None = None,
+        invocation: dict[str, Any] | None = None,
     ) -> None:
         self.opener = opener
         self.location = location
@@ -148,6 +150,7 @@ class Checkpointer:
         self._last_write = 0.0
         self._failures = 0
         self._carry: dict[str, list[str]] = {}
+        self._invocation = None if invocation is None else pack(invocation)  # written with the first checkpoint
         self._end_seq = -1
         self._end_position: list[tuple[Path, str | None, int]] = []
         if resumed is not None and resumed.store_location == location:
@@ -378,6 +381,7 @@ class Checkpointer:
         with self._lock:
             if not self._meta_due and not self._pending and not self._stale:
                 return False
+            invocation, self._invocation = self._invocation, None
             pending, self._pending = self._pending, {}
             stale, self._stale = self._stale, []
             meta = self._meta_blob() if self._meta_due and self._meta is not None else None
@@ -385,6 +389,8 @@ class Checkpointer:
         self._last_write = monotonic()
         try:
             blobs = _compressed(pending)
+            if invocation is not None:
+                blobs[INVOCATION] = invocation
             if blobs:
                 await store.put_many(blobs)
             if meta is not None:
@@ -398,6 +404,7 @@ class Checkpointer:
             self._wake.set()
         except (StoreError, OSError) as error:
             with self._lock:  # keep what was not written for the next attempt (newer versions win)
+                self._invocation = self._invocation or invocation
                 self._pending = {**pending, **self._pending}
                 self._stale = stale + self._stale
                 self._meta_due = self._meta_due or meta is not None

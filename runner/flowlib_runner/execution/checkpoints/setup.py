@@ -7,9 +7,9 @@ resumes the same way on a laptop and in a pod.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from flowlib_api.runnerpod import Snapshot
 from flowlib_runner.definition.loader import FlowDefinition
@@ -19,8 +19,6 @@ from flowlib_runner.store import RunStore
 
 DEFINITION_BLOB = "run/definition.json"
 """A local store's copy of the definition it ran, so ``--resume DIR`` and ``retry DIR`` need no file."""
-INVOCATION_BLOB = "run/invocation.json"
-"""A local store's params, outputs and input."""
 
 
 def definition_snapshot(definition: FlowDefinition) -> Snapshot:
@@ -58,16 +56,23 @@ async def prepare(
     items_seconds: float = 2.0,
     write_interval: float = 0.0,
     note: Note | None = None,
+    started_with: dict[str, Any] | None = None,
+    resume_own: bool = True,
 ) -> Prepared:
     """The journal of a run writing to ``store`` (``opener`` opens it again in the writer thread),
     resuming from ``store``'s own latest checkpoint (a new pod of the same run), else from
     ``source``'s (a retry, in ``mode``), else from nothing.
 
+    ``started_with`` (``invocation(...)``) is recorded with the first checkpoint of a run that does
+    not resume its own store. ``resume_own=False`` (a run's first attempt) ignores whatever ``store``
+    holds already: nothing of this run can be there yet, so a checkpoint found there is not its own.
+
     Raises ``CheckpointError`` when a checkpoint exists but belongs to another definition or cannot
     be read: resuming from it would be silently wrong, starting over would redo finished work.
     """
     digest = definition_digest(definition)
-    resumed = await load_checkpoint(store, definition_digest=digest, mode="resume")
+    resumed = await load_checkpoint(store, definition_digest=digest, mode="resume") if resume_own else None
+    own = resumed is not None
     if resumed is None and source is not None:
         resumed = await load_checkpoint(source, definition_digest=digest, mode=mode)
     checkpointer = Checkpointer(
@@ -80,13 +85,17 @@ async def prepare(
         items_seconds=items_seconds,
         write_interval=write_interval,
         note=note,
+        invocation=None if own else started_with,
     )
     return Prepared(checkpointer, resumed)
 
 
-def invocation_json(
+def invocation(
     params: Mapping[str, object] | None, outputs: list[str] | None, input: Mapping[str, object] | None = None
-) -> bytes:
-    """What a local run was started with (``flowctl retry --resubmit`` starts the same run again)."""
-    document = {"params": params, "outputs": outputs, "input": input}
-    return json.dumps(document, sort_keys=True, default=str).encode()
+) -> dict[str, Any]:
+    """What a run was started with, as its store records it (``state.INVOCATION``)."""
+    return {
+        "params": dict(params) if params else None,
+        "outputs": outputs or None,
+        "input": dict(input) if input else None,
+    }

@@ -18,6 +18,9 @@ from flowlib_runner.execution.checkpoints.codec import unpack
 from flowlib_runner.store import RunStore
 
 META = "checkpoint/meta"
+INVOCATION = "run/invocation"
+"""What the run was started with (``{"params", "outputs", "input"}``), written once with its first
+checkpoint: a retry or resubmit that names none of its own inputs takes its source's."""
 FORMAT_VERSION = 1
 FAILED_ITEM = "__flowlib_failed_item__"
 
@@ -75,6 +78,20 @@ async def read_meta(store: RunStore) -> dict[str, Any] | None:
     if not isinstance(meta, dict) or meta.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"the checkpoint in {store.location} has an unknown format")
     return meta
+
+
+async def read_invocation(store: RunStore) -> dict[str, Any] | None:
+    """The params, outputs and input the run in ``store`` was started with (None: not recorded)."""
+    data = await store.get(INVOCATION)
+    if data is None:
+        return None
+    try:
+        invocation = unpack(data)
+    except ValueError as error:
+        raise CheckpointError(f"the invocation recorded in {store.location} is unreadable: {error}") from error
+    if not isinstance(invocation, dict):
+        raise CheckpointError(f"the invocation recorded in {store.location} has an unknown format")
+    return invocation
 
 
 async def load_checkpoint(
