@@ -12,6 +12,7 @@ SCRIPTS = [
     "benchmarks.runner_bench",
     "benchmarks.blocking_bench",
     "benchmarks.operator_bench",
+    "benchmarks.checkpoint_bench",
 ]
 
 

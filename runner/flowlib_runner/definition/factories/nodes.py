@@ -219,8 +219,9 @@ class BatchItemPolicy:
         journal = self._journal
         if journal is None or index is None:
             return await super()._exec_item_async(prep_res, index, stats)  # type: ignore[misc]
-        if index in journal.reused:
-            return self._reuse(journal.reused[index], prep_res, stats)
+        reused = journal.reused
+        if reused and index in reused:
+            return self._reuse(reused[index], prep_res, stats)
         result = await super()._exec_item_async(prep_res, index, stats)  # type: ignore[misc]
         if type(result) is not _Failed:
             journal.finished(index, result)

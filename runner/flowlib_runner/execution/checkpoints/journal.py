@@ -66,23 +66,23 @@ StoreOpener = Callable[[], AbstractAsyncContextManager[RunStore]]
 class _Items:
     """One batch visit's item journal: reused results, and a buffer of newly finished ones."""
 
-    __slots__ = ("buffer", "checkpointer", "due", "key", "reused")
+    __slots__ = ("buffer", "checkpointer", "due", "every", "key", "reused")
 
     def __init__(self, checkpointer: Checkpointer, key: str, reused: dict[int, Any]) -> None:
         self.checkpointer, self.key, self.reused = checkpointer, key, reused
+        self.every = checkpointer.items_every
         self.buffer: list[tuple[int, Any]] = []
         self.due = monotonic() + checkpointer.items_seconds
 
     def finished(self, index: int, result: Any) -> None:
-        self._add(index, result)
+        """Called once per item, so kept to an append and two comparisons."""
+        buffer = self.buffer
+        buffer.append((index, result))
+        if len(buffer) >= self.every or monotonic() >= self.due:
+            self.flush()
 
     def failed(self, index: int, item: Any, error: BaseException, attempts: int) -> None:
-        self._add(index, _failure_record(error))
-
-    def _add(self, index: int, record: Any) -> None:
-        self.buffer.append((index, record))
-        if len(self.buffer) >= self.checkpointer.items_every or monotonic() >= self.due:
-            self.flush()
+        self.finished(index, _failure_record(error))
 
     def flush(self) -> None:
         self.due = monotonic() + self.checkpointer.items_seconds
@@ -134,6 +134,7 @@ class Checkpointer:
         self._started = perf_counter()
         self._spent = 0.0
         self._last_cost = 0.0
+        self._due_at = 0.0  # the first moment the budget allows the next checkpoint (see boundary)
         self._blobs: dict[Any, tuple[str, bytes]] = {}  # shared key -> (blob name, digest)
         self._counter = 0 if resumed is None else resumed.counter
         self._segments: dict[str, list[str]] = {}
@@ -198,8 +199,8 @@ class Checkpointer:
             self._tell_late_notes()
         if self.disabled is not None:
             return
-        now = perf_counter()
-        if force or self._spent + self._last_cost <= BUDGET * (now - self._started):
+        # spent + last_cost <= BUDGET * (now - started), solved for now once per checkpoint
+        if force or perf_counter() >= self._due_at:
             self.take()
 
     def items(self, path: Path, items: Any) -> _Items | None:
@@ -290,6 +291,7 @@ class Checkpointer:
         cost = perf_counter() - began
         self._spent += cost
         self._last_cost = cost
+        self._due_at = self._started + (self._spent + cost) / BUDGET
 
     def record_items(self, key: str, records: list[tuple[int, Any]]) -> None:
         """A segment of finished items of the batch at ``key`` (on the run's thread)."""
@@ -349,6 +351,7 @@ class Checkpointer:
         """Begin journaling the run whose shared store is ``shared``; starts the writer thread."""
         self.shared = shared
         self._started = perf_counter()
+        self._due_at = self._started + (self._spent + self._last_cost) / BUDGET
         self._writer = threading.Thread(target=self._write_thread, name="checkpoint-writer", daemon=True)
         self._writer.start()
 
