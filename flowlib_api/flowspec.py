@@ -165,13 +165,25 @@ class RunSpec(_Model):
     working_dir: str | None = Field(None, description="For shell and command: the working directory.")
 
 
+class ApprovalSpec(_Model):
+    """What an approval node asks (type approval)."""
+
+    message: str | None = Field(
+        None,
+        max_length=4096,
+        description="What the person approving is asked, shown in status.suspended.message and by flowctl "
+        "(a template, rendered with shared and params when the run reaches the node).",
+    )
+
+
 class NodeSpec(_Model):
     """One node of the graph; its key in nodes is its name (in events, logs and status)."""
 
     type: str = Field(
         "base",
         description="Node type: base, batch, async_batch, parallel_batch, worker_pool (or "
-        "worker_pool_batch), flow, or a plugin's type.",
+        "worker_pool_batch), flow, approval (pause the run until someone chooses an action, see approval), "
+        "or a plugin's type.",
     )
     description: str | None = Field(None, description="What the node is for (documentation only).")
     run: RunSpec | None = Field(None, description="What the node runs; without it the node does nothing.")
@@ -189,7 +201,17 @@ class NodeSpec(_Model):
         "taken when the node still fails after its retries.",
     )
     retry: RetrySpec | None = Field(None, description="Retries of exec; default: a single attempt.")
-    timeout: Duration | None = Field(None, description="Limit of each exec attempt; a timeout counts as a failure.")
+    timeout: Duration | None = Field(
+        None,
+        description="Limit of each exec attempt; a timeout counts as a failure. On an approval node: how long "
+        "the run waits for a decision before it takes the node's timeout edge (or fails without one).",
+    )
+    approval: ApprovalSpec | None = Field(
+        None,
+        description="For type approval: the run stops at this node (phase Suspended, no pod held) until an "
+        "action is chosen (flowctl approve RUN --action A, or an entry in the FlowRun's spec.approvals); "
+        "the run then resumes from its checkpoint along that action's edge.",
+    )
     batch: BatchSpec | None = Field(None, description="Items and parallelism for batch types and batch sub-flows.")
     flow: str | None = Field(None, description="For type flow: the name of the Flow run as a sub-flow.")
     params: dict[str, Any] | None = Field(

@@ -9,7 +9,8 @@ Who writes which status field (the rule both sides follow; ``RUNNER_FIELDS``/``O
 
 - The runner owns the run's story: ``phase`` once its pod runs, ``startTime``, ``completionTime``,
   ``currentNode``, ``progress``, ``nodes``, ``output``, ``message``, ``notes``, ``resumedFrom``,
-  ``itemsReused``, ``podName``, ``attempt``, ``duration``, the ``Succeeded`` condition and ``flow``.
+  ``itemsReused``, ``outputRefs``, ``podName``, ``attempt``, ``duration``, the ``Succeeded``
+  condition and ``flow``.
   Its merge patches clear what it no longer sets and never touch the operator's fields.
 - The operator owns ``jobName``, ``observedGeneration`` and ``store`` (the run's store, resolved
   before the Job exists; a retry reads its source's from there). It also writes the runner's fields
@@ -92,8 +93,26 @@ class FlowRef(_Model):
     name: str = Field(description="Name of the Flow to run; it must be in the same namespace as the FlowRun.")
 
 
+class Approval(_Model):
+    """A decision for an approval node of the run (type approval)."""
+
+    node: str = Field(
+        min_length=1,
+        max_length=512,
+        description="Path of the approval node (names joined by '/', as in status.suspended.node).",
+    )
+    action: str = Field(
+        "default",
+        min_length=1,
+        max_length=256,
+        description="The edge the node takes: one of its next actions (default: the default edge).",
+    )
+    by: str | None = Field(None, max_length=256, description="Who decided (for people; flowctl approve sets it).")
+    message: str | None = Field(None, max_length=1024, description="Why (for people).")
+
+
 class FlowRunSpec(_Model):
-    """What to run and how. Only ``cancel`` may change after the FlowRun is created."""
+    """What to run and how. Only ``cancel`` and ``approvals`` may change after the FlowRun is created."""
 
     flow_ref: FlowRef | None = Field(None, description=("The Flow to run. Set exactly one of flowRef and flow."))
     flow: dict[str, Any] | None = Field(
@@ -136,6 +155,14 @@ class FlowRunSpec(_Model):
         None,
         description="Set to true to cancel the run: in-flight work is cancelled, the runner pod ends and "
         "the phase becomes Cancelled. It cannot be set back to false.",
+    )
+    approvals: list[Approval] | None = Field(
+        None,
+        max_length=64,
+        description="Decisions for the flow's approval nodes, in the order they are taken: a node's first "
+        "visit takes the first entry naming it, its next visit the next one. A run Suspended at a node "
+        "(status.suspended) resumes in a new pod once an entry for that visit is added; entries may be "
+        "added but not changed or removed. flowctl approve RUN [--action A] appends one.",
     )
     timeout: str | None = Field(
         None,
@@ -189,12 +216,12 @@ class FlowRunSpec(_Model):
             raise ValueError(problem)
         return self
 
-    MUTABLE_FIELDS: ClassVar[frozenset[str]] = frozenset({"cancel"})
+    MUTABLE_FIELDS: ClassVar[frozenset[str]] = frozenset({"cancel", "approvals"})
     """Spec fields that may change after creation; the CRD forbids changing any other."""
 
     @classmethod
     def immutable_fields(cls) -> list[str]:
-        """The wire names of every spec field but ``cancel``, in declaration order."""
+        """The wire names of every spec field but ``cancel`` and ``approvals``, in declaration order."""
         return [f.alias or n for n, f in cls.model_fields.items() if (f.alias or n) not in cls.MUTABLE_FIELDS]
 
 
@@ -283,6 +310,7 @@ class StatusKey:
     DURATION = field_key(FlowRunStatus, "duration")
     FLOW = field_key(FlowRunStatus, "flow")
     STORE = field_key(FlowRunStatus, "store")
+    SUSPENDED = field_key(FlowRunStatus, "suspended")
     NODE_COUNT = field_key(FlowStatus, "node_count")
     PROBLEMS = field_key(FlowStatus, "problems")
 
@@ -306,6 +334,7 @@ class SpecKey:
     RESOURCES = field_key(FlowRunSpec, "resources")
     TTL_SECONDS_AFTER_FINISHED = field_key(FlowRunSpec, "ttl_seconds_after_finished")
     STORE = field_key(FlowRunSpec, "store")
+    APPROVALS = field_key(FlowRunSpec, "approvals")
 
 
 RETRY_INHERITED: tuple[str, ...] = (SpecKey.INPUT, SpecKey.PARAMS, SpecKey.OUTPUTS)
@@ -337,6 +366,8 @@ RUNNER_FIELDS: tuple[str, ...] = tuple(
         "notes",
         "resumed_from",
         "items_reused",
+        "output_refs",
+        "suspended",
         "pod_name",
         "attempt",
         "duration",

@@ -20,8 +20,8 @@ from pydantic.alias_generators import to_camel
 from flowlib_api.structural import PRESERVE_UNKNOWN, structural_schema
 from flowlib_api.text import NODE_MESSAGE_BYTES, STATUS_MESSAGE_BYTES, shorten
 
-RunPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Cancelled"]
-NodePhase = Literal["Running", "Retrying", "Succeeded", "Failed", "Cancelled"]
+RunPhase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed", "Cancelled"]
+NodePhase = Literal["Running", "Retrying", "Waiting", "Succeeded", "Failed", "Cancelled"]
 FINISHED_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
 
 STATUS_LIMIT = 64 * 1024
@@ -51,7 +51,10 @@ class ItemCounts(_Model):
 class NodeState(_Model):
     """What one node did during the run (all its visits, for nodes inside loops)."""
 
-    phase: NodePhase = Field(description="Running, Retrying (waiting before a new attempt), or finished.")
+    phase: NodePhase = Field(
+        description="Running, Retrying (waiting before a new attempt), Waiting (an approval node waiting for a "
+        "decision), or finished."
+    )
     kind: str | None = Field(None, description="The node's type as flowlib reports it (base, batch, flow...).")
     attempts: int = Field(0, description="Attempts in the node's latest visit; above 1 means it was retried.")
     visits: int = Field(0, description="How many times the flow entered this node (loops visit it again).")
@@ -65,10 +68,35 @@ class NodeState(_Model):
     duration_seconds: float | None = Field(None, description="Seconds spent in the node over all visits.")
 
 
+class SuspendedState(_Model):
+    """Where a Suspended run waits: its approval node, what it asks, since when and until when."""
+
+    node: str = Field(description="Path of the approval node the run waits at (names joined by '/').")
+    message: str | None = Field(None, description="What the node asks (its approval.message, rendered).")
+    actions: list[str] = Field(default_factory=list, description="The actions that may be chosen (its edges).")
+    since: str = Field(description="When the run stopped there (RFC 3339).", json_schema_extra={"format": "date-time"})
+    deadline: str | None = Field(
+        None,
+        description="When the node's timeout ends (RFC 3339): the run then resumes along its timeout edge, or "
+        "fails without one. Unset: it waits until someone decides.",
+        json_schema_extra={"format": "date-time"},
+    )
+    count: int = Field(1, description="How many times this run has been suspended so far (this suspension included).")
+    taken: int = Field(
+        0,
+        description="How many spec.approvals entries for this node earlier visits took: the next entry naming "
+        "the node is this visit's decision.",
+    )
+
+
 class RunStatus(_Model):
     """Status of one run of a flow: the FlowRun CRD's `status` and `flowctl run --json`'s output."""
 
-    phase: RunPhase = Field("Pending", description="Pending, Running, Succeeded, Failed or Cancelled.")
+    phase: RunPhase = Field(
+        "Pending",
+        description="Pending, Running, Suspended (stopped at an approval node, no pod held: see suspended), "
+        "Succeeded, Failed or Cancelled.",
+    )
     start_time: str | None = Field(
         None, description="When the run started (RFC 3339, UTC).", json_schema_extra={"format": "date-time"}
     )
@@ -106,6 +134,30 @@ class RunStatus(_Model):
     )
     items_reused: int | None = Field(
         None, description="Batch items finished before and reused from the checkpoint instead of being run again."
+    )
+    output_refs: dict[str, dict[str, Any]] | None = Field(
+        None,
+        description="Output values kept whole in the run's store, by output key: every value whose JSON is over "
+        "4 KiB, and any other the status had to shorten (output then holds a preview). Each says where: blob (the "
+        "store folder, e.g. outputs/report, whose parts blob/0, blob/1... hold the zlib-compressed JSON), parts, "
+        "bytes (of the JSON) and storedBytes (compressed). Print one with: flowctl output RUN KEY.",
+        json_schema_extra={
+            "additionalProperties": {
+                "type": "object",
+                "description": "Where one output value is kept.",
+                "properties": {
+                    "blob": {"type": "string", "description": "The store folder holding the value's parts."},
+                    "parts": {"type": "integer", "description": "How many parts (blob/0 ...) hold it."},
+                    "bytes": {"type": "integer", "description": "Bytes of the value's JSON."},
+                    "storedBytes": {"type": "integer", "description": "Bytes kept in the store (compressed)."},
+                },
+            }
+        },
+    )
+    suspended: SuspendedState | None = Field(
+        None,
+        description="Set while the run is Suspended: the approval node it waits at. Choose an action with "
+        "flowctl approve RUN --action A, or add {node, action} to the FlowRun's spec.approvals.",
     )
 
     def to_json(self, *, indent: int | None = None) -> str:

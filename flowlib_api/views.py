@@ -83,6 +83,34 @@ class FlowRunView(ObjectView):
         return bool(self.spec.get(SpecKey.CANCEL))
 
     @property
+    def approvals(self) -> list[dict[str, Any]]:
+        """``spec.approvals``: decisions for approval nodes, in the order they are taken."""
+        given = self.spec.get(SpecKey.APPROVALS) or []
+        return [a for a in given if isinstance(a, dict)]
+
+    @property
+    def suspended(self) -> dict[str, Any] | None:
+        """``status.suspended`` while the run waits at an approval node."""
+        value = self.status.get(StatusKey.SUSPENDED)
+        return value if isinstance(value, dict) and self.phase == "Suspended" else None
+
+    @property
+    def segment(self) -> int:
+        """Which Job of the run starts next: 1, then one more after each suspension."""
+        suspended = self.suspended
+        return 1 if suspended is None else int(suspended.get("count") or 1) + 1
+
+    def decision_waiting(self) -> bool:
+        """Whether the approval node the run is Suspended at has a decision it has not taken yet:
+        more ``spec.approvals`` entries name that node than the run took for it before."""
+        suspended = self.suspended
+        if suspended is None:
+            return False
+        node = suspended.get("node")
+        taken = int(suspended.get("taken") or 0)
+        return sum(1 for a in self.approvals if a.get("node") == node) > taken
+
+    @property
     def flow_ref(self) -> str | None:
         return (self.spec.get(SpecKey.FLOW_REF) or {}).get("name") or None
 

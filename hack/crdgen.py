@@ -119,12 +119,19 @@ def flowrun_spec_schema() -> dict[str, Any]:
     props["cancel"]["x-kubernetes-validations"] = [
         {"rule": "self || !oldSelf", "message": "a cancelled FlowRun cannot be un-cancelled"}
     ]
+    props["approvals"]["x-kubernetes-validations"] = [
+        {
+            "rule": "self.size() >= oldSelf.size() && oldSelf.all(a, a in self)",
+            "message": "spec.approvals: entries may be added, not changed or removed",
+        }
+    ]
     presence = " && ".join(f"has(self.{n}) == has(oldSelf.{n})" for n in immutable)
     schema["x-kubernetes-validations"] = [
         *(rule.cel() for rule in SPEC_RULES),
         {
             "rule": presence,
-            "message": "spec fields cannot be added or removed after the FlowRun is created, except spec.cancel",
+            "message": "spec fields cannot be added or removed after the FlowRun is created, except spec.cancel "
+            "and spec.approvals",
         },
     ]
     return schema

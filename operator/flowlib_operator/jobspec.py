@@ -224,7 +224,7 @@ def runner_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(name),
+            "name": job_name(name, run.segment),
             "namespace": namespace,
             "labels": {**labels, LABEL_COMPONENT: RUNNER_NAME},
             "ownerReferences": [owner_reference(flowrun)],

@@ -19,9 +19,12 @@ def _bounded(prefix: str, name: str, suffix: str = "") -> str:
     return f"{prefix}{name[:keep].rstrip('-.')}-{digest}{suffix}"
 
 
-def job_name(flowrun: str) -> str:
-    """The runner Job of a FlowRun: stable, unique per FlowRun name, at most 63 characters."""
-    return _bounded("", flowrun, "-run")
+def job_name(flowrun: str, segment: int = 1) -> str:
+    """The runner Job of a FlowRun: stable, unique per FlowRun name, at most 63 characters.
+
+    A run that stopped at an approval node goes on in a new Job (``segment`` 2, 3...): its own name,
+    so the Job that ran before can never be taken for it, however late its deletion is seen."""
+    return _bounded("", flowrun, "-run" if segment <= 1 else f"-run-{segment}")
 
 
 def snapshot_name(flowrun: str) -> str:

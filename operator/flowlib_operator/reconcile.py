@@ -173,6 +173,9 @@ def _decide(
             )
         return Decision(delete_job=job is not None and job.get("metadata", {}).get("deletionTimestamp") is None)
 
+    if run.phase == "Suspended":
+        return _suspended(flowrun, job, moment)
+
     if job is not None:
         failed = _job_condition(job, "Failed")
         if failed is not None:
@@ -189,6 +192,29 @@ def _decide(
         return _pods_going(flowrun, job, pods, latest, moment=moment, start_timeout=start_timeout)
 
     return _job_missing(flowrun, job_seen=job_seen, moment=moment)
+
+
+def _suspended(flowrun: dict[str, Any], job: dict[str, Any] | None, moment: datetime) -> Decision:
+    """A run stopped at an approval node. Its runner checkpointed and exited: the Job that ran it is
+    deleted, so no pod is kept while it waits. It goes on in a new Job (``naming.job_name``'s next
+    segment) once ``spec.approvals`` holds the decision, or the node's timeout has ended (the runner
+    then takes the timeout edge)."""
+    run = FlowRunView(flowrun)
+    if job is not None:
+        if job["metadata"].get("deletionTimestamp") is not None:
+            return Decision()
+        if _job_condition(job, "Complete") is not None or _job_condition(job, "Failed") is not None:
+            return Decision(delete_job=True)
+        return Decision()  # its runner is exiting, or the next segment's is starting
+    suspended = run.suspended or {}
+    node = suspended.get("node") or "?"
+    if run.decision_waiting():
+        return Decision(create_job=True, event=("Normal", "Resuming", f"a decision for {node} was given; resuming"))
+    deadline = parse_time(suspended.get("deadline"))
+    if deadline is not None and moment >= deadline:
+        message = f"the approval of {node} timed out; resuming along its timeout edge"
+        return Decision(create_job=True, event=("Normal", "Resuming", message))
+    return Decision()
 
 
 MISSING_JOB_GRACE = 30.0

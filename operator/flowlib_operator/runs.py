@@ -230,6 +230,12 @@ class RunLifecycle:
         self.cache.put_flowrun(body, deleted=False)
         await self.reconcile(FlowRunView(body).key)
 
+    async def decided(self, body: dict[str, Any]) -> None:
+        """``spec.approvals`` changed: a Suspended run whose decision arrived goes on (``reconcile``)."""
+        self.cache.put_flowrun(body, deleted=False)
+        if FlowRunView(body).phase == "Suspended":
+            await self.reconcile_quietly(FlowRunView(body).key)
+
     # -- following runs -------------------------------------------------------------------------
 
     async def reconcile(self, key: Key, *, verify: bool = False) -> None:

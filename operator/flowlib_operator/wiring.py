@@ -183,6 +183,10 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
         if new:
             await op.runs.cancel(dict(body))
 
+    @kopf.on.field(group, version, FLOWRUNS.plural, field=f"spec.{SpecKey.APPROVALS}", registry=registry)
+    async def flowrun_approved(body: kopf.Body, **_: Any) -> None:
+        await op.runs.decided(dict(body))
+
     @kopf.on.event(JOBS.group, JOBS.version, JOBS.plural, labels=managed, registry=registry)
     async def job_event(body: kopf.Body, type: str | None, **_: Any) -> None:
         key = op.runs.cache.put_job(dict(body), type == "DELETED")
@@ -195,7 +199,8 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
         if key is not None:
             await op.runs.reconcile_quietly(key)
 
-    del login, configure, stop, flow_changed, flowrun_event, flowrun_created, flowrun_cancel, job_event, pod_event
+    del login, configure, stop, flow_changed, flowrun_event, flowrun_created, flowrun_cancel, flowrun_approved
+    del job_event, pod_event
 
 
 def _refuse(problems: list[str], kind: str) -> None:

@@ -86,7 +86,7 @@ def test_the_crd_rules_are_generated_from_the_contract() -> None:
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert ONE_FLOW_SOURCE.cel() in spec["x-kubernetes-validations"]
     immutable = [name for name, schema in spec["properties"].items() if "x-kubernetes-validations" in schema]
-    assert sorted(immutable) == sorted([*FlowRunSpec.immutable_fields(), "cancel"])
+    assert sorted(immutable) == sorted([*FlowRunSpec.immutable_fields(), "cancel", "approvals"])
     paths = {column["jsonPath"] for column in version["additionalPrinterColumns"]}
     assert f".status.{StatusKey.JOB_NAME}" in paths and f".status.{StatusKey.POD_NAME}" in paths
 

@@ -288,3 +288,43 @@ def test_a_fresh_read_replaces_what_the_watch_left_in_the_cache() -> None:
     fresh_pod = owned(pod("Pending"), "Job", "r-run", ghost["metadata"]["uid"])
     cache.replace_job(key, ghost, [fresh_pod])  # the API says: there they are (their ADDED were missed)
     assert cache.job_of(key, "u") is ghost and cache.pods_of(key, ghost) == [fresh_pod]
+
+
+def suspended_run(deadline: datetime | None = None, **spec: Any) -> dict[str, Any]:
+    flowrun = run("Suspended", **spec)
+    flowrun["status"]["suspended"] = {
+        "node": "gate",
+        "actions": ["approve"],
+        "since": stamp(NOW - timedelta(minutes=5)),
+        "deadline": None if deadline is None else stamp(deadline),
+        "count": 1,
+        "taken": 0,
+    }
+    return flowrun
+
+
+def test_a_suspended_run_keeps_no_job_and_resumes_on_a_decision_or_its_deadline() -> None:
+    waiting = suspended_run()
+    # Its runner exited: the completed Job (and with it the pod) goes.
+    assert decide(waiting, job(("Complete", "")), [], job_seen=True, moment=NOW, start_timeout=60, fresh=True) == (
+        Decision(delete_job=True)
+    )
+    assert decide(waiting, job(), [], job_seen=True, moment=NOW, start_timeout=60, fresh=True) == Decision()
+    # No Job, no decision, no deadline: it waits (and is not taken for a run whose Job was deleted).
+    assert decide(waiting, None, [], job_seen=True, moment=NOW, start_timeout=60, fresh=True) == Decision()
+    decided = suspended_run(approvals=[{"node": "other"}, {"node": "gate", "action": "approve"}])
+    resumed = decide(decided, None, [], job_seen=True, moment=NOW, start_timeout=60, fresh=True)
+    assert resumed.create_job and resumed.status is None
+    assert decide(decided, None, [], job_seen=True, moment=NOW, start_timeout=60).refresh  # never on the cache alone
+    # A decision an earlier visit took does not count for this one.
+    taken = suspended_run(approvals=[{"node": "gate", "action": "approve"}])
+    taken["status"]["suspended"]["taken"] = 1
+    assert decide(taken, None, [], job_seen=True, moment=NOW, start_timeout=60, fresh=True) == Decision()
+    late = suspended_run(deadline=NOW - timedelta(seconds=1))
+    assert decide(late, None, [], job_seen=True, moment=NOW, start_timeout=60, fresh=True).create_job
+    early = suspended_run(deadline=NOW + timedelta(seconds=30))
+    assert decide(early, None, [], job_seen=True, moment=NOW, start_timeout=60, fresh=True) == Decision()
+    # A cancel of a waiting run ends it at once.
+    cancelled = suspended_run(cancel=True)
+    final = decide(cancelled, None, [], job_seen=True, moment=NOW, start_timeout=60, fresh=True)
+    assert final.status is not None and final.status["phase"] == "Cancelled"

@@ -19,12 +19,16 @@ from flowlib import CancelToken
 from flowlib.events import Observer
 from flowlib_api.flowspec import FlowSpec
 from flowlib_api.runstatus import RunPhase, RunStatus
+from flowlib_api.times import rfc3339_millis
 from flowlib_runner.definition.build import build_flow
 from flowlib_runner.definition.factories.durable import JOURNAL
+from flowlib_runner.definition.factories.pause import APPROVALS, SuspendRun
 from flowlib_runner.definition.factories.threads import UserCodeExit as ThreadUserCodeExit
 from flowlib_runner.definition.loader import FlowDefinition
+from flowlib_runner.execution.approvals import Approvals
 from flowlib_runner.execution.checkpoints import Checkpoint, Checkpointer
 from flowlib_runner.execution.logs import RunLogger
+from flowlib_runner.execution.outputs import keep_outputs
 from flowlib_runner.execution.reporting import Reporter, StatusTracker, describe_error, select_output
 from flowlib_runner.execution.reporting.dispatch import Dispatch
 
@@ -57,6 +61,7 @@ async def execute_async(
     tracker: StatusTracker | None = None,
     checkpointer: Checkpointer | None = None,
     resumed: Checkpoint | None = None,
+    approvals: Approvals | None = None,
 ) -> RunStatus:
     """Run `definition` once and return its final status.
 
@@ -71,6 +76,10 @@ async def execute_async(
     `checkpointer` journals the run into its store (see `execution.checkpoints`); with `resumed`
     (a checkpoint read back) the run starts from it: its shared store instead of `input`, its
     position, its finished items, and its node states in the status.
+
+    ``approvals`` is where approval nodes get their decisions (``execution.approvals``); by default
+    none are given, and a run that reaches an approval node stops there (phase ``Suspended``) when
+    it has a ``checkpointer`` to resume from, else the node fails saying how to decide.
     """
     tracker = tracker or StatusTracker(kinds=node_types(definition))
     token = cancel or CancelToken()
@@ -80,10 +89,16 @@ async def execute_async(
         if resumed.meta.get("nodes"):
             tracker.restore_nodes(resumed.meta["nodes"])
         tracker.resumed_from = f"{resumed.resumed_at} (checkpoint of attempt {resumed.meta.get('attempt', '?')})"
+    desk = approvals or Approvals(can_suspend=checkpointer is not None)
+    if resumed is not None:
+        desk.resume(resumed.meta)
+    if log is not None and desk.tell is None:
+        desk.tell = lambda node, text: log.line("INFO", tuple(node.split("/")), text)
     if checkpointer is not None:
         tracker.items_reused = lambda: checkpointer.items_reused
         if checkpointer.nodes is None:
             checkpointer.nodes = tracker.export_nodes
+        checkpointer.extra_meta = desk.checkpoint_meta
     tracker.start()
     started: list[Reporter] = []
     phase: RunPhase = "Failed"
@@ -96,17 +111,25 @@ async def execute_async(
             started.append(reporter)
         if log is not None and resumed is not None:
             log.line("INFO", (), f"resumed at {tracker.resumed_from}; {resumed.items_count} finished item(s) kept")
-        with _captured(log), _journaled(checkpointer, shared):
+        with _captured(log), _journaled(checkpointer, shared), _desk(desk):
             phase, message, reason = await _run(
                 definition, params, shared, Dispatch([tracker, *observers, *_as_list(log)]), token
             )
     except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as error:
         phase, message, interrupted = "Cancelled", f"cancelled: {describe_error(error)}", error
+    if phase == "Suspended":
+        tracker.suspended = desk.status()
+        if log is not None and desk.suspended is not None:
+            log.line("INFO", (), f"suspended: {message}")
+    output = select_output(shared, outputs)
+    kept = keep_outputs(checkpointer, tracker, output, phase=phase, message=message)  # written by finish()
     if checkpointer is not None:
         await checkpointer.finish(None if checkpointer.interrupted else phase)
         if checkpointer.disabled is not None and log is not None:
             log.line("WARNING", (), f"checkpoints: {checkpointer.disabled}")
-    tracker.finish(phase, message=message, output=select_output(shared, outputs), reason=reason)
+    tracker.finish(phase, message=message, output=output, reason=reason)
+    if kept is not None:
+        kept.settle(tracker)
     final = tracker.snapshot()
     errors = await _finish_reporters(started, final, log)
     if interrupted is not None:
@@ -151,6 +174,8 @@ async def _run(
         return "Failed", f"could not build flow {definition.name!r}: {describe_error(error)}", None
     try:
         await flow.run_async(shared, observer=observer, cancel=token)
+    except SuspendRun as stop:
+        return "Suspended", _waiting_text(stop), None
     except asyncio.CancelledError as error:
         if not token.cancelled:
             raise  # not ours: whoever cancelled this task gets the cancellation back
@@ -194,6 +219,24 @@ def _journaled(checkpointer: Checkpointer | None, shared: dict[str, Any]) -> Ite
         yield
     finally:
         JOURNAL.reset(token)
+
+
+def _waiting_text(stop: SuspendRun) -> str:
+    request = stop.request
+    actions = ", ".join(request.actions) or "default"
+    until = f"; its timeout ends {rfc3339_millis(stop.deadline)}" if stop.deadline is not None else ""
+    asked = f": {request.message}" if request.message else ""
+    return f"waiting for approval at {request.node}{asked} (actions: {actions}){until}"
+
+
+@contextmanager
+def _desk(desk: Approvals) -> Iterator[None]:
+    """Approval nodes of the run's main line ask ``desk``."""
+    token = APPROVALS.set(desk)
+    try:
+        yield
+    finally:
+        APPROVALS.reset(token)
 
 
 def _as_list(log: RunLogger | None) -> list[Observer]:

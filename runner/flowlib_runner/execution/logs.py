@@ -47,6 +47,7 @@ from flowlib import current_path
 from flowlib import events as ev
 from flowlib_api.times import rfc3339_millis
 from flowlib_runner.definition.factories.nodes import ErrorHandled
+from flowlib_runner.definition.factories.pause import SuspendRun
 from flowlib_runner.definition.runkinds.streams import command_output
 from flowlib_runner.execution.masking import Masker
 from flowlib_runner.execution.reporting.dispatch import TableObserver
@@ -298,6 +299,9 @@ class RunLogger(TableObserver):
             self.flush()
 
     def _flow_failed(self, e: ev.FlowFailed) -> None:
+        if isinstance(e.error, SuspendRun):
+            self._event("INFO", e.path, f"run stopped: {e.error}", "FlowSuspended", e.time)
+            return
         self._event("ERROR", e.path, f"run failed: {describe_error(e.error)}", "FlowFailed", e.time)
 
     def _flow_cancelled(self, e: ev.FlowCancelled) -> None:
@@ -338,6 +342,9 @@ class RunLogger(TableObserver):
         self._event("INFO", e.path, message, "NodeVisits", e.time)
 
     def _node_failed(self, e: ev.NodeFailed) -> None:
+        if isinstance(e.error, SuspendRun):
+            self._event("INFO", e.path, f"{e.error}{self._visit(e.visit)}", "NodeWaiting", e.time)
+            return
         self._event(
             "ERROR",
             e.path,

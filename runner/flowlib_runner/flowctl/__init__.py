@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from flowlib_runner.flowctl import cluster, local
+from flowlib_runner.flowctl import approve, cluster, local, outputs
 from flowlib_runner.flowctl.common import ClusterTarget, target_options
 
 
@@ -23,7 +23,7 @@ def main(ctx: click.Context, kubeconfig: str | None, context: str | None, namesp
     ctx.obj = ClusterTarget(kubeconfig=kubeconfig, context=context, namespace=namespace)
 
 
-for _command in (*local.COMMANDS, *cluster.COMMANDS):
+for _command in (*local.COMMANDS, *cluster.COMMANDS, *approve.COMMANDS, *outputs.COMMANDS):
     main.add_command(_command)
 
 __all__ = ["main"]

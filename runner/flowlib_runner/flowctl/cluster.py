@@ -37,6 +37,7 @@ from flowlib_api.runstatus import FINISHED_PHASES
 from flowlib_api.times import parse_duration
 from flowlib_api.views import FlowView
 from flowlib_runner.definition.loader import load_file
+from flowlib_runner.flowctl.archived import print_local_logs
 from flowlib_runner.flowctl.clusterapi import ClusterApi, ClusterError, connect
 from flowlib_runner.flowctl.common import (
     EXIT_CANCELLED,
@@ -296,7 +297,11 @@ def logs(*, run: str, follow: bool, kubeconfig: str | None, context: str | None,
 
     With -f, wait for the runner pod if it has not started (saying why it waits), follow it and the
     pods of later attempts, and exit once the run is over: 0 Succeeded, 1 Failed, 130 Cancelled.
+    Once the pods are gone, the log each attempt archived in the run's store is printed instead;
+    RUN may also be a local store directory (flowctl run --store DIR), whose archived log is printed.
     """
+    if Path(run).is_dir():
+        raise SystemExit(print_local_logs(run, emit=_emit, note=_note))
 
     async def work() -> int:
         async with connect(kubeconfig, context, namespace, prog=_prog()) as api:

@@ -157,6 +157,17 @@ class ClusterApi:
         work = self.client.patch(FLOWRUNS, name, {"spec": {"cancel": True}}, self.namespace)
         return await self._do(call, work, namespace=self.namespace, name=name)
 
+    async def add_approval(self, flowrun: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
+        """Append ``decision`` to the run's ``spec.approvals``; the resourceVersion makes the write
+        fail (409) rather than drop a decision someone else added meanwhile."""
+        meta = flowrun["metadata"]
+        given: list[dict[str, Any]] = list((flowrun.get("spec") or {}).get("approvals") or [])
+        approvals = [*given, decision]
+        patch = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "spec": {"approvals": approvals}}
+        call = _Call("patch", FLOWRUNS)
+        work = self.client.patch(FLOWRUNS, meta["name"], patch, self.namespace)
+        return await self._do(call, work, namespace=self.namespace, name=meta["name"])
+
     async def get_flow(self, name: str) -> dict[str, Any]:
         call = _Call("get", FLOWS)
         return await self._do(call, self.client.get(FLOWS, name, self.namespace), namespace=self.namespace, name=name)

@@ -4,7 +4,8 @@ cluster is (`--kubeconfig`, `--context`, `-n/--namespace`, before or after the s
 Why these exit codes: scripts and CI branch on them -- 0 succeeded, 1 failed, 2 invalid definition
 (or bad usage, as click does), 130 cancelled (the shell's code for an interrupted command), and 3
 when the cluster could not be asked (``clusterapi.EXIT_CLUSTER``), so a script can tell "the run
-failed" from "nobody knows".
+failed" from "nobody knows"; 4 when a local run stopped at an approval node (``Suspended``: continue
+it with ``flowctl run --resume DIR --approve NODE=ACTION``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any, TypeVar, cast
 import click
 import yaml
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
-EXIT_CODES = {"Succeeded": EXIT_OK, "Failed": EXIT_FAILED, "Cancelled": EXIT_CANCELLED}
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED, EXIT_SUSPENDED = 0, 1, 2, 130, 4
+EXIT_CODES = {"Succeeded": EXIT_OK, "Failed": EXIT_FAILED, "Cancelled": EXIT_CANCELLED, "Suspended": EXIT_SUSPENDED}
 
 F = TypeVar("F", bound=Callable[..., Any])
 

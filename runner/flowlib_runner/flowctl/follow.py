@@ -8,6 +8,10 @@ The follower therefore drives from the FlowRun: it streams each attempt's pod in
 it is waiting for meanwhile, and returns the FlowRun once its phase is final, so that the command
 can exit with the run's result.
 
+When no runner pod is left (a cancelled run's Job is deleted with its pods and their logs), it
+prints the log each attempt archived in the run's store instead (`execution.logarchive`), read with
+the user's own credentials (`archived`), each attempt under a `==> attempt N (...) <==` line.
+
 Lines go to `emit` (stdout: the log itself, pipeable), everything the follower says about the wait
 goes to `note` (stderr).
 """
@@ -21,7 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowlib_api.runstatus import FINISHED_PHASES
-from flowlib_runner.flowctl.clusterapi import ClusterApi, LogNotReady
+from flowlib_runner.execution.logarchive import archived_attempts, read_log
+from flowlib_runner.flowctl.archived import how_read, open_cluster_store, reading, store_location
+from flowlib_runner.flowctl.clusterapi import ClusterApi, ClusterError, LogNotReady
 
 
 def _container_state(pod: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +90,8 @@ class LogFollower:
         started = [p for p in pods if has_started(p)]
         if not started:
             status = flowrun.get("status") or {}
+            if status.get("podName") and await self.print_archive(flowrun):
+                return flowrun  # the pods are gone; their attempts' logs were archived in the run's store
             self._say(self._waiting_text(status, pods, ended=status.get("phase") in FINISHED_PHASES))
         for pod in started:
             await self._stream(pod, pods, follow=False, announce=len(started) > 1)
@@ -102,8 +110,19 @@ class LogFollower:
             if status.get("phase") in FINISHED_PHASES:
                 for pod in started:  # the last lines of pods that were still flushing when the run ended
                     await self._bounded(self._stream(pod, pods, follow=True), self.drain)
-                if not self.printed:
+                if not self.printed and not (status.get("podName") and await self.print_archive(flowrun)):
                     self._say(self._waiting_text(status, pods, ended=True))
+                return flowrun
+            waiting = status.get("suspended") if status.get("phase") == "Suspended" else None
+            if waiting and all(is_over(p) for p in todo):
+                # Stopped at an approval node, its pod ended: nothing more comes until someone decides.
+                for pod in started:
+                    await self._bounded(self._stream(pod, pods, follow=True), self.drain)
+                actions = "|".join(waiting.get("actions") or []) or "default"
+                self._say(
+                    f"{self.run} is Suspended at {waiting.get('node')}: {waiting.get('message') or 'waiting'}; "
+                    f"decide with `flowctl approve {self.run} --action {actions}`"
+                )
                 return flowrun
             if started:
                 await self._stream_while_running(started[0], pods)
@@ -174,6 +193,31 @@ class LogFollower:
                 self.finished_pods.add(name)
                 return
             await asyncio.sleep(self.poll)  # the stream ended but the container runs on: resume
+
+    # -- the log archive (the pods are gone) ------------------------------------------------------
+
+    async def print_archive(self, flowrun: dict[str, Any]) -> bool:
+        """Print every attempt's log archived in the run's store, each under a header line; whether
+        there was any. One that cannot be read is said (why, and what would let it be read)."""
+        location = store_location(flowrun)
+        if location is None:
+            return False
+        try:
+            store = open_cluster_store(self.api, flowrun, location)
+            attempts = await reading(location, archived_attempts(store), namespace=self.api.namespace)
+            if not attempts:
+                return False
+            self._say(f"the runner pods are gone; printing the log archived in the run's store ({how_read(location)})")
+            for attempt in attempts:
+                text = await reading(location, read_log(store, attempt), namespace=self.api.namespace)
+                self.emit(f"==> attempt {attempt} (archived in {location.description}) <==")
+                for line in (text or "").splitlines():
+                    self.emit(line)
+                self.printed[f"archive/{attempt}"] = 1
+        except ClusterError as error:
+            self._say(f"the run's log archive cannot be read: {error.format_message()}")
+            return bool(self.printed)
+        return True
 
     # -- what we are waiting for ------------------------------------------------------------------
 

@@ -22,10 +22,13 @@ import click
 from rich.console import Console
 
 from flowlib_api.runstatus import RunStatus
+from flowlib_runner.definition.factories.pause import ApprovalRequest
 from flowlib_runner.definition.graph import GRAPH_FORMATS, render
 from flowlib_runner.definition.loader import FlowDefinition, LoadResult, load_file
+from flowlib_runner.execution.approvals import Approvals, parse_decisions
 from flowlib_runner.execution.checkpoints import CheckpointError
 from flowlib_runner.execution.execute import ReportingFailed, execute
+from flowlib_runner.execution.logarchive import LogArchive
 from flowlib_runner.execution.logs import LOG_FORMATS, RunLogger, Sink, stream_sink
 from flowlib_runner.execution.masking import Masker, mask_status, masked_streams
 from flowlib_runner.execution.reporting import ConsoleReporter, JsonFileReporter, Reporter, describe_error
@@ -88,6 +91,14 @@ def _load(path: str, flow: str | None) -> LoadResult:
     type=click.Path(exists=True, file_okay=False),
     help="Continue the killed run whose store is this directory (FILE is then not needed).",
 )
+@click.option(
+    "--approve",
+    "decisions",
+    multiple=True,
+    metavar="NODE[=ACTION]",
+    help="The decision of approval node NODE (default action: default), taken in order per node (repeatable). "
+    "Without one, a run on a terminal asks; with --store it stops (Suspended) to be resumed with --resume.",
+)
 @click.option("--retry-of", "source_dir", hidden=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--resubmit", "resubmit", hidden=True, is_flag=True)
 def run(
@@ -106,6 +117,7 @@ def run(
     resume_dir: str | None,
     source_dir: str | None,
     resubmit: bool,
+    decisions: tuple[str, ...] = (),
 ) -> None:
     """Run the flow in FILE (a Flow manifest, a bare spec or a seed-format file).
 
@@ -146,6 +158,8 @@ def run(
         sink: Sink = _console_sink(console)
     else:
         sink = stream_sink(log_stream)
+    archive = LogArchive(sink) if store_dir or resume_dir else None  # saved in the store at the end
+    sink = archive or sink
     log = RunLogger(sink, "json" if log_format == "json" else "text", info_events=not use_live, masker=masker)
 
     def report_error(reporter: Reporter, error: BaseException) -> None:
@@ -167,6 +181,17 @@ def run(
             input=shared,
             source=source,
         )
+    try:
+        given = parse_decisions(decisions)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    approvals = Approvals(
+        given,
+        cumulative=False,
+        ask=_ask_on_terminal if sys.stdin.isatty() and not as_json else None,
+        can_suspend=bool(directory),
+        hint="run it with --approve NODE=ACTION, from a terminal, or with --store DIR to stop and resume later",
+    )
     with masked_streams(masker):
         try:
             status = execute(
@@ -178,6 +203,7 @@ def run(
                 outputs=list(outputs) or None,
                 on_signal=lambda name: log.line("WARNING", (), f"{name}: cancelling the run"),
                 setup=setup,
+                approvals=approvals,
             )
         except CheckpointError as error:
             click.echo(f"flowctl: {error}", err=True)
@@ -186,8 +212,31 @@ def run(
             click.echo(f"flowctl: {error}", err=True)
             _finish(mask_status(error.status, masker), as_json, console)
             raise SystemExit(EXIT_FAILED) from error
+        stores.save_local_log(store_dir or resume_dir, archive)
         _finish(mask_status(status, masker), as_json, console)
+    if status.suspended is not None and directory:
+        node = status.suspended.node
+        choices = "|".join(status.suspended.actions) or "default"
+        click.echo(
+            f"flowctl: the run waits for approval at {node}; continue it with "
+            f"`flowctl run --resume {directory} --approve {node}={choices}`",
+            err=True,
+        )
     raise SystemExit(EXIT_CODES.get(status.phase, EXIT_FAILED))
+
+
+def _ask_on_terminal(request: ApprovalRequest) -> str | None:
+    """Ask the person at the terminal which action approval node ``request`` takes."""
+    choices = list(request.actions) or ["default"]
+    if request.message:
+        click.echo(f"\n{request.node}: {request.message}", err=True)
+    answer: str = click.prompt(
+        f"approval {request.node}: choose an action",
+        type=click.Choice(choices),
+        default=choices[0],
+        err=True,
+    )
+    return answer
 
 
 def _secret_masker(names: tuple[str, ...]) -> Masker | None:

@@ -2,7 +2,9 @@
 
 A local store is a directory (``store.directory``) holding the run's checkpoints, as a ``pvc`` store
 does in a cluster, plus a copy of the definition and the params the run was started with, so a
-killed run can be continued and a failed one retried from the directory alone.
+killed run can be continued and a failed one retried from the directory alone. It also keeps the
+outputs too big for the status (``execution.outputs``) and each attempt's log (``save_local_log``),
+which ``flowctl output DIR`` and ``flowctl logs DIR`` print.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from flowlib_runner.execution.checkpoints import CheckpointError, ResumeMode, re
 from flowlib_runner.execution.checkpoints.journal import StoreOpener
 from flowlib_runner.execution.checkpoints.setup import DEFINITION_BLOB, definition_snapshot, invocation, prepare
 from flowlib_runner.execution.checkpoints.state import read_invocation
+from flowlib_runner.execution.logarchive import LogArchive, archived_attempts
 from flowlib_runner.execution.logs import RunLogger
 from flowlib_runner.flowctl.common import EXIT_INVALID
 from flowlib_runner.store import RunStore, StoreError, put
@@ -140,6 +143,23 @@ def store_setup(
     return setup
 
 
+def save_local_log(directory: str | None, archive: LogArchive | None) -> None:
+    """Save the run's log in its store directory, as the next attempt's (``logs/attempt-<n>``: the
+    first run is attempt 1, each ``--resume`` one more); a log that cannot be saved is said."""
+    if directory is None or archive is None:
+        return
+    store = DirectoryStore(directory)
+
+    async def save() -> None:
+        attempts = await archived_attempts(store)
+        await archive.save(store, (attempts[-1] if attempts else 0) + 1)
+
+    try:
+        asyncio.run(save())
+    except (StoreError, OSError) as error:
+        click.echo(f"flowctl: the run's log was not saved in {directory}: {error}", err=True)
+
+
 def opened_directory(directory: str | Path) -> StoreOpener:
     """The checkpoint writer's opener of a directory store (a directory needs no client)."""
 
@@ -156,5 +176,6 @@ __all__ = [
     "next_retry_directory",
     "opened_directory",
     "read_stored_run",
+    "save_local_log",
     "store_setup",
 ]

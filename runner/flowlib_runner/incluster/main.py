@@ -41,11 +41,14 @@ from flowlib_api.views import FlowRunView
 from flowlib_runner import __version__
 from flowlib_runner.definition.loader import load_object
 from flowlib_runner.definition.templates import declared_environment
+from flowlib_runner.execution.approvals import Approvals
 from flowlib_runner.execution.checkpoints import Checkpointer
 from flowlib_runner.execution.execute import execute_async
+from flowlib_runner.execution.logarchive import LogArchive
 from flowlib_runner.execution.logs import RunLogger, stream_sink
 from flowlib_runner.execution.masking import Masker, masked_streams, secret_env_names
 from flowlib_runner.incluster.checkpoints import StoreSetupError, set_up, store_location
+from flowlib_runner.incluster.logsave import save_run_log
 from flowlib_runner.incluster.reporter import FlowRunStatusReporter
 from flowlib_runner.kube import ClusterConfig, KubeClient, load_config
 from flowlib_runner.kube.client import ApiError
@@ -98,18 +101,25 @@ async def run(log_format: Literal["text", "json"] = "text") -> int:
             secret_names = [*secret_names, *S3_SECRET_KEYS]  # the store's credentials (jobspec)
         masker = Masker.from_environment(secret_names, os.environ)
         # The log masks its lines itself: it writes to stdout as it is, not to the masked stream.
-        log = RunLogger(stream_sink(sys.stdout), log_format, masker=masker)
+        # With a store, the log is also kept (bounded) and saved there when the attempt ends (logsave).
+        archive = LogArchive(stream_sink(sys.stdout)) if location is not None else None
+        log = RunLogger(archive or stream_sink(sys.stdout), log_format, masker=masker)
         with masked_streams(masker), declared_environment(_declared_names(view)):
-            return await _run_flow(
-                client,
-                flowrun,
-                snapshot_path,
-                pod_name=pod_name,
-                log=log,
-                masker=masker,
-                store=location,
-                config=config,
-            )
+            try:
+                return await _run_flow(
+                    client,
+                    flowrun,
+                    snapshot_path,
+                    pod_name=pod_name,
+                    log=log,
+                    masker=masker,
+                    store=location,
+                    config=config,
+                )
+            finally:
+                if archive is not None and location is not None:
+                    log.flush()
+                    await save_run_log(archive, location, client=client, flowrun=flowrun, attempt=view.attempt + 1)
 
 
 async def _run_flow(
@@ -180,6 +190,12 @@ async def _run_flow(
         token.cancel("cancelled before the runner started (spec.cancel)")
     _install_signal_handlers(client, reporter.name, reporter.namespace, token, reporter, checkpointer=checkpointer)
     await _event(client, flowrun, "Normal", "Started", started, masker=masker)
+    approvals = Approvals(
+        view.approvals,
+        can_suspend=checkpointer is not None,
+        hint="the run keeps no store (spec.store.enabled: false), so it cannot stop and resume; add its "
+        "decision to spec.approvals before it reaches the node, or give it a store",
+    )
     final = await execute_async(
         result.definition,
         input=input,
@@ -190,9 +206,14 @@ async def _run_flow(
         cancel=token,
         checkpointer=checkpointer,
         resumed=resumed,
+        approvals=approvals,
     )
     if reporter.interrupted is not None:
         return EXIT_INTERRUPTED
+    if final.phase == "Suspended" and not reporter.gone:
+        # The pod ends here; the operator starts the next one when a decision arrives or the timeout ends.
+        await _event(client, flowrun, "Normal", "Suspended", final.message or "waiting for approval", masker=masker)
+        return EXIT_DONE
     if not reporter.gone:
         event_type = "Normal" if final.phase == "Succeeded" else "Warning"
         message = final.message or f"run {final.phase.lower()}"

@@ -30,6 +30,7 @@ from flowlib_api.resources import (
     SUCCEEDED,
     ConditionStatus,
     StatusKey,
+    field_key,
     final_condition_status,
     succeeded_condition,
     transition_time,
@@ -43,7 +44,7 @@ from flowlib_runner.execution.reporting.base import ErrorCallback, PeriodicRepor
 from flowlib_runner.kube.client import ApiError, KubeClient
 
 log = logging.getLogger("flowlib.runner")
-_MAPPINGS = (StatusKey.NODES, StatusKey.OUTPUT)
+_MAPPINGS = (StatusKey.NODES, StatusKey.OUTPUT, field_key(RunStatus, "output_refs"))
 """Status fields that are maps: keys that disappeared are sent as null so the merge drops them."""
 
 
@@ -103,6 +104,8 @@ class FlowRunStatusReporter(PeriodicReporter):
             duration = run_duration(data.get(StatusKey.START_TIME), data.get(StatusKey.COMPLETION_TIME))
             if duration is not None:
                 data[StatusKey.DURATION] = duration
+        elif phase == "Suspended":
+            condition = ("Unknown", "Suspended", data.get(StatusKey.MESSAGE) or "waiting for approval")
         else:
             where = f" on pod {self.pod_name}" if self.pod_name else ""
             condition = ("Unknown", "Running", f"running{where} (attempt {self.attempt})")

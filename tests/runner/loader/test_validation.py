@@ -72,7 +72,7 @@ def test_unknown_type_and_run_kind_list_the_known_ones() -> None:
         "nodes: {a: {type: worker_pol, batch: {items: x}}, b: {run: {pyhton: '1'}, next: {default: a}}}"
     ) == [
         "nodes.a.type: unknown node type 'worker_pol'; did you mean 'worker_pool'?; known types: "
-        "async_batch, "
+        "approval, async_batch, "
         "base, batch, flow, parallel_batch, worker_pool, worker_pool_batch (plugins add types through the "
         "flowlib.node_types entry point)",
         "nodes.b.run.pyhton: unknown run kind 'pyhton'; did you mean 'python'?; known kinds: call, command, "
@@ -97,7 +97,7 @@ def test_unknown_fields_suggest_the_closest_and_camel_case() -> None:
         "spell fields in camelCase); known fields: backoff, jitter, maxRetries, maxWait, wait",
         "nodes.a.retry.wiat: unknown field 'wiat'; did you mean 'wait'?; known fields: backoff, jitter, "
         "maxRetries, maxWait, wait",
-        "nodes.a.tmeout: unknown field 'tmeout'; did you mean 'timeout'?; known fields: action, batch, "
+        "nodes.a.tmeout: unknown field 'tmeout'; did you mean 'timeout'?; known fields: action, approval, batch, "
         "description, flow, next, output, params, retry, run, timeout, type",
     ]
     assert messages("nodes: {a: {}}\nstrat: a") == [

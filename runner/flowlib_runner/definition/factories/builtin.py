@@ -279,6 +279,7 @@ class FlowNodeFactory:
 
 
 def builtin_factories() -> list[Any]:
+    from .approval import ApprovalNodeFactory
     from .nodes import YamlBatchNode, YamlNode, YamlParallelBatchNode, YamlWorkerPoolBatchNode
 
     return [
@@ -288,4 +289,5 @@ def builtin_factories() -> list[Any]:
         _SpecNodeFactory("parallel_batch", YamlParallelBatchNode, batch=True),
         _SpecNodeFactory("worker_pool", YamlWorkerPoolBatchNode, batch=True),
         FlowNodeFactory(),
+        ApprovalNodeFactory(),
     ]

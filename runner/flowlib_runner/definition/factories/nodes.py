@@ -27,6 +27,7 @@ from ..runkinds import Code
 from ..runkinds.python import NodeInfo
 from ..templates import Template, run_environment
 from .durable import JOURNAL, ItemJournal, RecordedFailure, Resumable, journal_boundary, unjournaled
+from .pause import no_approvals
 from .scopes import ItemScope
 from .threads import DEFAULT_ITEM_THREADS
 
@@ -450,7 +451,7 @@ class FinalNode:
         # The graph's cancel token (if it fired) must not stop the final node.
         token = RUN_CONTEXT.set(None if ctx is None else dataclasses.replace(ctx, cancel=None))
         try:
-            with unjournaled():  # the graph has ended: its last checkpoint stays the resume point
+            with unjournaled(), no_approvals():  # the graph has ended: its last checkpoint stays the resume point
                 await YamlFlow(self.final_node, name=self.name)._orch_async(shared, {**self.params})
         except Exception as exc:
             shared["run"]["finallyError"] = error_text(exc)
@@ -545,7 +546,7 @@ class IsolatedItems(SubFlowBehaviour):
                     return  # an earlier item failed the node: start no more
                 scope = ItemScope(shared)
                 try:
-                    with unjournaled():  # an item is recorded whole; walks inside it are no positions
+                    with unjournaled(), no_approvals():  # an item is recorded whole; walks inside it are no positions
                         await self._orch_async(scope, {**self.params, **params})
                 except Exception as exc:
                     if self.on_item_error != "continue":

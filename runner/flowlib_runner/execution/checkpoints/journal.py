@@ -33,7 +33,7 @@ import asyncio
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from time import monotonic, perf_counter
 from typing import Any
@@ -121,6 +121,11 @@ class Checkpointer:
         self.write_interval = write_interval
         self.note: Note = note or (lambda text: log.warning("%s", text))
         self.nodes = nodes
+        self.extra_meta: Callable[[], dict[str, Any]] | None = None
+        """More of the run's state kept with each checkpoint (the approval desk's)."""
+        self.last_writes: list[Callable[[RunStore], Awaitable[None]]] = []
+        """Writes of the run's end, done by the writer on its store after the last checkpoint (the
+        outputs kept whole, ``execution.outputs``); each handles its own errors."""
         self.interrupted = False
         """Set by a runner whose pod is being stopped from outside: the run is to be resumed, not ended."""
         self.shared: dict[str, Any] = {}
@@ -287,6 +292,8 @@ class Checkpointer:
             "ended": None,
             "resumable": True,
         }
+        if self.extra_meta is not None:
+            self._meta.update(self.extra_meta())
         self._meta_due = True
         cost = perf_counter() - began
         self._spent += cost
@@ -374,6 +381,8 @@ class Checkpointer:
                 self._wake.clear()
                 await self._write_once(store)
                 if self._stop and not self._has_work():
+                    for write in self.last_writes:
+                        await write(store)
                     return
 
     def _has_work(self) -> bool:
@@ -426,14 +435,17 @@ class Checkpointer:
             self.note(text)
 
     async def finish(self, phase: str | None) -> None:
-        """Record that the run ended ``phase`` (None: interrupted, to be resumed) and wait for the last
-        write, at most ``FINAL_WRITE_SECONDS``."""
+        """Record that the run ended ``phase`` (None: interrupted, to be resumed; ``Suspended``: stopped
+        at an approval node, to be resumed there) and wait for the last write, at most
+        ``FINAL_WRITE_SECONDS``."""
         with self._lock:
             if phase is not None and self.disabled is None and self._taken_seq != self.seq and self.frames == []:
-                # Where the run ended (the node that failed, or the end): what a retry starts from.
+                # Where the run ended (the node that failed or waits, or the end): where it goes on.
                 self._take(self._end_position if self._end_seq == self.seq else None)
             if phase is not None and self._meta is not None:
-                self._meta = {**self._meta, "ended": phase}
+                ended = None if phase == "Suspended" else phase
+                extra = self.extra_meta() if self.extra_meta is not None and self._meta.get("resumable") else {}
+                self._meta = {**self._meta, **extra, "ended": ended}
                 self._meta_due = True
             self._stop = True
         self._wake.set()

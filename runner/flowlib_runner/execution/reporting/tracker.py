@@ -21,12 +21,14 @@ from flowlib_api.runstatus import (
     NodeState,
     RunPhase,
     RunStatus,
+    SuspendedState,
     bounded,
     json_safe,
 )
 from flowlib_api.text import shorten
 from flowlib_api.times import rfc3339_millis
 from flowlib_runner.definition.factories.nodes import ErrorHandled
+from flowlib_runner.definition.factories.pause import SuspendRun
 from flowlib_runner.execution.reporting.dispatch import TableObserver
 
 
@@ -113,6 +115,12 @@ class StatusTracker(TableObserver):
         self._current: tuple[str, ...] | None = None
         self.resumed_from: str | None = None
         self.items_reused: Callable[[], int] | None = None
+        self.suspended: dict[str, Any] | None = None
+        """``status.suspended`` of a run that stopped at an approval node."""
+        self.output_refs: dict[str, dict[str, Any]] | None = None
+        """``status.outputRefs``: output values kept whole in the run's store (``execution.outputs``)."""
+        self.notes: list[str] = []
+        """Notes of the runner's own, given before those ``bounded()`` adds."""
         self._handlers: dict[type, Callable[[Any], None]] = {
             ev.FlowStarted: self._flow_started,
             ev.FlowFinished: self._ignore,
@@ -197,6 +205,15 @@ class StatusTracker(TableObserver):
         self._leave(event, "Succeeded").action = action if action is None or type(action) is str else str(action)
 
     def _node_failed(self, event: ev.NodeFailed) -> None:
+        if isinstance(event.error, SuspendRun):
+            # Not a failure: the run stops at this approval node (or the sub-flow holding it).
+            self.version += 1
+            waiting = self._node(event.path)
+            waiting.phase = "Waiting"
+            waiting.message = str(event.error)
+            waiting.visits = max(waiting.visits, event.visit)
+            waiting.duration = event.duration if waiting.duration is None else waiting.duration + event.duration
+            return
         node = self._leave(event, "Failed")
         node.message = describe_error(event.error)
         node.visits = max(node.visits, event.visit)
@@ -248,14 +265,14 @@ class StatusTracker(TableObserver):
             self.start_time = time.time()
         self.phase = phase
         self.reason = reason
-        self.completion_time = time.time()
+        self.completion_time = None if phase == "Suspended" else time.time()
         if message is not None:
             self.message = message
         elif phase == "Succeeded":
             self.message = None
         self.output = None if output is None else json_safe(output)
         for node in self._nodes.values():
-            if node.phase not in FINISHED_PHASES:
+            if node.phase not in FINISHED_PHASES and node.phase != "Waiting":
                 self._enter_finished(node, "Cancelled")
         self._current = None
         self.version += 1
@@ -279,8 +296,8 @@ class StatusTracker(TableObserver):
                 node.phase = "Running"  # it runs again now
         self.version += 1
 
-    def snapshot(self) -> RunStatus:
-        """The status now, bounded to the tracker's byte budget."""
+    def snapshot(self, *, bound: bool = True) -> RunStatus:
+        """The status now, bounded to the tracker's byte budget (``bound=False``: whole)."""
         status = RunStatus.model_construct(
             phase=self.phase,
             start_time=None if self.start_time is None else rfc3339_millis(self.start_time),
@@ -291,11 +308,13 @@ class StatusTracker(TableObserver):
             output=self.output,
             message=None if self.message is None else shorten(self.message, 64 * 1024),
             reason=self.reason,
-            notes=[],
+            notes=list(self.notes),
             resumed_from=self.resumed_from,
             items_reused=(self.items_reused() or None) if self.items_reused is not None else None,
+            output_refs=self.output_refs,
+            suspended=None if self.suspended is None else SuspendedState.model_validate(self.suspended),
         )
-        return bounded(status, self.budget)
+        return bounded(status, self.budget) if bound else status
 
 
 def select_output(shared: dict[str, Any], keys: Iterable[str] | None) -> dict[str, Any]:
