@@ -34,9 +34,13 @@ from pydantic.alias_generators import to_camel
 from flowlib_api.runstatus import RunStatus
 from flowlib_api.storespec import StoreSpec
 from flowlib_api.structural import PRESERVE_UNKNOWN
-from flowlib_api.times import rfc3339
+from flowlib_api.times import MAX_DURATION_TEXT, rfc3339, timeout_problem
 
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$|^[0-9]+(\.[0-9]+)?$"
+DURATION_PATTERN = r"^([0-9]{1,9}(\.[0-9]{1,9})?(ms|s|m|h))+$|^[0-9]{1,9}(\.[0-9]{1,9})?$"
+"""A duration as the CRD checks it: at most 9 digits a number, so within the CRD's 253 characters
+whatever passes fits an int64 of seconds (a 30-digit hour count is refused by the API server). The
+exact bound (``times.MAX_DURATION_SECONDS``) is the model's, which the webhook and the operator
+apply: a CRD pattern cannot add up the parts."""
 
 
 @dataclass(frozen=True)
@@ -166,8 +170,8 @@ class FlowRunSpec(_Model):
     )
     timeout: str | None = Field(
         None,
-        description="Longest time the run may take, e.g. 30m or 1h30m (the Job's activeDeadlineSeconds); "
-        "past it the run fails with reason Timeout.",
+        description="Longest time the run may take, e.g. 30m or 1h30m (the Job's activeDeadlineSeconds), at "
+        f"most {MAX_DURATION_TEXT}; past it the run fails with reason Timeout.",
         json_schema_extra={"pattern": DURATION_PATTERN},
     )
     retries: int | None = Field(
@@ -212,6 +216,14 @@ class FlowRunSpec(_Model):
     @model_validator(mode="after")
     def _one_flow_source(self) -> FlowRunSpec:
         problem = flow_source_problem(self.model_dump(by_alias=True, exclude_none=True))
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _timeout_fits(self) -> FlowRunSpec:
+        """Past ``MAX_DURATION_TEXT`` a timeout would overflow the Job's int64 deadline."""
+        problem = timeout_problem(self.timeout)
         if problem is not None:
             raise ValueError(problem)
         return self

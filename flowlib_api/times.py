@@ -20,6 +20,13 @@ _NUMBER = re.compile(r"^(?:\d+(?:\.\d+)?|\.\d+)$")
 
 DURATION_HELP = "write a duration like 500ms, 10s, 1m30s or 2h, or a number of seconds"
 
+MAX_DURATION_SECONDS = 366 * 24 * 3600
+"""The longest duration any field takes: 366 days (8784h). Durations become a Job's
+``activeDeadlineSeconds`` (an int64), a pod's sleep or a deadline timestamp; without a bound a
+30-digit ``timeout`` passed validation and gave a Job no API server accepts, and the run stayed
+Pending for ever. A year and a day covers any run or approval that someone still waits for."""
+MAX_DURATION_TEXT = "8784h (366 days)"
+
 
 def parse_duration(value: object) -> float:
     """Seconds as a float; raises ``ValueError`` (never anything else, whatever ``value`` is) with a
@@ -43,6 +50,8 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"a duration must be a string or a number, not {type(value).__name__}; {DURATION_HELP}")
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
         raise ValueError(f"{_shown(value)} is not a duration: it must be a finite number >= 0; {DURATION_HELP}")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"{_shown(value)} is longer than the longest duration flowlib takes, {MAX_DURATION_TEXT}")
     return seconds
 
 
@@ -62,9 +71,22 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def timeout_problem(text: object) -> str | None:
+    """Why a FlowRun's ``spec.timeout`` is not a duration flowlib takes, naming the field (None: it is
+    one, or it is not set); the webhook and the operator both ask before building the Job."""
+    if text is None:
+        return None
+    try:
+        parse_duration(text)
+    except ValueError as error:
+        return f"spec.timeout: {error}"
+    return None
+
+
 def deadline_seconds(text: str) -> int:
     """A FlowRun ``timeout`` as the Job's ``activeDeadlineSeconds``: whole seconds rounded up (a 1.5s
-    timeout must not become 1s), at least 1."""
+    timeout must not become 1s), at least 1, at most ``MAX_DURATION_SECONDS`` (``ValueError``
+    naming the field otherwise)."""
     try:
         seconds = parse_duration(text)
     except ValueError as error:

@@ -4,10 +4,9 @@
 #   hack/deploy.sh [KUSTOMIZE_DIR]      default: deploy/ (cluster-wide); or deploy/overlays/namespaced, ...
 #   hack/deploy.sh --dry-run [DIR]      render and print the commands without touching a cluster
 #
-# Why not a single `kubectl apply -k`: the install creates CRDs (ours and kopf's peering CRDs) and
-# objects of those kinds (the ClusterKopfPeering) together, and kubectl cannot map a kind whose CRD
-# does not exist yet. So: CRDs first, wait until they are Established, then everything. The same
-# order is right for upgrades (docs/operations.md).
+# A single `kubectl apply -k` works too (the operator creates its own peering object at start), but
+# this script applies the CRDs first and waits until they are Established: on upgrades the new CRDs
+# are then served before the operator that needs them starts, and the rollout is waited for.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

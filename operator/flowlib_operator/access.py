@@ -14,8 +14,12 @@ as any service account of the namespace and read any Secret or ConfigMap into th
   to every run;
 - ``spec.retryOf``: a retry reads its source FlowRun (input, params, outputs, checkpoints), so its
   author must be allowed to ``get`` that FlowRun; and it reaches the source's store, so what the
-  *source's* ``spec.store`` names is borrowed by the retry's author too. FlowRuns carry no opt-in
-  label: without the webhook, any author of FlowRuns in a namespace may retry any run there.
+  *source's* ``spec.store`` names is borrowed by the retry's author too. Without the webhook the
+  operator cannot know who wrote the retry, so the source must carry the opt-in label like a Secret:
+  otherwise anyone who may only create FlowRuns could read any finished run's ``spec.input`` (its
+  API keys) and checkpoints through user code in a retry. A retry may still bring its own
+  definition (``spec.flow``/``spec.flowRef``: "fix the code and retry"): the gate is on the source,
+  and once it is open (or the author may ``get`` it) the retry reads nothing its author could not.
 
 Two ways to allow a borrow, checked in this order:
 
@@ -69,11 +73,6 @@ class Borrowed:
     @property
     def ref(self) -> ResourceRef:
         return _REFS[self.kind]
-
-    @property
-    def labelled(self) -> bool:
-        """Whether a namespace admin can open it with the label (FlowRuns carry no such opt-in)."""
-        return self.kind != "FlowRun"
 
     def needed(self, namespace: str) -> dict[str, str]:
         """The permission the author must hold directly (SubjectAccessReview resourceAttributes)."""
@@ -175,10 +174,6 @@ async def _metadata(client: KubeClient, item: Borrowed, namespace: str) -> Mappi
     return await client.get_metadata_or_none(item.ref, item.name, namespace)
 
 
-async def _nothing() -> Mapping[str, Any] | None:
-    return None
-
-
 def _review(user: Mapping[str, Any], attributes: Mapping[str, str]) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "user": user.get("username") or "",
@@ -207,16 +202,19 @@ async def borrowing_problems(
 
     Each borrowed object must be open to runs (the label); with ``author`` (the webhook's request
     user), it may also be one the author may use directly (a SubjectAccessReview for each). A
-    retry's source FlowRun has no label: without ``author`` it is not checked, with one the author
-    must be allowed to get it. ``source`` is that FlowRun, when it exists (``borrowed``).
+    retry's source FlowRun is checked the same way. ``source`` is that FlowRun, when it exists
+    (``borrowed``); when it does not, or when the run names itself, without ``author`` there is
+    nothing another run could lose, and the retry fails later saying why (``stores.plan_resume``).
     """
-    items = [item for item in borrowed(run, source) if item.labelled or author is not None]
+    items = [
+        item
+        for item in borrowed(run, source)
+        if not (item.kind == "FlowRun" and author is None and (source is None or item.name == run.name))
+    ]
     if not items:
         return []
     namespace = run.namespace
-    found = await asyncio.gather(
-        *(_metadata(client, item, namespace) if item.labelled else _nothing() for item in items)
-    )
+    found = await asyncio.gather(*(_metadata(client, item, namespace) for item in items))
     problems: list[str] = []
     for item, metadata in zip(items, found, strict=True):
         if item.kind == "ServiceAccount" and _run_identity(metadata):
@@ -228,9 +226,9 @@ async def borrowing_problems(
         elif not await _allowed(client, author, item.needed(namespace)):
             who = author.get("username") or "the requesting user"
             instead = (
-                f"ask a namespace admin to label the {item.kind.lower()} {LABEL_RUNNER_ACCESS}=true"
-                if item.labelled
-                else "ask someone who may read it to create the retry"
+                "ask someone who may read it to create the retry"
+                if item.kind == "FlowRun"
+                else f"ask a namespace admin to label the {item.kind.lower()} {LABEL_RUNNER_ACCESS}=true"
             )
             problems.append(
                 f"{item.field}: {who} may not {item.described()} in namespace '{namespace}', so a FlowRun of "

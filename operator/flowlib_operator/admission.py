@@ -15,6 +15,8 @@ from typing import Any
 from flowlib_runner.definition.loader import flow_refs
 
 from flowlib_api.resources import flow_source_problem
+from flowlib_api.runnerpod import Snapshot, snapshot_size_problem
+from flowlib_api.times import timeout_problem
 from flowlib_api.views import FlowRunView
 from flowlib_operator.resolve import ADMISSION_VALIDATION_SECONDS, INLINE_NAME, lint
 
@@ -33,20 +35,36 @@ def definition_problems(name: str, spec: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def size_problem(name: str, spec: Mapping[str, Any]) -> str | None:
+    """Why a valid definition can never run: its compressed snapshot is over what a ConfigMap holds.
+
+    The operator's own check (``snapshot_size_problem``), made at the door so that such an object is
+    refused rather than accepted and failing every run later. Its sub-flows are left out (they may
+    not exist yet): a lower bound, and the operator still checks the whole snapshot of each run.
+    """
+    return snapshot_size_problem(Snapshot(name, spec).to_bytes())
+
+
 def flow_problems(body: Mapping[str, Any]) -> list[str]:
     metadata = body.get("metadata")
     name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    return definition_problems(name if isinstance(name, str) and name else "flow", body.get("spec") or {})
+    flow_name = name if isinstance(name, str) and name else "flow"
+    spec = body.get("spec") or {}
+    problems = definition_problems(flow_name, spec)
+    too_big = size_problem(flow_name, spec) if not problems and isinstance(spec, Mapping) else None
+    return [too_big] if too_big is not None else problems
 
 
 def flowrun_problems(body: Mapping[str, Any]) -> list[str]:
     run = FlowRunView(body)
-    problem = flow_source_problem(run.spec)
+    problem = flow_source_problem(run.spec) or timeout_problem(run.spec.get("timeout"))
     if problem is not None:
         return [problem]
     if run.inline_flow is None:
         return []
-    return [f"spec.flow.{p}" for p in definition_problems(INLINE_NAME, run.inline_flow)]
+    problems = [f"spec.flow.{p}" for p in definition_problems(INLINE_NAME, run.inline_flow)]
+    too_big = size_problem(INLINE_NAME, run.inline_flow) if not problems else None
+    return [f"spec.flow: {too_big}"] if too_big is not None else problems
 
 
 def spec_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:

@@ -15,7 +15,7 @@ import kopf
 from flowlib_runner.kube import KubeClient, load_config
 
 from flowlib_api.storespec import StoreSpec
-from flowlib_operator import __version__, metrics
+from flowlib_operator import __version__, metrics, peering
 from flowlib_operator.jobspec import RunnerSettings
 from flowlib_operator.stores import DEFAULT_STORE_TEXT, StoreProblem, parse_store_spec
 from flowlib_operator.wiring import Operator, OperatorConfig, register
@@ -57,7 +57,12 @@ class QuietWatchCache(logging.Filter):
 @click.option("-n", "--namespace", "namespaces", multiple=True, help="Watch only this namespace (repeatable).")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace (cluster-wide).")
 @click.option("--standalone", is_flag=True, help="Run without peering (no coordination with other replicas).")
-@click.option("--peering", "peering_name", default="flowlib-operator", help="Peering object shared by replicas.")
+@click.option(
+    "--peering",
+    "peering_name",
+    default="flowlib-operator",
+    help="Peering object shared by replicas (created at start if missing).",
+)
 @click.option("--priority", type=int, default=0, help="Peering priority; the highest active replica acts.")
 @click.option(
     "--liveness",
@@ -168,6 +173,8 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
     operator = Operator.build(client, config)
     registry = kopf.OperatorRegistry()
     register(registry, operator)
+    if not standalone:  # the operator makes its own peering object, so one `kubectl apply -k` installs it
+        peering.register(registry, client, peering_name, None if all_namespaces else namespaces)
     if metrics_port:
         metrics.serve(metrics_port)
     logging.getLogger("flowlib.operator").info(

@@ -29,7 +29,7 @@ from flowlib_api.meta import (
 from flowlib_api.resources import StatusKey, succeeded_condition
 from flowlib_api.runstatus import FINISHED_PHASES
 from flowlib_api.storespec import StoreLocation, StoreSpec
-from flowlib_api.times import now_utc, parse_time
+from flowlib_api.times import now_utc, parse_time, timeout_problem
 from flowlib_api.views import FlowRunView
 from flowlib_operator import metrics
 from flowlib_operator.access import FORBIDDEN_REASON, borrowing_problems
@@ -59,6 +59,9 @@ log = logging.getLogger("flowlib.operator")
 TRANSIENT_ERRORS = (TimeoutError, ApiError, OSError, aiohttp.ClientError)
 """What a request can still fail with after the client's retries (an unreachable or erring API):
 the reconcile is retried by the next resync pass."""
+INVALID_SPEC_REASON = "InvalidSpec"
+"""A spec field the CRD's schema let through but no Job can carry (a ``timeout`` past the bound)."""
+
 RESYNC_CONCURRENCY = 16
 """Runs a resync pass reconciles at once."""
 VERIFY_AFTER = 300.0
@@ -118,6 +121,10 @@ class RunLifecycle:
             return
         if run.job_name and await self.client.get_or_none(JOBS, run.job_name, run.namespace):
             return  # created before a restart; the Job watch follows it from here
+        too_long = timeout_problem(run.timeout)
+        if too_long is not None:  # without the webhook nothing refused it before: the Job could not exist
+            await self._refuse(status_patch, body, Refusal(INVALID_SPEC_REASON, f"invalid FlowRun: {too_long}"))
+            return
         try:
             store = store_location(self.default_store, run)
         except StoreProblem as problem:

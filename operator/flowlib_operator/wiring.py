@@ -15,6 +15,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp.web
 import kopf
 from flowlib_runner.kube.client import ApiError, KubeClient
 
@@ -42,6 +43,24 @@ from flowlib_operator.flows import FlowValidation
 from flowlib_operator.jobspec import RunnerSettings
 from flowlib_operator.runs import LeftoverObject, RunLifecycle
 from flowlib_operator.stores import DEFAULT_STORE_TEXT, parse_store_spec, store_problems
+
+ADMISSION_REVIEW_BYTES = 8 * 1024 * 1024
+"""The biggest AdmissionReview the webhook reads: an update carries the old object and the new one,
+each up to the API server's 3 MiB request limit, plus the review's own fields."""
+
+
+class WebhookServer(kopf.WebhookServer):
+    """Kopf's webhook server, reading reviews up to ``ADMISSION_REVIEW_BYTES``.
+
+    Kopf's aiohttp application keeps aiohttp's 1 MiB default body limit, so a Flow over about 1 MiB
+    got an HTTP 413 and the API server said only "failed calling webhook": such a Flow (one too big
+    to run, above all) must be read to be refused with a message that says why.
+    """
+
+    @staticmethod
+    async def _serve(fn: Any, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        bigger = request.clone(client_max_size=ADMISSION_REVIEW_BYTES)
+        return await kopf.WebhookServer._serve(fn, bigger)
 
 
 @dataclass
@@ -107,7 +126,7 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
             tls = op.config.webhook_tls_dir
             # kopf re-reads the files when they change (cert-manager renewals). The webhook
             # configuration itself is static (deploy/overlays/webhook), so kopf does not manage it.
-            settings.admission.server = kopf.WebhookServer(
+            settings.admission.server = WebhookServer(
                 addr="0.0.0.0",
                 port=op.config.webhook_port,
                 certfile=f"{tls}/tls.crt" if tls else None,

@@ -1,8 +1,9 @@
-"""The install itself, on the Kubernetes API simulator: ``hack/deploy.sh`` applies the real manifests
-with the real kubectl, the simulated kubelet starts the operator from the Deployment (as UID 65532,
-with the service account token of ``flowlib-operator``, so the simulator's RBAC checks the installed
-rules), and a FlowRun runs to the end. This is the part of ``make e2e`` that needs no Docker; the
-same manifests on a real cluster are the e2e job's.
+"""The install itself, on the Kubernetes API simulator: the real kubectl applies the real manifests
+(the cluster-wide one with a single ``kubectl apply -k``, as the README says, on a fresh cluster; the
+namespaced one with ``hack/deploy.sh``, as ``make deploy`` does), the simulated kubelet starts the
+operator from the Deployment (as UID 65532, with the service account token of ``flowlib-operator``,
+so the simulator's RBAC checks the installed rules), and a FlowRun runs to the end. This is the part
+of ``make e2e`` that needs no Docker; the same manifests on a real cluster are the e2e job's.
 
 Only the metrics and health ports are moved (to free ones), since the simulated pods share this
 machine's network; everything else is the overlay as a user applies it.
@@ -24,6 +25,7 @@ import yaml
 from tests.deploy.manifests import ROOT, flag_values, operator_container, render
 
 pytestmark = [pytest.mark.kubesim, pytest.mark.slow]
+OPERATOR_USER = "system:serviceaccount:flowlib-system:flowlib-operator"
 
 HELLO = {
     "apiVersion": "flowlib.dev/v1alpha1",
@@ -85,6 +87,19 @@ def _deploy(sim: Any, directory: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _apply_once(sim: Any, directory: Path) -> None:
+    """The README's install: one ``kubectl apply -k``, then the rollout. Any failure of the apply
+    (e.g. "ensure CRDs are installed first") fails the test: there is no second try."""
+    done = sim.kubectl("apply", "-k", str(directory), check=False, timeout=120)
+    assert done.returncode == 0, f"the first apply failed:\n{done.stdout}{done.stderr}"
+    assert "ensure CRDs are installed first" not in done.stderr, done.stderr
+    rollout = sim.kubectl(
+        "-n", "flowlib-system", "rollout", "status", "deployment/flowlib-operator", "--timeout=90s",
+        check=False, timeout=120,
+    )  # fmt: skip
+    assert rollout.returncode == 0, rollout.stdout + rollout.stderr
+
+
 def _apply(sim: Any, namespace: str, obj: dict[str, Any]) -> None:
     sim.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(obj))
 
@@ -117,17 +132,25 @@ def _create_namespace(sim: Any, name: str) -> None:
     sim.kubectl("create", "namespace", name)
 
 
-def test_cluster_wide_install_runs_a_flow(kubesim: Any, tmp_path: Path) -> None:
-    _deploy(kubesim, _kustomization_with_free_ports("deploy", tmp_path / "install"))
-    _create_namespace(kubesim, "team-a")
-    _apply(kubesim, "team-a", HELLO)
-    _apply(kubesim, "team-a", _flowrun("hello-1"))
-    status = _wait_for_phase(kubesim, "team-a", "hello-1")
+def test_one_apply_on_a_fresh_cluster_installs_an_operator_that_runs_a_flow(kubesim: Any, tmp_path: Path) -> None:
+    """`kubectl apply -k deploy/` once, then a FlowRun succeeds; the ClusterKopfPeering that kopf waits
+    for is the one the operator created itself, with its installed permissions."""
+    with kubesim.auditing() as audit:
+        _apply_once(kubesim, _kustomization_with_free_ports("deploy", tmp_path / "install"))
+        _create_namespace(kubesim, "team-a")
+        _apply(kubesim, "team-a", HELLO)
+        _apply(kubesim, "team-a", _flowrun("hello-1"))
+        status = _wait_for_phase(kubesim, "team-a", "hello-1")
     assert status["phase"] == "Succeeded", status
     assert status["output"] == {"shout": "HELLO, ADA!"}
     peering = json.loads(kubesim.kubectl("get", "clusterkopfpeering", "flowlib-operator", "-o", "json").stdout)
+    assert peering["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "flowlib-operator"
     pods = json.loads(kubesim.kubectl("-n", "flowlib-system", "get", "pods", "-o", "json").stdout)["items"]
     assert set(peering["status"]) == {p["metadata"]["name"] for p in pods}, "POD_ID names the replica"
+    calls = [(attrs.verb, allowed) for user, attrs, allowed in audit
+             if user == OPERATOR_USER and attrs.resource == "clusterkopfpeerings"]  # fmt: skip
+    assert ("create", True) in calls, "the operator created its peering object"
+    assert all(allowed for _, allowed in calls), f"peering calls refused: {calls}"
 
 
 def test_namespaced_install_acts_only_in_its_namespaces(kubesim: Any, tmp_path: Path) -> None:
@@ -144,3 +167,7 @@ def test_namespaced_install_acts_only_in_its_namespaces(kubesim: Any, tmp_path: 
     assert not ignored.get("status"), "the operator acted outside its namespaces"
     jobs = json.loads(kubesim.kubectl("-n", "elsewhere", "get", "jobs", "-o", "json").stdout)["items"]
     assert jobs == []
+    # The operator peers through a KopfPeering it created in each watched namespace, and only there.
+    peerings = json.loads(kubesim.kubectl("get", "kopfpeerings", "-A", "-o", "json").stdout)["items"]
+    assert [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in peerings] == [(watched, "flowlib-operator")]
+    assert peerings[0].get("status"), "kopf writes the replica's heartbeat into it"

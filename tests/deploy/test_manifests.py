@@ -183,6 +183,43 @@ def test_operator_namespace_enforces_restricted_pod_security() -> None:
 # -- RBAC and peering ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS)
+def test_one_apply_installs_it(directory: str) -> None:
+    """No object is of a kind whose CRD the same apply creates: `kubectl apply -k` maps every kind
+    before it creates anything, so such an object fails the first apply on a fresh cluster with
+    "no matches for kind ... ensure CRDs are installed first" (the ClusterKopfPeering once did)."""
+    objects = render(directory)
+    created = {
+        (f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"])
+        for crd in find(objects, "CustomResourceDefinition")
+        for version in crd["spec"]["versions"]
+    }
+    needing = [f"{o['kind']}/{o['metadata']['name']}" for o in objects if (o["apiVersion"], o["kind"]) in created]
+    assert needing == [], f"{directory}: these need a CRD of the same apply: {needing}"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS)
+def test_the_operator_may_create_the_peering_it_waits_for(directory: str) -> None:
+    """The peering objects the operator makes at start (named by --peering, cluster-wide or in each
+    --namespace) are ones its installed RBAC lets it create and keep."""
+    from flowlib_operator.peering import peering_targets
+
+    objects = render(directory)
+    args = operator_container(objects)["args"]
+    (name,) = flag_values(args, "--peering")
+    namespaces = None if "--all-namespaces" in args else flag_values(args, "--namespace")
+    needed = {"create", "get", "list", "watch", "patch"}
+    for target in peering_targets(name, namespaces):
+        if target.namespace is None:
+            granted = _rules(one(objects, "ClusterRole", "flowlib-operator"))
+        else:
+            bound = [b for b in find(objects, "RoleBinding") if b["metadata"]["namespace"] == target.namespace]
+            assert bound, f"no RoleBinding in {target.namespace} for its {target.kind}"
+            granted = set().union(*(_rules(one(objects, "ClusterRole", b["roleRef"]["name"])) for b in bound))
+        held = {verb for group, resource, verb in granted if (group, resource) == ("kopf.dev", target.ref.plural)}
+        assert needed <= held, f"{directory}: {target.describe()} needs {sorted(needed - held)}"
+
+
 def _rules(role: dict[str, Any]) -> set[tuple[str, str, str]]:
     return {
         (group, resource, verb)
@@ -209,7 +246,7 @@ def test_cluster_wide_installs_grant_exactly_operator_rbac(directory: str) -> No
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "flowlib-operator", "namespace": OPERATOR_NAMESPACE}
     ]
-    assert one(objects, "ClusterKopfPeering", "flowlib-operator")
+    assert not find(objects, "ClusterKopfPeering"), "the operator creates its peering object (peering.py)"
     assert not find(objects, "KopfPeering")
 
 
@@ -232,7 +269,7 @@ def test_namespaced_overlay_grants_the_same_rules_only_in_its_namespaces() -> No
 
 
 def test_namespaced_overlay_namespaces_agree() -> None:
-    """Each --namespace has a RoleBinding and a KopfPeering there, and nothing else has one."""
+    """Each --namespace has a RoleBinding there, and nothing else has one."""
     objects = render("deploy/overlays/namespaced")
     args = operator_container(objects)["args"]
     assert "--all-namespaces" not in args
@@ -249,8 +286,7 @@ def test_namespaced_overlay_namespaces_agree() -> None:
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "flowlib-operator", "namespace": OPERATOR_NAMESPACE}
         ]
-    (peering,) = flag_values(args, "--peering")
-    assert {p["metadata"]["namespace"] for p in find(objects, "KopfPeering", peering)} == watched
+    assert not find(objects, "KopfPeering"), "the operator creates one in each watched namespace (peering.py)"
 
 
 # -- the webhook overlay ---------------------------------------------------------------------------

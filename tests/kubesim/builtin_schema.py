@@ -68,6 +68,11 @@ def _resolve(schema: JSON) -> JSON:
     return schema
 
 
+_INT_BOUNDS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+"""Go decodes an integer field into an int32 or int64: a number outside it is a 400, as on a real server
+(``activeDeadlineSeconds`` from a 30-digit timeout, say), not a value stored as given."""
+
+
 def _json_type(value: Any) -> str:
     for name, kind in (("bool", bool), ("string", str), ("number", (int, float)), ("object", dict), ("array", list)):
         if isinstance(value, kind):
@@ -103,6 +108,12 @@ def _walk(schema: JSON, value: Any, path: str, unknown: list[str], errors: list[
         wanted = [t for t in ([schema["type"]] if isinstance(schema["type"], str) else schema["type"]) if t != "null"]
         got = _json_type(value)
         errors.append(f"json: cannot unmarshal {got} into Go struct field {path} of type {'/'.join(wanted)}")
+        return
+    bounds = _INT_BOUNDS.get(schema.get("format", ""))
+    number = isinstance(value, int) and not isinstance(value, bool)
+    if number and bounds is not None and not bounds[0] <= value <= bounds[1]:
+        go_type = schema["format"]
+        errors.append(f"json: cannot unmarshal number {value} into Go struct field {path} of type {go_type}")
         return
     if isinstance(value, dict):
         props = schema.get("properties")

@@ -228,3 +228,77 @@ def test_a_runner_token_reaches_only_its_own_run(simulator_only: Cluster, namesp
     # The identity belongs to the run: deleting the FlowRun collects it.
     owners = cluster.get("serviceaccount", "mine-runner", namespace)["metadata"]["ownerReferences"]  # type: ignore[index]
     assert [o["name"] for o in owners] == ["mine"]
+
+
+PEEK = (
+    POD_CLIENT
+    + """
+def exec(_):
+    status, source = call("/apis/flowlib.dev/v1alpha1/namespaces/{namespace}/flowruns/victim")
+    return {"code": status, "apiKey": ((source or {}).get("spec") or {}).get("input", {}).get("apiKey")}
+"""
+)
+"""A retry's own code reading the run it retries (its Role grants ``get`` on the source)."""
+
+
+def test_a_retry_cannot_read_a_run_nobody_opened_to_it(simulator_only: Cluster, namespace: str, tmp_path: Path) -> None:
+    """The audit's probe: someone who may only create FlowRuns retried another user's finished run
+    with a definition of their own and read its ``spec.input``. Without the webhook the source must
+    carry the opt-in label; once a namespace admin (or its author) sets it, the retry may run."""
+    cluster = simulator_only
+    creates_only = [{"apiGroups": ["flowlib.dev"], "resources": ["flowruns"], "verbs": ["create"]}]
+    mallory = cluster.user(namespace, "mallory", creates_only, tmp_path)
+    victim = flowrun("victim", flow={"nodes": {"a": {"run": {"python": "1"}}}}, input={"apiKey": "victim-key"})
+    cluster.apply(namespace, victim)
+    cluster.wait_phase("victim", namespace, "Succeeded", "Failed")
+    denied = cluster.try_kubectl("--kubeconfig", str(mallory), "get", "flowrun", "victim", "-n", namespace)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+
+    def thief(name: str) -> dict[str, Any]:
+        run = flowrun(name, flow={"nodes": {"a": {"run": {"python": PEEK}, "output": "peek"}}})
+        run["spec"] |= {"retryOf": "victim", "resubmit": True, "outputs": ["peek"]}
+        return run
+
+    def create(document: dict[str, Any]) -> None:  # kubectl apply would need get
+        cluster.kubectl("--kubeconfig", str(mallory), "create", "-n", namespace, "-f", "-", input=json.dumps(document))
+
+    create(thief("thief"))
+    status = _refused(cluster, "thief", namespace)
+    assert "victim-key" not in json.dumps(status)
+    assert "spec.retryOf: FlowRun 'victim' does not exist or is not open to FlowRuns" in status["message"], status
+    assert f"kubectl label flowrun victim -n {namespace} flowlib.dev/runner-access=true" in status["message"]
+    events = cluster.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=thief")
+    assert "Forbidden" in events and "victim-key" not in events
+    cluster.kubectl("label", "flowrun", "victim", "-n", namespace, "flowlib.dev/runner-access=true")
+    create(thief("opened"))
+    opened = cluster.wait_phase("opened", namespace, "Succeeded", "Failed")
+    assert opened["output"] == {"peek": {"code": 200, "apiKey": "victim-key"}}, opened
+
+
+def test_a_configmap_is_borrowed_only_once_opened(simulator_only: Cluster, namespace: str, alice: Path) -> None:
+    """``configMapKeyRef`` takes the same path as a Secret: refused while the ConfigMap carries no
+    opt-in label (phase Failed, reason Forbidden, an Event), read into the pod once it does."""
+    cluster = simulator_only
+    settings = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"mode": "blue"}}
+    cluster.apply(namespace, settings)
+    read = {"nodes": {"a": {"run": {"python": "__import__('os').environ['MODE']"}, "output": "mode"}}}
+
+    def run(name: str) -> dict[str, Any]:
+        document = flowrun(name, flow=read, outputs=["mode"])
+        document["spec"]["env"] = [
+            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}
+        ]
+        return document
+
+    _as(cluster, alice, namespace, run("closed"))
+    status = _refused(cluster, "closed", namespace)
+    assert (
+        "spec.env[0].valueFrom.configMapKeyRef: ConfigMap 'settings' does not exist or is not open" in status["message"]
+    )
+    assert f"kubectl label configmap settings -n {namespace} flowlib.dev/runner-access=true" in status["message"]
+    events = cluster.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=closed")
+    assert "Forbidden" in events
+    cluster.kubectl("label", "configmap", "settings", "-n", namespace, "flowlib.dev/runner-access=true")
+    _as(cluster, alice, namespace, run("open"))
+    opened = cluster.wait_phase("open", namespace, "Succeeded", "Failed")
+    assert opened["phase"] == "Succeeded" and opened["output"] == {"mode": "blue"}, opened

@@ -69,3 +69,21 @@ def test_a_definition_that_cannot_fit_even_compressed_is_refused(cluster: Cluste
         return conditions[0] if conditions and conditions[0]["status"] == "False" else None
 
     assert "even compressed" in cluster.wait_for("the Flow to be refused", refused)["message"]
+
+
+def test_a_definition_that_cannot_fit_is_refused_at_the_door() -> None:
+    """The webhook computes the compressed snapshot as the operator would: a 1.5 MB Flow of random
+    base64 (which gzip cannot shrink under 1 MiB) is refused at admission, as a Flow and inline."""
+    from flowlib_operator.admission import flow_problems, flowrun_problems
+
+    def noise(index: int) -> str:
+        return base64.b64encode(os.urandom(CHUNK * 3 // 4)).decode()
+
+    spec = _chain(50, noise)
+    assert len(json.dumps(spec)) > 1400 * 1024
+    expected = "KiB even compressed, over the 1024 KiB a run's snapshot ConfigMap may hold"
+    problems = flow_problems(flow("noise", spec))
+    assert len(problems) == 1 and expected in problems[0], problems
+    inline = flowrun_problems(flowrun("noise-1", flow=spec))
+    assert len(inline) == 1 and expected in inline[0], inline
+    assert flow_problems(flow("small", _chain(3, noise))) == []

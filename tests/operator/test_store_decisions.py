@@ -209,7 +209,6 @@ def test_a_retry_borrows_its_source_and_what_the_sources_store_names() -> None:
         "resource": "flowruns",
         "name": "first",
     }
-    assert not found[0].labelled and found[1].labelled
     assert borrowed(retry) == [Borrowed("FlowRun", "first", "spec.retryOf")]
 
 

@@ -19,6 +19,12 @@ SLOW = {"nodes": {"a": {"run": {"python": "import time\ndef exec(_):\n    time.s
 FINISHED = ("Succeeded", "Failed", "Cancelled")
 
 
+def opened(run: dict[str, Any]) -> dict[str, Any]:
+    """A source FlowRun its author opened to retries (without the webhook, a retry needs the label)."""
+    run["metadata"]["labels"] = {"flowlib.dev/runner-access": "true"}
+    return run
+
+
 def _refused(cluster: Cluster, name: str, namespace: str, reason: str) -> str:
     status = cluster.wait_phase(name, namespace, *FINISHED, timeout=30)
     assert status["phase"] == "Failed", status
@@ -44,9 +50,9 @@ def test_a_retry_of_what_cannot_be_retried_fails_saying_why(simulator_only: Clus
     cluster.apply(
         namespace,
         flow("slow", SLOW),
-        flowrun("busy", "slow"),
-        flowrun("unstarted", flow=QUICK, cancel=True),  # cancelled before a runner ran: no store
-        flowrun("storeless", flow=QUICK, store={"enabled": False}),
+        opened(flowrun("busy", "slow")),
+        opened(flowrun("unstarted", flow=QUICK, cancel=True)),  # cancelled before a runner ran: no store
+        opened(flowrun("storeless", flow=QUICK, store={"enabled": False})),
     )
     cluster.wait_for("busy to start", lambda: cluster.get("job", "busy-run", namespace))
     cluster.wait_phase("unstarted", namespace, "Cancelled", timeout=30)
@@ -78,7 +84,7 @@ def test_a_retry_resumes_from_its_source_and_keeps_its_store_alive(
     simulator_only: Cluster, namespace: str, tmp_path: Path
 ) -> None:
     cluster = simulator_only
-    cluster.apply(namespace, flow("quick", QUICK), flowrun("first", "quick", input={"x": 1}, outputs=["a"]))
+    cluster.apply(namespace, flow("quick", QUICK), opened(flowrun("first", "quick", input={"x": 1}, outputs=["a"])))
     source_status = cluster.wait_phase("first", namespace, "Succeeded", "Failed", timeout=60)
     first = cluster.get("flowrun", "first", namespace)
     assert first is not None
@@ -158,7 +164,7 @@ def test_a_retry_resumes_from_its_source_and_keeps_its_store_alive(
 
 def test_a_retry_may_name_a_definition_of_its_own(simulator_only: Cluster, namespace: str) -> None:
     cluster = simulator_only
-    cluster.apply(namespace, flowrun("first", flow=QUICK))
+    cluster.apply(namespace, opened(flowrun("first", flow=QUICK)))
     cluster.wait_phase("first", namespace, "Succeeded", "Failed", timeout=60)
     fixed = {"nodes": {"b": {"run": {"python": "2"}}}}
     cluster.apply(namespace, flowrun("fixed", flow=fixed, retryOf="first"))
@@ -173,7 +179,7 @@ def test_a_retry_borrows_what_its_sources_store_names(simulator_only: Cluster, n
     cluster = simulator_only
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-keys"}, "stringData": {"k": "v"}}
     store = {"type": "s3", "s3": {"bucket": "runs", "secretName": "s3-keys"}}
-    cluster.apply(namespace, secret, flowrun("first", flow=QUICK, store=store, cancel=True))
+    cluster.apply(namespace, secret, opened(flowrun("first", flow=QUICK, store=store, cancel=True)))
     cluster.wait_phase("first", namespace, "Cancelled", timeout=30)
     cluster.apply(namespace, flowrun("again", retryOf="first"))
     message = _refused(cluster, "again", namespace, "Forbidden")

@@ -184,3 +184,20 @@ def test_the_webhook_lets_a_run_borrow_only_what_its_author_may_use(
     # What a namespace admin opened is open to every author.
     cluster.kubectl("label", "serviceaccount", "deployer", "-n", namespace, "flowlib.dev/runner-access=true")
     assert create(alice, as_deployer).returncode == 0
+
+
+def test_a_flow_too_big_to_run_is_refused_at_the_door(simulator_only: Cluster, guarded_namespace: str) -> None:
+    """Random base64 does not compress: this Flow fits etcd but its snapshot never fits a ConfigMap."""
+    nodes: dict[str, Any] = {}
+    for index in range(48):
+        noise = base64.b64encode(__import__("os").urandom(22_500)).decode()
+        nodes[f"n{index}"] = {"run": {"python": f"{index}  # {noise}"}}
+        if index:
+            nodes[f"n{index - 1}"]["next"] = {"default": f"n{index}"}
+    big = json.dumps(flow("noise", {"start": "n0", "nodes": nodes}))
+    refused = simulator_only.try_kubectl("create", "-n", guarded_namespace, "-f", "-", input=big)
+    assert refused.returncode != 0
+    assert "KiB even compressed, over the 1024 KiB a run's snapshot ConfigMap may hold" in refused.stderr, (
+        refused.stderr
+    )
+    assert simulator_only.get("flow", "noise", guarded_namespace) is None

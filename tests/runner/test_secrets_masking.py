@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from aiohttp import web
 from flowlib_runner.definition.loader import load_text
 from flowlib_runner.execution.execute import execute_async
 from flowlib_runner.execution.logs import RunLogger, stream_sink
@@ -33,6 +34,7 @@ from flowlib_runner.incluster.reporter import FlowRunStatusReporter
 
 from flowlib_api.runnerpod import ENV_DEFINITION, ENV_FLOWRUN, ENV_NAMESPACE, ENV_POD_NAME, EXIT_DONE, Snapshot
 from flowlib_api.runstatus import RunStatus
+from tests.localhttp import serve
 
 SECRET = 'pa"ss\\W0rd-7f3e'  # a quote and a backslash: JSON escapes both
 ESCAPED = json.dumps(SECRET)[1:-1]
@@ -291,3 +293,33 @@ def test_the_termination_message_is_masked(tmp_path: Path) -> None:
         asyncio.run(reporter.finish(status))
     left = json.loads((tmp_path / "termination-log").read_text())
     assert left["message"] == "ShellError: denied for ***"
+
+
+def test_a_secret_echoed_in_an_http_error_body_is_masked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An API that repeats the credential it refused ("invalid token ...") puts it in the body
+    snippet of the HttpError: status, Events and the pod log must still show only ***."""
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=401, text="invalid token " + request.headers.get("Authorization", ""))
+
+    app = web.Application()
+    app.router.add_get("/me", refuse)
+    with serve(app) as base:
+        flow = (
+            f"nodes: {{x: {{run: {{http: {{url: '{base}/me', headers: {{Authorization: '{{{{ env.TOKEN }}}}'}}}}}}}}}}"
+        )
+        code, fake = _in_cluster(flow, monkeypatch, tmp_path)
+    assert code == EXIT_DONE
+    out, err = capsys.readouterr()
+    written = json.dumps([fake.patches, fake.events]) + out + err
+    assert SECRET not in written and ESCAPED not in written
+    final = fake.patches[-1]["status"]
+    assert final["phase"] == "Failed"
+    assert (
+        final["message"] == f"HttpError: nodes.x.run.http: GET {base}/me answered 401 Unauthorized: invalid token ***"
+    )
+    [failed] = [e for e in fake.events if e["reason"] == "Failed"]
+    assert failed["message"] == final["message"]
+    assert "invalid token ***" in out + err

@@ -88,6 +88,26 @@ def test_size_limits(sim: Simulator) -> None:
     assert raw.get(f"{WD}/heavy").status == 404
 
 
+def test_a_number_outside_its_go_integer_is_a_bad_request(sim: Simulator) -> None:
+    """Built-in objects decode into Go structs: ``activeDeadlineSeconds`` (int64) of 3.6e33 is a 400,
+    as a real API server answers, so a test sees the Job a 30-digit ``timeout`` would give."""
+    raw = Raw(sim)
+    container = {"name": "c", "image": "busybox"}
+    template = {"spec": {"restartPolicy": "Never", "containers": [container]}}
+
+    def job(name: str, deadline: int) -> dict[str, Any]:
+        return {"metadata": {"name": name}, "spec": {"activeDeadlineSeconds": deadline, "template": template}}
+
+    jobs = "/apis/batch/v1/namespaces/default/jobs"
+    huge = raw.post(jobs, job("huge", 36 * 10**32))
+    assert huge.status == 400 and huge.body["reason"] == "BadRequest", huge.body
+    assert "cannot unmarshal number 3600000000000000000000000000000000 into Go struct field" in huge.body["message"]
+    assert "activeDeadlineSeconds of type int64" in huge.body["message"]
+    assert raw.post(jobs, job("fits", 2**63 - 1)).status == 201
+    retries = raw.post(jobs, {**job("retries", 60), "spec": {"backoffLimit": 2**31, "template": template}})
+    assert retries.status == 400 and "backoffLimit of type int32" in retries.body["message"]
+
+
 def test_custom_resources_refuse_unconditional_updates(sim: Simulator) -> None:
     """Custom resources disallow PUT without ``metadata.resourceVersion``, on the resource and on
     /status (https://kubernetes.io/docs/reference/using-api/api-concepts/#patch-and-apply and the CR

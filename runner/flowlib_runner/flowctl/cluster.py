@@ -5,11 +5,12 @@ a run means finding its pod (a new one after each retry), and the status is a ne
 `kubectl get -o yaml` shows raw. These commands do the bookkeeping and print what a person wants.
 
 Conventions shared with the local `flowctl run`: `-p key=value` and `--input JSON|@file` read the
-same way; commands that wait for a run (`submit --follow`, `logs -f`, `cancel --wait`) exit with the
-run's result -- 0 Succeeded, 1 Failed, 130 Cancelled; 2 is invalid input (a bad flow file, bad
-options). New here: 3 means the cluster could not be asked (unreachable, forbidden, no such
-FlowRun), so a script can tell "the run failed" from "nobody knows". The log itself goes to stdout;
-what flowctl says around it (waiting for a pod, the final summary) goes to stderr.
+same way; commands that wait for a run (`submit --follow`, `submit --watch`, `status --watch`,
+`logs -f`, `cancel --wait`) exit with the run's result -- 0 Succeeded, 1 Failed, 130 Cancelled; 2 is
+invalid input (a bad flow file, bad options). New here: 3 means the cluster could not be asked
+(unreachable, forbidden, no such FlowRun), so a script can tell "the run failed" from "nobody
+knows". The log (or with --watch the node tree) goes to stdout; what flowctl says around it (waiting
+for a pod, the final summary) goes to stderr.
 
 Every command takes `--kubeconfig`, `--context` and `-n/--namespace` (default: the context's
 namespace, as kubectl), before or after the subcommand (`flowctl -n NS status RUN`). As a kubectl
@@ -51,6 +52,7 @@ from flowlib_runner.flowctl.common import (
 )
 from flowlib_runner.flowctl.follow import LogFollower
 from flowlib_runner.flowctl.render import run_rows, status_report
+from flowlib_runner.flowctl.watch import TreeWatcher, redraws
 
 MAX_RETRIES = 20  # FlowRunSpec.retries' bound
 
@@ -73,9 +75,22 @@ def _emit(line: str) -> None:
     try:
         click.echo(line)
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
-        raise SystemExit(EXIT_OK) from None
+        _reader_gone()
+
+
+def _write(text: str) -> None:
+    """Text to stdout as is (the watch's reports and redraws), flushed; a closed pipe as in `_emit`."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _reader_gone()
+
+
+def _reader_gone() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+    raise SystemExit(EXIT_OK) from None
 
 
 def _run(work: Coroutine[Any, Any, T], *, interrupted: str = "interrupted") -> T:
@@ -102,6 +117,12 @@ def _summary(flowrun: dict[str, Any]) -> int:
 
 async def _follow(api: ClusterApi, run: str) -> dict[str, Any]:
     return await LogFollower(api, run, emit=_emit, note=_note).follow()
+
+
+async def _watch(api: ClusterApi, run: str) -> dict[str, Any]:
+    """The run's report and node tree, live until it ends (`watch`); the final FlowRun."""
+    interactive = redraws(sys.stdout)
+    return await TreeWatcher(api, run, write=_write, interactive=interactive, prog=_prog()).watch()
 
 
 # -- submit ---------------------------------------------------------------------------------------
@@ -166,6 +187,12 @@ def _generated_prefix(flow: str) -> str:
 )
 @click.option("--flow", "flow_name", metavar="NAME", help="Which flow of FILE to run when it holds several.")
 @click.option("-f", "--follow", is_flag=True, help="Follow the run's logs and exit with its result, as logs -f.")
+@click.option(
+    "-w",
+    "--watch",
+    is_flag=True,
+    help="Show the run's node tree live until it ends (as status --watch) and exit with its result.",
+)
 @cluster_options
 def submit(
     *,
@@ -179,6 +206,7 @@ def submit(
     retries: int | None,
     flow_name: str | None,
     follow: bool,
+    watch: bool,
     kubeconfig: str | None,
     context: str | None,
     namespace: str | None,
@@ -191,10 +219,14 @@ def submit(
     sub-flows cannot be embedded; apply it with kubectl first and submit the Flow by name.
 
     With --follow the name goes to stderr, the run's log to stdout, and the exit code is the run's
-    result: 0 Succeeded, 1 Failed, 130 Cancelled.
+    result: 0 Succeeded, 1 Failed, 130 Cancelled. With --watch the same, but stdout shows the run's
+    report and node tree (flowctl status) live: redrawn in place on a terminal, printed again on
+    each change when stdout is a file or pipe.
     """
     if name and generate_name:
         raise click.UsageError("--name and --generate-name exclude each other")
+    if follow and watch:
+        raise click.UsageError("--follow (the run's log) and --watch (its node tree) exclude each other")
     if timeout is not None:
         try:
             parse_duration(timeout)
@@ -230,13 +262,13 @@ def submit(
                 _check_flow_ready(await api.get_flow(flow))
             created = await api.create_run(body)
             run = created["metadata"]["name"]
-            if not follow:
+            if not (follow or watch):
                 click.echo(run)
                 return EXIT_OK
             _note(f"flowrun {run} created in namespace {api.namespace}")
-            return _summary(await _follow(api, run))
+            return _summary(await (_watch(api, run) if watch else _follow(api, run)))
 
-    stopped = "stopped following; the run goes on (cancel it with flowctl cancel)"
+    stopped = f"stopped {'watching' if watch else 'following'}; the run goes on (cancel it with {_prog()} cancel)"
     raise SystemExit(_run(work(), interrupted=stopped))
 
 
@@ -316,13 +348,28 @@ def logs(*, run: str, follow: bool, kubeconfig: str | None, context: str | None,
 @click.command()
 @click.argument("run", metavar="RUN")
 @click.option("--json", "as_json", is_flag=True, help="Print the FlowRun's status object as JSON.")
+@click.option("-w", "--watch", is_flag=True, help="Keep showing it, live, until the run ends; exit with its result.")
 @cluster_options
-def status(*, run: str, as_json: bool, kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
+def status(
+    *, run: str, as_json: bool, watch: bool, kubeconfig: str | None, context: str | None, namespace: str | None
+) -> None:
     """Show FlowRun RUN: phase, progress, timings, message and its node tree.
 
     Each node row shows its phase, visits, attempts of the latest visit, batch item counts and time
     spent; nodes of a sub-flow are indented under the node that runs it; `*` marks the running node.
+    With --watch it is shown until the run ends: redrawn in place on a terminal, printed again on each
+    change when stdout is a file or pipe; the exit code is then the run's result (0 Succeeded, 1
+    Failed, 130 Cancelled).
     """
+    if watch:
+        if as_json:
+            raise click.UsageError("--watch and --json exclude each other")
+
+        async def watching() -> int:
+            async with connect(kubeconfig, context, namespace, prog=_prog()) as api:
+                return _summary(await _watch(api, run))
+
+        raise SystemExit(_run(watching(), interrupted="stopped watching; the run goes on"))
 
     async def work() -> dict[str, Any]:
         async with connect(kubeconfig, context, namespace, prog=_prog()) as api:
