@@ -203,6 +203,15 @@ class FakeKube:
         return body
 
 
+def _assert_no_secret_written(fake: Any, capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    """Neither the status patches and Events the runner sent nor what it printed hold the secret;
+    returns what it printed (stdout, stderr) for the test's own checks."""
+    out, err = capsys.readouterr()
+    written = json.dumps([fake.patches, fake.events]) + out + err
+    assert SECRET not in written and ESCAPED not in written
+    return out, err
+
+
 def _in_cluster(
     flow: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, log_format: str = "text"
 ) -> tuple[int, FakeKube]:
@@ -246,9 +255,7 @@ def test_in_cluster_status_events_and_pod_log_hold_no_secret(
     finally:
         logging.getLogger().removeHandler(basic_config)
     assert code == EXIT_DONE
-    out, err = capsys.readouterr()
-    written = json.dumps([fake.patches, fake.events]) + out + err
-    assert SECRET not in written and ESCAPED not in written
+    out, _err = _assert_no_secret_written(fake, capsys)
     final = fake.patches[-1]["status"]
     assert final["phase"] == "Failed"
     assert final["message"].startswith("ShellError: nodes.shell.run.shell: command `echo said {{ env.TOKEN }};")
@@ -312,9 +319,7 @@ def test_a_secret_echoed_in_an_http_error_body_is_masked(
         )
         code, fake = _in_cluster(flow, monkeypatch, tmp_path)
     assert code == EXIT_DONE
-    out, err = capsys.readouterr()
-    written = json.dumps([fake.patches, fake.events]) + out + err
-    assert SECRET not in written and ESCAPED not in written
+    out, err = _assert_no_secret_written(fake, capsys)
     final = fake.patches[-1]["status"]
     assert final["phase"] == "Failed"
     assert (
