@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from flowlib_api.storespec import STORE_MOUNT, StoreLocation
@@ -26,7 +26,8 @@ from flowlib_runner.execution.logarchive import archived_attempts, read_log
 from flowlib_runner.execution.outputs import INDEX_BLOB, read_index
 from flowlib_runner.flowctl.clusterapi import ClusterApi, ClusterError
 from flowlib_runner.flowctl.common import EXIT_INVALID, EXIT_OK
-from flowlib_runner.store import ConfigMapStore, DirectoryStore, RunStore, S3Store, StoreError
+from flowlib_runner.store import DirectoryStore, RunStore, StoreError
+from flowlib_runner.store.open import open_store
 
 T = TypeVar("T")
 
@@ -60,12 +61,6 @@ def how_read(location: StoreLocation) -> str:
 def open_cluster_store(api: ClusterApi, flowrun: dict[str, Any], location: StoreLocation) -> RunStore:
     """The run's store, opened with the user's credentials (see the module docstring)."""
     name = flowrun["metadata"]["name"]
-    if location.type == "configmap":
-        return ConfigMapStore(api.client, location.namespace or api.namespace, location.root, owner=flowrun)
-    if location.type == "s3":
-        if not location.bucket:
-            raise NoStore(f"FlowRun {name}'s s3 store names no bucket")
-        return S3Store(location.bucket, location.root, endpoint=location.endpoint, region=location.region)
     if location.type == "pvc":
         raise NoStore(
             f"FlowRun {name} keeps its store on the claim {location.claim_name!r} (the folder {location.root} "
@@ -74,7 +69,12 @@ def open_cluster_store(api: ClusterApi, flowrun: dict[str, Any], location: Store
             f"or flowctl logs {location.root}; or give runs whose outputs you read from outside an s3 or "
             "configmap store (spec.store.type)"
         )
-    return DirectoryStore(Path(location.root))
+    if location.type == "configmap" and not location.namespace:
+        location = replace(location, namespace=api.namespace)
+    try:
+        return open_store(location, client=api.client, owner=flowrun)
+    except ValueError as error:
+        raise NoStore(f"FlowRun {name}'s store cannot be opened: {error}") from error
 
 
 async def reading(location: StoreLocation, work: Awaitable[T], *, namespace: str) -> T:
