@@ -1,6 +1,7 @@
 """The three run store backends behind one interface, each on a real server.
 
-``backend`` is parametrised over ``directory`` (a folder under tmp_path), ``configmap`` (the
+``backend`` is parametrised over ``directory`` (a folder under tmp_path; ``directory-own-thread``
+the same, opened as the checkpoint writer opens it, doing its I/O on the caller's loop), ``configmap`` (the
 Kubernetes API simulator, written as a runner whose Role is the one the runner gets: create
 ConfigMaps, get/patch/update/delete the chunk names, nothing else) and ``s3`` (moto's S3 server on
 a free loopback port). ``backend.fresh()`` gives a store no other test sees, opened with
@@ -197,10 +198,12 @@ class Backend:
 class DirectoryBackend(Backend):
     base: Path
     name: str = "directory"
+    own_thread: bool = False
 
     @asynccontextmanager
     async def fresh(self) -> AsyncIterator[RunStore]:
-        yield open_store(StoreLocation("directory", str(self.base / secrets.token_hex(4))))
+        location = StoreLocation("directory", str(self.base / secrets.token_hex(4)))
+        yield open_store(location, own_thread=self.own_thread)
 
     def reopen(self, store: RunStore) -> RunStore:
         assert isinstance(store, DirectoryStore)
@@ -249,10 +252,12 @@ class S3Backend(Backend):
         return S3Store(store.bucket, store.prefix, endpoint=store.endpoint, region=store.region)
 
 
-@pytest.fixture(params=["directory", "configmap", "s3"])
+@pytest.fixture(params=["directory", "directory-own-thread", "configmap", "s3"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "directory":
         return DirectoryBackend(tmp_path)
+    if request.param == "directory-own-thread":
+        return DirectoryBackend(tmp_path, own_thread=True)
     if request.param == "configmap":
         return ConfigMapBackend(request.getfixturevalue("kube"))
     return S3Backend(request.getfixturevalue("s3_server"))

@@ -28,7 +28,7 @@ from flowlib_runner.definition.loader import FlowDefinition
 from flowlib_runner.execution.approvals import Approvals
 from flowlib_runner.execution.checkpoints import Checkpoint, Checkpointer
 from flowlib_runner.execution.logs import RunLogger
-from flowlib_runner.execution.outputs import keep_outputs
+from flowlib_runner.execution.outputs import encode_outputs, keep_outputs
 from flowlib_runner.execution.reporting import Reporter, StatusTracker, describe_error, select_output
 from flowlib_runner.execution.reporting.dispatch import Dispatch
 
@@ -122,12 +122,16 @@ async def execute_async(
         if log is not None and desk.suspended is not None:
             log.line("INFO", (), f"suspended: {message}")
     output = select_output(shared, outputs)
-    kept = keep_outputs(checkpointer, tracker, output, phase=phase, message=message)  # written by finish()
+    output_json = encode_outputs(output) if checkpointer is not None and output else None
+    kept = keep_outputs(checkpointer, tracker, output, phase=phase, message=message, encoded=output_json)
     if checkpointer is not None:
-        await checkpointer.finish(None if checkpointer.interrupted else phase)
+        # The last checkpoint (and the kept outputs) are written while the status is finished.
+        checkpointer.end(None if checkpointer.interrupted else phase)
+    tracker.finish(phase, message=message, output=output, reason=reason, output_json=output_json)
+    if checkpointer is not None:
+        await checkpointer.written()
         if checkpointer.disabled is not None and log is not None:
             log.line("WARNING", (), f"checkpoints: {checkpointer.disabled}")
-    tracker.finish(phase, message=message, output=output, reason=reason)
     if kept is not None:
         kept.settle(tracker)
     final = tracker.snapshot()

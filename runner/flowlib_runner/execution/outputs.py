@@ -91,10 +91,24 @@ def encoded(value: Any) -> bytes:
         return json_bytes(json_safe(value))
 
 
-def choose(status: RunStatus, output: Mapping[str, Any], *, budget: int) -> dict[str, bytes]:
+def encode_outputs(output: Mapping[str, Any]) -> dict[str, bytes] | None:
+    """Every output value's JSON (``encoded``), made once at the end of a run with a store: what to
+    keep is chosen from it, kept values are written from it and the status reads its output back
+    from it (``StatusTracker.finish``). None when a value cannot be encoded (the status then makes
+    its output itself, and nothing is kept)."""
+    try:
+        return {key: encoded(value) for key, value in output.items()}
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def choose(
+    status: RunStatus, output: Mapping[str, Any], *, budget: int, data: Mapping[str, bytes] | None = None
+) -> dict[str, bytes]:
     """The output values to keep (key -> JSON bytes) of a run ending with ``status`` (unbounded, its
-    ``output`` not set yet) and ``output``: see the module docstring."""
-    data = {key: encoded(value) for key, value in output.items()}
+    ``output`` not set yet) and ``output`` (whose JSON is ``data`` when the caller has it): see the
+    module docstring."""
+    data = {key: encoded(value) for key, value in output.items()} if data is None else data
     chosen = {key for key, text in data.items() if len(text) > OUTPUT_REF_BYTES}
     # What bounded() sees of a value bigger than a whole status: only that it is too big (it becomes a
     # preview whatever it holds), so a placeholder of about its size saves handling it again.
@@ -193,11 +207,13 @@ def keep_outputs(
     *,
     phase: str,
     message: str | None,
+    encoded: Mapping[str, bytes] | None = None,
 ) -> KeptOutputs | None:
     """Choose the output values to keep and hand them to the checkpoint writer, to be written after
     the run's last checkpoint; call ``settle(tracker)`` after ``checkpointer.finish()``. None when
     there is nothing to keep: no store, a run that has not ended (interrupted, suspended), or no
-    value worth it. Never raises: what goes wrong becomes a note in the status."""
+    value worth it. ``encoded``: the values' JSON (``encode_outputs``), when the caller made it.
+    Never raises: what goes wrong becomes a note in the status."""
     if checkpointer is None or checkpointer.interrupted or phase not in FINISHED_PHASES or not output:
         return None
     try:
@@ -209,7 +225,7 @@ def keep_outputs(
                 "completion_time": "2000-01-01T00:00:00.000Z",
             }
         )
-        values = choose(ending, output, budget=tracker.budget)
+        values = choose(ending, output, budget=tracker.budget, data=encoded)
     except (TypeError, ValueError, RecursionError) as error:
         tracker.notes.append(f"output values were not kept in the run store: {type(error).__name__}: {error}")
         return None

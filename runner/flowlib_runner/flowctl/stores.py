@@ -161,11 +161,12 @@ def save_local_log(directory: str | None, archive: LogArchive | None) -> None:
 
 
 def opened_directory(directory: str | Path) -> StoreOpener:
-    """The checkpoint writer's opener of a directory store (a directory needs no client)."""
+    """The checkpoint writer's opener of a directory store (a directory needs no client; the writer's
+    loop has its thread to itself, so the store does its file I/O on it)."""
 
     @asynccontextmanager
     async def opened() -> AsyncIterator[RunStore]:
-        yield DirectoryStore(directory)
+        yield DirectoryStore(directory, own_thread=True)
 
     return opened
 

@@ -131,7 +131,7 @@ def _opener(location: StoreLocation, config: ClusterConfig, flowrun: dict[str, A
     @asynccontextmanager
     async def opened() -> AsyncIterator[RunStore]:
         async with KubeClient(config, user_agent=f"flowlib-runner/{__version__} checkpoints") as client:
-            yield open_store(location, client=client, owner=flowrun, fresh=fresh)
+            yield open_store(location, client=client, owner=flowrun, fresh=fresh, own_thread=True)
 
     return opened
 

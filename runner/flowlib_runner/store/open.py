@@ -21,12 +21,15 @@ def open_store(
     client: KubeClient | None = None,
     owner: Mapping[str, Any] | None = None,
     fresh: bool = False,
+    own_thread: bool = False,
 ) -> RunStore:
     """The store at ``location``. A configmap store needs ``client`` (and writes as the FlowRun
     ``owner``, so its ConfigMaps go with it; ``fresh``: it holds nothing yet, so it is not read);
-    the others need neither. Opening makes no call: each backend connects on first use."""
+    the others need neither. Opening makes no call: each backend connects on first use.
+    ``own_thread``: the caller's event loop has a thread to itself (the checkpoint writer), so a
+    directory store does its file I/O on it (see ``DirectoryStore``)."""
     if location.type in ("directory", "pvc"):
-        return DirectoryStore(Path(location.root))
+        return DirectoryStore(Path(location.root), own_thread=own_thread)
     if location.type == "configmap":
         if client is None or not location.namespace:
             raise ValueError(f"a configmap store ({location.description}) needs a Kubernetes client and a namespace")

@@ -14,8 +14,12 @@ What is recorded:
   the shared store together with the frames. A resumed walk starts at its frame's node.
 - **Items.** A batch node's visit asks ``Journal.items`` for an ``ItemJournal``: the results of
   items finished before the pod was lost (reused, not run again), and where to record each newly
-  finished item. The walk checkpoints before such a node starts (``journals_items``), so a batch's
-  item journal always belongs to the latest recorded position.
+  finished item. The journal checkpoints when a batch asks for its item journal, unless the
+  position is recorded already, so a batch's item journal always belongs to the latest recorded
+  position.
+
+``boundary`` is called once per step of every walk, so it is kept to a context-variable read and
+one call: the journal works out the next node's name and whether a checkpoint is due itself.
 
 Items of a ``type: flow`` batch run their sub-flow with no journal: an item is the unit that is
 recorded and redone, and walks inside items are never positions.
@@ -23,7 +27,7 @@ recorded and redone, and walks inside items are never positions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -35,11 +39,15 @@ Path = tuple[str, ...]
 @dataclass(slots=True)
 class WalkFrame:
     """One walk of the main line: which flow (``owner``, the walking object), the path of the node
-    that runs it (``()`` for the flow itself), the node it runs now and the steps it took."""
+    that runs it (``()`` for the flow itself), the node it runs now and the steps it took.
+
+    ``node`` is a name when the walk starts (or resumes) and, after a boundary, the node object the
+    walk went to (its name is read when a checkpoint is taken, not at every step); ``node_name``
+    gives the name either way."""
 
     owner: object
     path: Path
-    node: str | None
+    node: Any
     steps: int
 
 
@@ -57,9 +65,9 @@ class ItemJournal(Protocol):
     reused: dict[int, Any]
     """Index -> result of items finished before (a ``RecordedFailure`` for a failed item)."""
 
-    def finished(self, index: int, result: Any) -> None:
-        """Item ``index`` succeeded with ``result``."""
-        ...
+    record: Callable[[tuple[int, Any]], None]
+    """``record((index, result))``: item ``index`` succeeded with ``result``. Called once per item,
+    so it is a bound ``list.append`` (no Python frame); the journal makes segments of the list."""
 
     def failed(self, index: int, item: Any, error: BaseException, attempts: int) -> None:
         """Item ``index`` failed after its retries and the batch goes on (``onItemError: continue``)."""
@@ -82,9 +90,9 @@ class Journal(Protocol):
         """The walk of ``frame`` ended (however it ended)."""
         ...
 
-    def boundary(self, owner: object, next_node: str | None, force: bool) -> None:
-        """A visit of ``owner``'s walk ended and it goes to ``next_node`` (None: the walk ends);
-        ``force`` asks for a checkpoint now (the next node journals its items)."""
+    def boundary(self, owner: object, next_node: Any) -> None:
+        """A visit of ``owner``'s walk ended and it goes to ``next_node`` (a node object; None: the
+        walk ends)."""
         ...
 
     def items(self, path: Path, items: Any) -> ItemJournal | None:
@@ -103,6 +111,11 @@ def unjournaled() -> Iterator[None]:
         yield
     finally:
         JOURNAL.reset(token)
+
+
+def node_name(node: Any) -> str | None:
+    """A frame's ``node`` as a name (None: past the walk's end)."""
+    return node if node is None or isinstance(node, str) else getattr(node, "name", None)
 
 
 def node_named(start: Any, name: str) -> Any:
@@ -150,12 +163,3 @@ class Resumable:
             return await super()._orch_async(shared, params)  # type: ignore[misc]
         finally:
             journal.leave(frame)
-
-
-def journal_boundary(owner: object, nxt: Any) -> None:
-    """``owner``'s walk goes to ``nxt`` (called by the walk's ``get_next_node``)."""
-    journal = JOURNAL.get()
-    if journal is not None:
-        journal.boundary(
-            owner, getattr(nxt, "name", None) if nxt is not None else None, bool(getattr(nxt, "journals_items", False))
-        )

@@ -26,7 +26,7 @@ from flowlib_api.flowspec import DEFAULT_ACTION, ERROR_ACTION
 from ..runkinds import Code
 from ..runkinds.python import NodeInfo
 from ..templates import Template, run_environment
-from .durable import JOURNAL, ItemJournal, RecordedFailure, Resumable, journal_boundary, unjournaled
+from .durable import JOURNAL, ItemJournal, RecordedFailure, Resumable, unjournaled
 from .pause import no_approvals
 from .scopes import ItemScope
 from .threads import DEFAULT_ITEM_THREADS
@@ -206,7 +206,6 @@ class BatchItemPolicy:
     output: str | None = None
     keeps_output = False  # whether exec's results are stored (the code has an exec)
 
-    journals_items = True  # the walk checkpoints before a visit, so its items journal is the latest position's
     _journal: ItemJournal | None = None
 
     async def _run_async(self, shared: Any) -> Any:
@@ -225,7 +224,7 @@ class BatchItemPolicy:
             return self._reuse(reused[index], prep_res, stats)
         result = await super()._exec_item_async(prep_res, index, stats)  # type: ignore[misc]
         if type(result) is not _Failed:
-            journal.finished(index, result)
+            journal.record((index, result))
         elif self.on_item_error == "continue":
             journal.failed(index, prep_res, result.error, self.max_retries)
         return result
@@ -387,7 +386,9 @@ class StrictEdges:
                 f"nodes.{name} returned action {action!r}, but its edges are {edges} and there is no "
                 f"default edge; add an edge for {action!r} under next, or return one of {edges}"
             )
-        journal_boundary(self, nxt)
+        journal = JOURNAL.get()  # inline: once per step of every walk (durable.py)
+        if journal is not None:
+            journal.boundary(self, nxt)
         return nxt
 
 
@@ -517,7 +518,6 @@ class IsolatedItems(SubFlowBehaviour):
     on_item_error = "fail"
     max_failures: int | str | None = None
     errors_output: str | None = None
-    journals_items = True
 
     async def _orch_async(self, shared: Any, params: dict[str, Any] | None = None) -> Any:
         """flowlib.AsyncFlow's walk of the sub-flow (next in the MRO), declared for the type checker."""
@@ -558,7 +558,7 @@ class IsolatedItems(SubFlowBehaviour):
                     return
                 results[index] = scope.get(self.item_output) if self.item_output else scope.written()
                 if recorded is not None:
-                    recorded.finished(index, results[index])
+                    recorded.record((index, results[index]))
 
         ctx = RUN_CONTEXT.get()
         check_cancelled(ctx)

@@ -59,6 +59,20 @@ def decode(data: bytes) -> Any:
         raise ValueError(f"not a checkpoint value: {error}") from error
 
 
+def decode_sequence(data: bytes) -> list[Any]:
+    """The values of ``data`` holding one or more ``encode`` results one after the other (a merged
+    segment blob); raises ``ValueError`` for anything else."""
+    stream = io.BytesIO(data)
+    values: list[Any] = []
+    try:
+        while True:
+            values.append(_Unpickler(stream).load())
+            if stream.tell() >= len(data):
+                return values
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as error:
+        raise ValueError(f"not a sequence of checkpoint values: {error}") from error
+
+
 def compress(data: bytes) -> bytes:
     return zlib.compress(data, COMPRESSION_LEVEL)
 
@@ -77,3 +91,7 @@ def pack(value: Any) -> bytes:
 
 def unpack(data: bytes) -> Any:
     return decode(decompress(data))
+
+
+def unpack_sequence(data: bytes) -> list[Any]:
+    return decode_sequence(decompress(data))

@@ -3,10 +3,11 @@ to a run store off the hot path.
 
 When a checkpoint is taken. After every visit of the main line the walk reports a boundary; the
 checkpointer then takes a checkpoint if that keeps the time spent taking them under
-``BUDGET`` (5%) of the run's time so far, judged by what the last one cost. A visit that took
-longer than about twenty checkpoints is therefore always followed by one, while a loop of trivial
-nodes is checkpointed every few dozen steps instead of every step. A node that journals its items
-(a batch) is always preceded by one, so its items belong to the recorded position.
+``BUDGET`` (2%) of the run's time so far, judged by what the last one cost. A visit that took
+longer than about fifty checkpoints (a millisecond or two) is therefore always followed by one,
+while a loop of trivial nodes is checkpointed every hundred steps or so instead of every step. A
+batch always checkpoints when it asks for its item journal (unless the position is recorded
+already), so its items belong to the recorded position.
 
 Taking a checkpoint is the only part done on the run's thread, because only between two visits
 are the shared store and the position consistent: each top-level shared key is encoded
@@ -14,13 +15,25 @@ are the shared store and the position consistent: each top-level shared key is e
 Compression and the writes are done by a writer thread with an event loop and a store of its own
 (``opener`` makes it there): user code that blocks the run's event loop (a sync inline node) must
 not hold back the checkpoint taken before it, or a kill during that node would lose it. At most one
-write every ``write_interval`` seconds, coalescing whatever arrived meanwhile. Each write stores
+write every ``write_interval`` seconds (never less than ``MIN_WRITE_INTERVAL``), coalescing
+whatever arrived meanwhile. Each write stores
 new blobs first, then the small ``checkpoint/meta`` blob that points to them, then deletes the
 blobs no meta points to any more, so a reader always finds a whole checkpoint.
 
+The writer thread waits for work on a plain ``threading.Event`` and runs its loop only to write
+(``run_until_complete`` per write), so waking it is one GIL hand-off, not a worker-thread hop and
+back: while the run's thread is busy every hand-off can cost a whole GIL switch interval (5 ms).
+For the same reason it does as few of them as it can: segments of one batch that are waiting when
+a write begins become one blob (a sequence of encoded segments, ``codec.decode_sequence``).
+
 Inside a batch, finished item results are buffered and recorded as a segment every
-``items_every`` items or ``items_seconds`` seconds, whichever comes first; a segment holds only the
+``items_every`` items or ``items_seconds`` seconds, whichever comes first (looked at every
+``ITEM_TICK``, so a segment may hold a few more than ``items_every``); a segment holds only the
 items finished since the previous one, so a 100,000-item pool writes each result once.
+
+The end of a run is in two steps so that the last write overlaps the run's own finishing work:
+``end(phase)`` takes the last checkpoint and lets the writer go, ``await written()`` waits for it
+(``finish`` does both).
 
 A shared value checkpoints cannot hold (an object of a user class, say) is reported once, with its
 key and type; the run goes on, and the store is marked not resumable so no one resumes from a
@@ -34,11 +47,11 @@ import hashlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from time import monotonic, perf_counter
 from typing import Any
 
-from flowlib_runner.definition.factories.durable import Path, RecordedFailure, WalkFrame
+from flowlib_runner.definition.factories.durable import Path, RecordedFailure, WalkFrame, node_name
 from flowlib_runner.definition.factories.nodes import error_type
 from flowlib_runner.execution.checkpoints.codec import Unserialisable, compress, encode, pack
 from flowlib_runner.execution.checkpoints.state import (
@@ -51,8 +64,14 @@ from flowlib_runner.execution.checkpoints.state import (
 )
 from flowlib_runner.store import RunStore, StoreError, StoreFull
 
-BUDGET = 0.05
+BUDGET = 0.02
 """The share of the run's time that taking checkpoints may cost on the run's thread."""
+ITEM_TICK = 0.02
+"""How often a batch's buffer of finished items is looked at (``_Items``)."""
+MIN_WRITE_INTERVAL = 0.01
+"""At most 100 checkpoint writes a second, whatever the store: each write is a handful of system
+calls on the writer thread, and each of them hands the GIL back and forth with the run's thread;
+a checkpoint reaches the store at most this much later than it was taken."""
 FINAL_WRITE_SECONDS = 30.0
 """How long the end of a run waits for its last checkpoint to be written."""
 
@@ -64,34 +83,54 @@ StoreOpener = Callable[[], AbstractAsyncContextManager[RunStore]]
 
 
 class _Items:
-    """One batch visit's item journal: reused results, and a buffer of newly finished ones."""
+    """One batch visit's item journal: reused results, and a buffer of newly finished ones.
 
-    __slots__ = ("buffer", "checkpointer", "due", "every", "key", "reused")
+    ``record`` is the buffer's own ``append``: a pool of trivial items spent more time in a Python
+    call per item than in running the item. A timer of the run's event loop looks at the buffer
+    every ``ITEM_TICK`` seconds and makes a segment of it once it holds ``items_every`` items or
+    ``items_seconds`` have passed since the last segment. (The loop runs its timers between items,
+    so a batch of items that block it is looked at between two of them.)
+    """
+
+    __slots__ = ("buffer", "checkpointer", "due", "every", "key", "record", "reused", "timer")
 
     def __init__(self, checkpointer: Checkpointer, key: str, reused: dict[int, Any]) -> None:
         self.checkpointer, self.key, self.reused = checkpointer, key, reused
         self.every = checkpointer.items_every
         self.buffer: list[tuple[int, Any]] = []
+        self.record = self.buffer.append
         self.due = monotonic() + checkpointer.items_seconds
-
-    def finished(self, index: int, result: Any) -> None:
-        """Called once per item, so kept to an append and two comparisons."""
-        buffer = self.buffer
-        buffer.append((index, result))
-        if len(buffer) >= self.every or monotonic() >= self.due:
-            self.flush()
+        self.timer: asyncio.TimerHandle | None = None
+        self._set_timer()
 
     def failed(self, index: int, item: Any, error: BaseException, attempts: int) -> None:
-        self.finished(index, _failure_record(error))
+        self.record((index, _failure_record(error)))
 
     def flush(self) -> None:
         self.due = monotonic() + self.checkpointer.items_seconds
         if self.buffer:
-            buffer, self.buffer = self.buffer, []
-            self.checkpointer.record_items(self.key, buffer)
+            segment = self.buffer.copy()  # the list itself stays: ``record`` is its append
+            self.buffer.clear()
+            self.checkpointer.record_items(self.key, segment)
 
     def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         self.flush()
+
+    def _set_timer(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.timer = None  # not on an event loop: segments when the visit ends
+            return
+        self.timer = loop.call_later(ITEM_TICK, self._tick)
+
+    def _tick(self) -> None:
+        if len(self.buffer) >= self.every or (self.buffer and monotonic() >= self.due):
+            self.flush()
+        self._set_timer()
 
 
 class Checkpointer:
@@ -118,7 +157,7 @@ class Checkpointer:
         self.definition_digest = definition_digest
         self.attempt = attempt
         self.items_every, self.items_seconds = items_every, items_seconds
-        self.write_interval = write_interval
+        self.write_interval = max(write_interval, MIN_WRITE_INTERVAL)
         self.note: Note = note or (lambda text: log.warning("%s", text))
         self.nodes = nodes
         self.extra_meta: Callable[[], dict[str, Any]] | None = None
@@ -130,6 +169,7 @@ class Checkpointer:
         """Set by a runner whose pod is being stopped from outside: the run is to be resumed, not ended."""
         self.shared: dict[str, Any] = {}
         self.frames: list[WalkFrame] = []
+        self._top: WalkFrame | None = None  # frames[-1]
         self.plan = list(resumed.position) if resumed is not None else []
         self.reusable: dict[str, dict[int, Any]] = dict(resumed.items) if resumed is not None else {}
         self.items_reused = 0
@@ -139,7 +179,8 @@ class Checkpointer:
         self._started = perf_counter()
         self._spent = 0.0
         self._last_cost = 0.0
-        self._due_at = 0.0  # the first moment the budget allows the next checkpoint (see boundary)
+        self._budget_at = 0.0  # the first moment the budget allows the next checkpoint
+        self._due_at = 0.0  # when a boundary calls _due: _budget_at, or now when the writer has notes
         self._blobs: dict[Any, tuple[str, bytes]] = {}  # shared key -> (blob name, digest)
         self._counter = 0 if resumed is None else resumed.counter
         self._segments: dict[str, list[str]] = {}
@@ -149,9 +190,12 @@ class Checkpointer:
         self._stale: list[str] = []
         self._lock = threading.Lock()  # guards what take() fills and the writer empties
         self._wake = threading.Event()
+        self._stopping = threading.Event()  # cuts short the writer's wait for write_interval
         self._stop = False
         self._writer: threading.Thread | None = None
         self._writer_error: BaseException | None = None
+        self._writer_done = False
+        self._tell_done: Callable[[], None] | None = None  # how the writer thread says it ended
         self._late_notes: list[str] = []  # said by the writer thread, told on the run's thread
         self._last_write = 0.0
         self._failures = 0
@@ -180,6 +224,7 @@ class Checkpointer:
             _, node, steps = self.plan.pop(0)  # the resumed position, outermost walk first
         frame = WalkFrame(owner, path, node, steps)
         self.frames.append(frame)
+        self._top = frame
         return frame
 
     def leave(self, frame: WalkFrame) -> None:
@@ -191,22 +236,31 @@ class Checkpointer:
             self.frames.pop()
         elif frame in self.frames:
             self.frames.remove(frame)
+        self._top = self.frames[-1] if self.frames else None
 
-    def boundary(self, owner: object, next_node: str | None, force: bool) -> None:
-        frames = self.frames
-        if not frames or frames[-1].owner is not owner:
-            return  # a walk that is not the main line's (one user code started by hand)
-        frame = frames[-1]
-        frame.node = next_node
+    def boundary(self, owner: object, next_node: Any) -> None:
+        # Once per step of the run, so kept short: the innermost walk is kept in _top, and the due
+        # time folds in notes to tell and disabling (see _due).
+        frame = self._top
+        if frame is None or frame.owner is not owner:
+            return  # no walk, or one that is not the main line's (user code started it by hand)
+        frame.node = next_node  # a name only when a checkpoint needs it (durable.node_name)
         frame.steps += 1
         self.seq += 1
+        if perf_counter() >= self._due_at:
+            self._due()
+
+    def _due(self) -> None:
+        """A boundary at or past ``_due_at``: tell the writer's notes, and checkpoint if the budget
+        allows (``spent + last_cost <= BUDGET * (now - started)``, solved for now in ``_take``)."""
         if self._late_notes:
             self._tell_late_notes()
         if self.disabled is not None:
-            return
-        # spent + last_cost <= BUDGET * (now - started), solved for now once per checkpoint
-        if force or perf_counter() >= self._due_at:
+            self._due_at = float("inf")
+        elif perf_counter() >= self._budget_at:
             self.take()
+        else:
+            self._due_at = self._budget_at
 
     def items(self, path: Path, items: Any) -> _Items | None:
         if self.disabled is not None:
@@ -238,7 +292,7 @@ class Checkpointer:
     # -- taking checkpoints -------------------------------------------------------------------------
 
     def _position(self) -> list[tuple[Path, str | None, int]]:
-        return [(f.path, f.node, f.steps) for f in self.frames]
+        return [(f.path, node_name(f.node), f.steps) for f in self.frames]
 
     def take(self, position: list[tuple[Path, str | None, int]] | None = None) -> None:
         """Checkpoint the shared store and the position (the walks' now, unless given) on the run's thread."""
@@ -298,7 +352,7 @@ class Checkpointer:
         cost = perf_counter() - began
         self._spent += cost
         self._last_cost = cost
-        self._due_at = self._started + (self._spent + cost) / BUDGET
+        self._budget_at = self._due_at = self._started + (self._spent + cost) / BUDGET
 
     def record_items(self, key: str, records: list[tuple[int, Any]]) -> None:
         """A segment of finished items of the batch at ``key`` (on the run's thread)."""
@@ -332,6 +386,7 @@ class Checkpointer:
             self._late_notes.append(reason)
         else:
             self.note(reason)
+        self._due_at = 0.0  # the next boundary sees it (and stops looking at the clock)
         self._pending.clear()
         self._meta = {
             "version": FORMAT_VERSION,
@@ -358,32 +413,41 @@ class Checkpointer:
         """Begin journaling the run whose shared store is ``shared``; starts the writer thread."""
         self.shared = shared
         self._started = perf_counter()
-        self._due_at = self._started + (self._spent + self._last_cost) / BUDGET
+        self._budget_at = self._due_at = self._started + (self._spent + self._last_cost) / BUDGET
         self._writer = threading.Thread(target=self._write_thread, name="checkpoint-writer", daemon=True)
         self._writer.start()
 
     def _write_thread(self) -> None:
         loop = asyncio.new_event_loop()
         try:
-            loop.run_until_complete(self._write_loop())
-        except BaseException as error:  # handed to the run's thread by finish()
+            stack = AsyncExitStack()
+            store = loop.run_until_complete(stack.enter_async_context(self.opener()))
+            try:
+                self._write_until_stopped(loop, store)
+            finally:
+                loop.run_until_complete(stack.aclose())
+        except BaseException as error:  # handed to the run's thread by written()
             self._writer_error = error
         finally:
             loop.close()
+            with self._lock:
+                self._writer_done = True
+                tell, self._tell_done = self._tell_done, None
+            if tell is not None:
+                tell()
 
-    async def _write_loop(self) -> None:
-        async with self.opener() as store:
-            while True:
-                await asyncio.to_thread(self._wake.wait)
-                wait = self._last_write + self.write_interval - monotonic()
-                if wait > 0 and not self._stop:
-                    await asyncio.sleep(wait)
-                self._wake.clear()
-                await self._write_once(store)
-                if self._stop and not self._has_work():
-                    for write in self.last_writes:
-                        await write(store)
-                    return
+    def _write_until_stopped(self, loop: asyncio.AbstractEventLoop, store: RunStore) -> None:
+        while True:
+            self._wake.wait()
+            wait = self._last_write + self.write_interval - monotonic()
+            if wait > 0 and not self._stop:
+                self._stopping.wait(wait)
+            self._wake.clear()
+            loop.run_until_complete(self._write_once(store))
+            if self._stop and not self._has_work():
+                for write in self.last_writes:
+                    loop.run_until_complete(write(store))
+                return
 
     def _has_work(self) -> bool:
         with self._lock:
@@ -393,6 +457,7 @@ class Checkpointer:
         with self._lock:
             if not self._meta_due and not self._pending and not self._stale:
                 return False
+            self._merge_waiting_segments()
             invocation, self._invocation = self._invocation, None
             pending, self._pending = self._pending, {}
             stale, self._stale = self._stale, []
@@ -424,10 +489,22 @@ class Checkpointer:
             self._late_notes.append(
                 f"could not write a checkpoint to {self.location} (attempt {self._failures}): {error}"
             )
+            self._due_at = 0.0  # the next boundary tells it
             if not self._stop or self._failures < 3:
                 await asyncio.sleep(min(30.0, 0.5 * 2**self._failures))
                 self._wake.set()
         return True
+
+    def _merge_waiting_segments(self) -> None:
+        """Segments of one batch not written yet become one blob: one write instead of dozens
+        (under ``_lock``; see the module docstring)."""
+        for names in self._segments.values():
+            waiting = [name for name in names[-2:] if name in self._pending]
+            if len(waiting) < 2:
+                continue  # the common case, checked on the last two names only
+            waiting = [name for name in names if name in self._pending]  # always the last ones
+            self._pending[waiting[0]] = b"".join(self._pending.pop(name) or b"" for name in waiting)
+            del names[len(names) - len(waiting) + 1 :]
 
     def _tell_late_notes(self) -> None:
         notes, self._late_notes = self._late_notes, []
@@ -435,9 +512,14 @@ class Checkpointer:
             self.note(text)
 
     async def finish(self, phase: str | None) -> None:
+        """``end(phase)``, then wait for the last write (``written``)."""
+        self.end(phase)
+        await self.written()
+
+    def end(self, phase: str | None) -> None:
         """Record that the run ended ``phase`` (None: interrupted, to be resumed; ``Suspended``: stopped
-        at an approval node, to be resumed there) and wait for the last write, at most
-        ``FINAL_WRITE_SECONDS``."""
+        at an approval node, to be resumed there) and let the writer write it and stop; call
+        ``written()`` before the run's end is told anyone."""
         with self._lock:
             if phase is not None and self.disabled is None and self._taken_seq != self.seq and self.frames == []:
                 # Where the run ended (the node that failed or waits, or the end): where it goes on.
@@ -448,15 +530,40 @@ class Checkpointer:
                 self._meta = {**self._meta, **extra, "ended": ended}
                 self._meta_due = True
             self._stop = True
+        self._stopping.set()
         self._wake.set()
+
+    async def written(self) -> None:
+        """Wait for the writer ``end`` let go, at most ``FINAL_WRITE_SECONDS``; tell what it could not do."""
         writer = self._writer
         if writer is not None:
-            await asyncio.to_thread(writer.join, FINAL_WRITE_SECONDS)
-            if writer.is_alive():
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[None] = loop.create_future()
+
+            def tell() -> None:  # on the writer thread, as it ends (no worker thread to join it from)
+                try:
+                    loop.call_soon_threadsafe(_settle, done)
+                except RuntimeError:
+                    pass  # the run's loop is closed: nobody waits any more
+
+            with self._lock:
+                ended = self._writer_done
+                if not ended:
+                    self._tell_done = tell
+            try:
+                if not ended:
+                    await asyncio.wait_for(done, FINAL_WRITE_SECONDS)
+                writer.join()  # at its very end already: what is left is the thread's own exit
+            except TimeoutError:
                 self.note(f"the last checkpoint was not written to {self.location} within {FINAL_WRITE_SECONDS:.0f}s")
         if self._writer_error is not None:
             self.note(f"the checkpoint writer stopped: {type(self._writer_error).__name__}: {self._writer_error}")
         self._tell_late_notes()
+
+
+def _settle(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
 
 
 def _compressed(blobs: dict[str, bytes | None]) -> dict[str, bytes | None]:

@@ -2,8 +2,8 @@
 
 Layout (all blobs compressed): ``checkpoint/meta`` (the position, which blob holds each shared
 key, the batch segments of the position, whether the run ended), ``shared/<n>`` (one top-level
-shared key each) and ``items/<n>`` (a segment: ``[(index, result), ...]`` of one batch visit, a
-failed item as ``(FAILED_ITEM, type, message)``). Blob numbers only grow, so a blob is never
+shared key each) and ``items/<n>`` (one or more segments, one after the other: ``[(index, result), ...]`` of one batch
+visit, a failed item as ``(FAILED_ITEM, type, message)``). Blob numbers only grow, so a blob is never
 rewritten in place: a reader of an older meta never sees a newer value.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flowlib_runner.definition.factories.durable import Path, RecordedFailure
-from flowlib_runner.execution.checkpoints.codec import unpack
+from flowlib_runner.execution.checkpoints.codec import unpack, unpack_sequence
 from flowlib_runner.store import RunStore
 
 META = "checkpoint/meta"
@@ -120,8 +120,8 @@ async def load_checkpoint(
     items: dict[str, dict[int, Any]] = {}
     for key, names in segments.items():
         results: dict[int, Any] = {}
-        for records in await asyncio.gather(*(_read(store, name) for name in names)):
-            for index, result in records:
+        for blob in await asyncio.gather(*(_read(store, name, sequence=True) for name in names)):
+            for index, result in (record for records in blob for record in records):
                 if type(result) is tuple and len(result) == 3 and result[0] == FAILED_ITEM:
                     if mode == "retry":
                         results.pop(index, None)
@@ -143,11 +143,11 @@ async def load_checkpoint(
     )
 
 
-async def _read(store: RunStore, name: str) -> Any:
+async def _read(store: RunStore, name: str, *, sequence: bool = False) -> Any:
     data = await store.get(name)
     if data is None:
         raise CheckpointError(f"the checkpoint in {store.location} names blob {name!r}, which is missing")
     try:
-        return unpack(data)
+        return unpack_sequence(data) if sequence else unpack(data)
     except ValueError as error:
         raise CheckpointError(f"blob {name!r} of the checkpoint in {store.location} is unreadable: {error}") from error

@@ -9,6 +9,7 @@ second), never per event.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -259,8 +260,11 @@ class StatusTracker(TableObserver):
         message: str | None = None,
         output: dict[str, Any] | None = None,
         reason: str | None = None,
+        output_json: Mapping[str, bytes] | None = None,
     ) -> None:
-        """Record the end of the run; nodes still running end as Cancelled (they were interrupted)."""
+        """Record the end of the run; nodes still running end as Cancelled (they were interrupted).
+        ``output_json``: each output value's JSON when the caller has made it already (a run with a
+        store does, to choose what to keep), read back instead of encoding ``output`` again."""
         if self.start_time is None:
             self.start_time = time.time()
         self.phase = phase
@@ -270,7 +274,12 @@ class StatusTracker(TableObserver):
             self.message = message
         elif phase == "Succeeded":
             self.message = None
-        self.output = None if output is None else json_safe(output)
+        if output is None:
+            self.output = None
+        elif output_json is not None and output_json.keys() == output.keys():
+            self.output = {key: json.loads(data) for key, data in output_json.items()}
+        else:
+            self.output = json_safe(output)
         for node in self._nodes.values():
             if node.phase not in FINISHED_PHASES and node.phase != "Waiting":
                 self._enter_finished(node, "Cancelled")
