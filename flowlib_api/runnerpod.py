@@ -3,6 +3,9 @@
 The operator writes, the runner reads (one writer and one reader for each):
 
 - environment variables naming the FlowRun, its namespace, the pod and the definition's path;
+- for a run under a borrowed service account, the run's own API token: a file in a Secret volume
+  (``RUNNER_TOKEN_PATH``, named by ``ENV_RUNNER_TOKEN_FILE``) that the runner authenticates with
+  instead of the pod's service account, re-read when the operator refreshes it;
 - the definition snapshot: the Flow (or inline flow) and every sub-flow it reaches, frozen into one
   gzip-compressed JSON document in an immutable ConfigMap mounted at ``SNAPSHOT_MOUNT``, so a later
   edit of a Flow never changes a running run. Compressed, because Kubernetes caps a ConfigMap's data
@@ -44,6 +47,15 @@ ENV_RESUME_FROM = "FLOWLIB_RESUME_FROM"
 starts from that store's last checkpoint (``spec.retryOf``)."""
 ENV_RESUME_MODE = "FLOWLIB_RESUME_MODE"
 """How a retry reuses its source: ``retry`` (rerun failed nodes and items) or ``resubmit`` (start over)."""
+ENV_RUNNER_TOKEN_FILE = "FLOWLIB_RUNNER_TOKEN_FILE"
+"""Path of the file holding the run's own service-account token; unset: the runner authenticates as
+the pod's service account. Set when the pod runs under a borrowed account (``spec.serviceAccountName``),
+whose token reaches other runs' pods as well."""
+
+RUNNER_TOKEN_KEY = "token"
+"""The token's key in the run's runner-token Secret (so also the mounted file's name)."""
+RUNNER_TOKEN_MOUNT = "/var/run/secrets/flowlib.dev/runner"
+RUNNER_TOKEN_PATH = f"{RUNNER_TOKEN_MOUNT}/{RUNNER_TOKEN_KEY}"
 
 SNAPSHOT_KEY = "definition.json.gz"
 """The snapshot's key in the ConfigMap's ``binaryData`` (so also the mounted file's name)."""

@@ -22,10 +22,13 @@ chunk names, which the Role allows by name. A retry (``spec.retryOf``) may also 
 FlowRun (its input, params and outputs are the retry's defaults) and, for a configmap source, that
 store's chunk names.
 
-The three objects are owned by the FlowRun, so the garbage collector removes them with it. A run
-that names its own service account (``spec.serviceAccountName``, which ``access`` must allow first)
-runs as that account; the operator then binds the run's Role to it instead of creating an account,
-and removes the binding when the run ends, because other pods may share that account.
+The three objects are owned by the FlowRun, so the garbage collector removes them with it. The Role
+is only ever bound to the run's own account. A run that names a service account of its own choice
+(``spec.serviceAccountName``, which ``access`` must allow first) runs its pod as that account (user
+code and cloud workload identity see it), but that account may be shared with other runs and pods,
+so binding the run's Role to it would let every pod under it read and patch this run: its runner
+authenticates as the run's own account instead, with a token the operator makes for it
+(``runner_token``).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from flowlib_api.meta import (
 )
 from flowlib_api.storespec import StoreLocation, configmap_chunk_names
 from flowlib_api.views import FlowRunView
-from flowlib_operator.jobspec import owner_reference, runner_account
+from flowlib_operator.jobspec import owner_reference
 from flowlib_operator.naming import identity_name, run_labels
 from flowlib_operator.stores import Resume
 
@@ -104,25 +107,31 @@ def runner_rules(
     return rules
 
 
+def _metadata(flowrun: dict[str, Any], flow_name: str | None) -> dict[str, Any]:
+    run = FlowRunView(flowrun)
+    return {
+        "name": identity_name(run.name),
+        "namespace": run.namespace,
+        "labels": {**run_labels(run.name, flow_name), LABEL_COMPONENT: IDENTITY_COMPONENT},
+        "ownerReferences": [owner_reference(flowrun)],
+    }
+
+
+def run_account(flowrun: dict[str, Any], flow_name: str | None = None) -> dict[str, Any]:
+    """The run's own ServiceAccount ``<run>-runner``, which every run has."""
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(flowrun, flow_name)}
+
+
 def run_identity(
     flowrun: dict[str, Any],
     flow_name: str | None,
     store: StoreLocation | None = None,
     resume: Resume | None = None,
 ) -> list[tuple[ResourceRef, dict[str, Any]]]:
-    """The objects that give one run its identity, with the collection each is created in."""
+    """The objects that give one run its identity, with the collection each is created in: its
+    account, its Role and the binding of the one to the other (never to a borrowed account)."""
     run = FlowRunView(flowrun)
-    name = identity_name(run.name)
-    meta = {
-        "name": name,
-        "namespace": run.namespace,
-        "labels": {**run_labels(run.name, flow_name), LABEL_COMPONENT: IDENTITY_COMPONENT},
-        "ownerReferences": [owner_reference(flowrun)],
-    }
-    objects: list[tuple[ResourceRef, dict[str, Any]]] = []
-    if not run.service_account_name:
-        account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
-        objects.append((SERVICEACCOUNTS, account))
+    meta = _metadata(flowrun, flow_name)
     role = {
         "apiVersion": RBAC_VERSION,
         "kind": "Role",
@@ -133,15 +142,7 @@ def run_identity(
         "apiVersion": RBAC_VERSION,
         "kind": "RoleBinding",
         "metadata": meta,
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": runner_account(run), "namespace": run.namespace}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": meta["name"]},
+        "subjects": [{"kind": "ServiceAccount", "name": meta["name"], "namespace": run.namespace}],
     }
-    objects += [(ROLES, role), (ROLEBINDINGS, binding)]
-    return objects
-
-
-def shared_account_binding(flowrun: dict[str, Any]) -> str | None:
-    """The RoleBinding to remove when the run ends: only a run under an account of its own choice has one
-    that outlives the run's pod in meaning (other pods may run as that account)."""
-    run = FlowRunView(flowrun)
-    return identity_name(run.name) if run.service_account_name else None
+    return [(SERVICEACCOUNTS, run_account(flowrun, flow_name)), (ROLES, role), (ROLEBINDINGS, binding)]

@@ -11,6 +11,12 @@ opening it takes: the S3 keys of a Secret as environment variables (the AWS SDK'
 credential chain reads them), or a PersistentVolumeClaim mounted at ``STORE_MOUNT`` (an allowed
 volume type of the restricted standard). A retry also gets its source's location and how to resume
 (``ENV_RESUME_FROM``, ``ENV_RESUME_MODE``), and whatever reaching that store takes.
+
+A run under a borrowed service account also mounts its runner-token Secret (``runner_token``): a
+secret volume (allowed by the restricted standard) at ``RUNNER_TOKEN_MOUNT``, without ``subPath``
+so that a refreshed token reaches the running pod, whose ``items`` name the token's key, so that the
+pod waits for the token rather than start without it; ``ENV_RUNNER_TOKEN_FILE`` points the runner
+at the file.
 """
 
 from __future__ import annotations
@@ -27,8 +33,12 @@ from flowlib_api.runnerpod import (
     ENV_POD_NAME,
     ENV_RESUME_FROM,
     ENV_RESUME_MODE,
+    ENV_RUNNER_TOKEN_FILE,
     ENV_STORE,
     RUNNER_CONTAINER,
+    RUNNER_TOKEN_KEY,
+    RUNNER_TOKEN_MOUNT,
+    RUNNER_TOKEN_PATH,
     SNAPSHOT_KEY,
     SNAPSHOT_MOUNT,
     SNAPSHOT_PATH,
@@ -43,6 +53,7 @@ from flowlib_operator.stores import Resume, credentials_secret, store_claim
 RUNNER_UID = 65532
 TERMINATION_GRACE_SECONDS = 30
 STORE_VOLUME = "store"
+RUNNER_TOKEN_VOLUME = "runner-token"
 OPTIONAL_S3_KEYS = frozenset({"AWS_SESSION_TOKEN"})
 """Keys of an S3 credentials Secret that may be missing; without the others the pod does not start
 (CreateContainerConfigError, reported in the run's status), which says more than a failed upload."""
@@ -113,6 +124,18 @@ def runner_account(run: FlowRunView) -> str:
     return run.service_account_name or identity_name(run.name)
 
 
+def runner_token_name(flowrun: str) -> str:
+    """The Secret holding a run's runner token (``runner_token``): ``<run>-runner-token``. Secret
+    names may be longer than the 63 characters ``naming`` keeps the run's other names to."""
+    return f"{identity_name(flowrun)}-token"
+
+
+def needs_runner_token(run: FlowRunView) -> bool:
+    """Whether the runner authenticates with a token of the run's own account from a Secret: only
+    when its pod runs under a borrowed account (otherwise the pod's projected token is the run's)."""
+    return bool(run.service_account_name)
+
+
 def store_env(store: StoreLocation | None, resume: Resume | None) -> list[dict[str, Any]]:
     """The variables that hand the runner its store and, for a retry, its source's (see the docstring).
 
@@ -169,6 +192,14 @@ def runner_job(
         {"name": "definition", "configMap": {"name": snapshot_name(name)}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
     ]
+    if needs_runner_token(run):
+        env.insert(0, {"name": ENV_RUNNER_TOKEN_FILE, "value": RUNNER_TOKEN_PATH})
+        mounts.append({"name": RUNNER_TOKEN_VOLUME, "mountPath": RUNNER_TOKEN_MOUNT, "readOnly": True})
+        secret_source = {
+            "secretName": runner_token_name(name),
+            "items": [{"key": RUNNER_TOKEN_KEY, "path": RUNNER_TOKEN_KEY}],
+        }
+        volumes.append({"name": RUNNER_TOKEN_VOLUME, "secret": secret_source})
     claim = store_claim(store, resume)
     if claim is not None:
         claim_name, read_only = claim

@@ -17,6 +17,7 @@ from flowlib_runner.kube import KubeClient, load_config
 from flowlib_api.storespec import StoreSpec
 from flowlib_operator import __version__, metrics, peering
 from flowlib_operator.jobspec import RunnerSettings
+from flowlib_operator.reconcile import CANCEL_GRACE
 from flowlib_operator.stores import DEFAULT_STORE_TEXT, StoreProblem, parse_store_spec
 from flowlib_operator.wiring import Operator, OperatorConfig, register
 
@@ -96,6 +97,14 @@ class QuietWatchCache(logging.Filter):
     help="Seconds between passes over all runs (timeouts, TTL).",
 )
 @click.option(
+    "--cancel-grace",
+    type=click.FloatRange(min=0),
+    default=CANCEL_GRACE,
+    show_default=True,
+    help="Seconds a cancelled run's runner has to stop by itself (its pod and log are kept) before the "
+    "operator deletes its Job.",
+)
+@click.option(
     "--metrics-port", type=int, default=8080, help="Port of the Prometheus /metrics endpoint; 0 turns it off."
 )
 @click.option(
@@ -140,6 +149,7 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
     runner_pull_policy: str,
     pod_start_timeout: float,
     resync_interval: float,
+    cancel_grace: float,
     metrics_port: int,
     webhook_port: int,
     webhook_tls_dir: str | None,
@@ -162,6 +172,7 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
         runner=RunnerSettings(image=runner_image, image_pull_policy=runner_pull_policy),
         pod_start_timeout=pod_start_timeout,
         resync_interval=resync_interval,
+        cancel_grace=cancel_grace,
         webhook_port=webhook_port,
         webhook_tls_dir=webhook_tls_dir,
         authorized_at_admission=access_check == "webhook",

@@ -3,9 +3,25 @@
 The runner reports Running, node progress and the final phase. The operator fills the gaps, from the
 Job and its pods as the watch shows them: a pod that never starts (bad image, unschedulable), a
 runner that crashed or was OOM-killed, a deadline exceeded, a Job deleted from under the run, a
-cancellation that arrived before any runner could act on it, and a runner that exited without
-publishing its final status (its termination message carries it). Everything here is a function
-of its inputs, so the decisions are tested as data and the handlers only fetch and write.
+cancellation that arrived before any runner could act on it (or that its runner did not act on in
+time), and a runner that exited without publishing its final status (its termination message
+carries it). Everything here is a function of its inputs, so the decisions are tested as data and
+the handlers only fetch and write.
+
+A cancel is cooperative (``_cancelling``): the runner sees ``spec.cancel`` itself, stops its flow,
+reports Cancelled and exits 0, so its Job completes and its pod stays with its log until the
+FlowRun is deleted or its TTL ends. The operator only notes when it saw the cancel (the
+``CANCEL_SEEN_ANNOTATION`` on the FlowRun, so an operator restart does not start the wait again)
+and deletes the Job -- a hard stop, its pod gets SIGTERM -- when the runner has not ended
+``CANCEL_GRACE`` seconds later.
+
+Finished Jobs and their pods are never deleted here: a run that succeeded, failed (its runner
+crashed, its deadline passed: the Job controller stops the pod of a Job past its deadline, which is
+Kubernetes' own doing) or was cancelled keeps its Job, pods and logs until the FlowRun is deleted
+(owner references: the garbage collector) or its ``ttlSecondsAfterFinished`` ends. The operator
+deletes a Job only when its pod never started (no runner, no log: it cannot start, or no pod was
+ever created), when a cancelled runner did not stop within the grace, and when a run stopped at an
+approval node (its next segment runs in a new Job).
 
 The watch cache is a view, not the truth: its streams lag and reconnect independently, and a relist
 after 410 Gone never reports what was deleted meanwhile, so a Job or pod the cache lacks (or still
@@ -21,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flowlib_api.meta import API_GROUP
 from flowlib_api.resources import SUCCEEDED, StatusKey, final_condition_status, succeeded_condition
 from flowlib_api.runnerpod import read_termination_message
 from flowlib_api.runstatus import FINISHED_PHASES
@@ -38,15 +55,25 @@ START_FAILURES = frozenset(
     }
 )
 
+CANCEL_GRACE = 30.0
+"""Seconds a cancelled run's runner has, from when the operator saw the cancel, to stop its flow,
+report Cancelled and exit by itself (keeping its pod and log); past them its Job is deleted."""
+CANCEL_SEEN_ANNOTATION = f"{API_GROUP}/cancel-seen-at"
+"""The FlowRun annotation in which the operator records when it saw ``spec.cancel`` (RFC 3339):
+the grace is measured from it, so an operator restart does not start it again."""
+
 
 @dataclass
 class Decision:
     """A status patch to apply (None: nothing to say), whether to delete or (re)create the Job, and
-    an Event. ``refresh`` carries no action: read the run's objects from the API and decide again."""
+    an Event. ``refresh`` carries no action: read the run's objects from the API and decide again.
+    ``cancel_seen`` is the moment to record in the FlowRun's ``CANCEL_SEEN_ANNOTATION`` (written
+    before the rest; it settles nothing)."""
 
     status: dict[str, Any] | None = None
     delete_job: bool = False
     create_job: bool = False
+    cancel_seen: str | None = None
     event: tuple[str, str, str] | None = None  # (type, reason, message)
     notes: list[str] = field(default_factory=list)
     refresh: bool = False
@@ -134,15 +161,28 @@ def decide(
     moment: datetime,
     start_timeout: float,
     fresh: bool = False,
+    cancel_grace: float = CANCEL_GRACE,
+    cancel_seen: str | None = None,
 ) -> Decision:
     """What to write about ``flowrun`` given its Job (None: not there) and the Job's pods.
 
     ``job_seen`` says whether the Job was ever observed for this run, so that a Job that was never
     there is told from one that went away. ``fresh`` says the three were just read from the API:
     without it, a decision that settles the run comes back as ``Decision(refresh=True)``, since the
-    watch cache may lack a Job or pod (or a pod's final state) that exists.
+    watch cache may lack a Job or pod (or a pod's final state) that exists. ``cancel_grace`` is how
+    long a cancelled run's runner has to end by itself; ``cancel_seen`` when the operator recorded
+    seeing the cancel, for a ``flowrun`` that does not show the annotation yet (a lagging watch).
     """
-    decision = _decide(flowrun, job, pods, job_seen=job_seen, moment=moment, start_timeout=start_timeout)
+    decision = _decide(
+        flowrun,
+        job,
+        pods,
+        job_seen=job_seen,
+        moment=moment,
+        start_timeout=start_timeout,
+        cancel_grace=cancel_grace,
+        cancel_seen=cancel_seen,
+    )
     if decision.settles and not fresh:
         return Decision(refresh=True)
     return decision
@@ -156,6 +196,8 @@ def _decide(
     job_seen: bool,
     moment: datetime,
     start_timeout: float,
+    cancel_grace: float = CANCEL_GRACE,
+    cancel_seen: str | None = None,
 ) -> Decision:
     run = FlowRunView(flowrun)
     if run.finished:
@@ -163,15 +205,7 @@ def _decide(
     latest = _latest_pod(pods)
 
     if run.cancel_requested:
-        # A terminating pod still counts: its runner is cancelling and will report Cancelled itself
-        # within its grace period; the operator speaks only when no runner is left to do so.
-        if not any(_is_running(p) for p in pods):
-            message = "cancelled before the runner reported (spec.cancel)"
-            return Decision(
-                final_status(flowrun, "Cancelled", "Cancelled", message, moment),
-                event=("Normal", "Cancelled", message),
-            )
-        return Decision(delete_job=job is not None and job.get("metadata", {}).get("deletionTimestamp") is None)
+        return _cancelling(flowrun, job, pods, latest, moment=moment, grace=cancel_grace, seen=cancel_seen)
 
     if run.phase == "Suspended":
         return _suspended(flowrun, job, moment)
@@ -215,6 +249,76 @@ def _suspended(flowrun: dict[str, Any], job: dict[str, Any] | None, moment: date
         message = f"the approval of {node} timed out; resuming along its timeout edge"
         return Decision(create_job=True, event=("Normal", "Resuming", message))
     return Decision()
+
+
+def cancel_seen_at(flowrun: dict[str, Any]) -> datetime | None:
+    """When the operator recorded seeing the cancel of ``flowrun`` (None: not yet, or unreadable)."""
+    annotations = (flowrun.get("metadata") or {}).get("annotations") or {}
+    return parse_time(annotations.get(CANCEL_SEEN_ANNOTATION))
+
+
+def _has_run(pod: dict[str, Any]) -> bool:
+    """Whether the pod's runner started (its phase left Pending): it may be acting on the cancel."""
+    return (pod.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed")
+
+
+def _cancelling(
+    flowrun: dict[str, Any],
+    job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    latest: dict[str, Any] | None,
+    *,
+    moment: datetime,
+    grace: float,
+    seen: str | None,
+) -> Decision:
+    """``spec.cancel`` on an unfinished run (see the module docstring).
+
+    A runner that runs is left to stop by itself for ``grace`` seconds from the moment recorded in
+    the annotation (recorded first if missing); then its Job is deleted. A terminating pod still
+    counts: its runner is cancelling and may report Cancelled within its pod's grace period. A Job
+    none of whose pods ever started is deleted at once (no runner there to act, no log to keep); one
+    whose earlier attempt ran is kept through the grace (the next pod's runner, once it starts, finds
+    the cancel and reports it), so that attempt's pod and log stay. The operator ends the run itself
+    only when no runner is left to: with the final status a runner left in its termination message
+    if there is one, else Cancelled.
+    """
+    job_deleting = job is not None and job["metadata"].get("deletionTimestamp") is not None
+    job_finished = job is not None and (
+        _job_condition(job, "Complete") is not None or _job_condition(job, "Failed") is not None
+    )
+    live = [p for p in pods if _is_running(p)]
+    since = cancel_seen_at(flowrun) or parse_time(seen)
+    overdue = since is not None and (moment - since).total_seconds() >= grace
+    if not live:
+        final = reported_final(latest)
+        if final is not None:
+            return Decision(final, event=_final_event(final))
+        stopped = job is None or job_deleting  # by the hard stop, when the grace is over and a runner ran
+        if overdue and stopped and (_ran(FlowRunView(flowrun)) or any(_has_run(p) for p in pods)):
+            message = f"cancelled: the runner did not stop within {grace:g}s of spec.cancel, so its Job was deleted"
+        else:
+            message = "cancelled before the runner reported (spec.cancel)"
+        # A Job that never got a pod would still start one, only for it to find the run over.
+        pointless = job is not None and not pods and not job_deleting and not job_finished
+        return Decision(
+            final_status(flowrun, "Cancelled", "Cancelled", message, moment),
+            delete_job=pointless,
+            event=("Normal", "Cancelled", message),
+        )
+    if job is None or job_deleting:
+        return Decision()  # stopped already (hard stop, or deleted from outside): wait for the pod to end
+    if not any(_has_run(p) for p in pods):
+        return Decision(delete_job=True)  # no runner ever started: nothing to wait for, nothing to keep
+    if since is None:
+        at = rfc3339(moment)
+        message = f"asked the runner to stop; its Job is deleted if it has not ended within {grace:g}s"
+        return Decision(cancel_seen=at, event=("Normal", "Cancelling", message))
+    if overdue:
+        name = job["metadata"].get("name") or "its Job"
+        message = f"the runner did not stop within {grace:g}s of spec.cancel; deleting Job {name} (SIGTERM to its pod)"
+        return Decision(delete_job=True, event=("Warning", "CancelGraceExpired", message))
+    return Decision()  # the runner has the rest of its grace; the resync looks again
 
 
 MISSING_JOB_GRACE = 30.0

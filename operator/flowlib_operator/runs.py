@@ -22,7 +22,6 @@ from flowlib_api.meta import (
     JOBS,
     LABEL_FLOWRUN,
     PODS,
-    ROLEBINDINGS,
     STATUS_SUBRESOURCE,
     ResourceRef,
 )
@@ -35,12 +34,20 @@ from flowlib_operator import metrics
 from flowlib_operator.access import FORBIDDEN_REASON, borrowing_problems
 from flowlib_operator.cache import ClusterCache, Key
 from flowlib_operator.events import EventRecorder
-from flowlib_operator.identity import run_identity, shared_account_binding
+from flowlib_operator.identity import run_identity
 from flowlib_operator.jobspec import RunnerSettings, runner_job, snapshot_configmap
 from flowlib_operator.naming import job_name, label_value
-from flowlib_operator.reconcile import Decision, decide, final_status, ttl_expired
+from flowlib_operator.reconcile import (
+    CANCEL_GRACE,
+    CANCEL_SEEN_ANNOTATION,
+    Decision,
+    decide,
+    final_status,
+    ttl_expired,
+)
 from flowlib_operator.resolve import resolve_run
 from flowlib_operator.retries import keep_source_store, source_definition
+from flowlib_operator.runner_token import LeftoverSecret, runner_tokens
 from flowlib_operator.stores import (
     DEFAULT_STORE_TEXT,
     INVALID_STORE_REASON,
@@ -99,7 +106,10 @@ class RunLifecycle:
     """Decisions that deleted their Job but could not write their status yet (``reconcile``)."""
     fresh_at: dict[Key, float] = field(default_factory=dict)
     """When each run's objects were last read afresh (monotonic seconds; see ``VERIFY_AFTER``)."""
-    loans_ended: set[Key] = field(default_factory=set)
+    cancel_grace: float = CANCEL_GRACE
+    """Seconds a cancelled run's runner has to end by itself before its Job is deleted (``reconcile``)."""
+    cancels_seen: dict[Key, str] = field(default_factory=dict)
+    """When this process recorded seeing each run's cancel, for a cache that lags its annotation."""
 
     def lock(self, key: Key) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -222,18 +232,24 @@ class RunLifecycle:
         status_patch.update(final_status(body, phase, reason, message, now_utc()))
         status_patch[StatusKey.OBSERVED_GENERATION] = FlowRunView(body).generation
 
-    async def end_loan(self, body: dict[str, Any]) -> None:
-        """A run under a borrowed service account has ended: delete the binding that lent the account
-        the run's Role, since other pods may run as that account (see ``identity``)."""
-        run = FlowRunView(body)
-        binding = shared_account_binding(body)
-        if binding is None or not run.finished or run.key in self.loans_ended:
-            return
-        await self.client.delete(ROLEBINDINGS, binding, run.namespace)
-        self.loans_ended.add(run.key)
+    async def keep_runner_token(self, body: dict[str, Any], *, recheck: bool = False) -> None:
+        """Every FlowRun event: a run under a borrowed service account gets its runner token before
+        it starts (kopf calls this before ``start``) and a fresh one once it is due; its runner
+        authenticates with it, since the borrowed account holds no run's Role (``runner_token``).
+        No request while the token it made is fresh, unless ``recheck`` (a resync pass that reads
+        the run afresh) asks to look at its Secret again. A failure is logged and counted; the next
+        resync pass tries again (a pod that starts meanwhile waits for the Secret's token)."""
+        try:
+            await runner_tokens(self.client).keep(body, recheck=recheck)
+        except (*TRANSIENT_ERRORS, LeftoverSecret) as error:
+            run = FlowRunView(body)
+            metrics.RECONCILE_ERRORS.labels(kind="token").inc()
+            log.warning("the runner token of %s/%s is not made yet (retried next pass): %s", *run.key, error)
 
     async def cancel(self, body: dict[str, Any]) -> None:
-        """``spec.cancel`` became true: stop the runner by deleting the Job (its pod gets SIGTERM)."""
+        """``spec.cancel`` became true. The runner sees it too, stops its flow, reports Cancelled and
+        exits, so its pod and log stay; the reconcile records when the cancel was seen and deletes
+        the Job only if the runner has not ended ``cancel_grace`` seconds later (or never started)."""
         self.cache.put_flowrun(body, deleted=False)
         await self.reconcile(FlowRunView(body).key)
 
@@ -304,12 +320,25 @@ class RunLifecycle:
             moment=now_utc(),
             start_timeout=self.pod_start_timeout,
             fresh=fresh,
+            cancel_grace=self.cancel_grace,
+            cancel_seen=self.cancels_seen.get(key),
         )
 
     async def _apply(self, key: Key, flowrun: dict[str, Any], decision: Decision) -> None:
         """Carry ``decision`` out: the Job first (created or deleted), then the status, then the Event.
         A status that fails after its Job was deleted is kept in ``unwritten`` for the next pass."""
         namespace, name = key
+        if decision.cancel_seen:
+            if key in self.cancels_seen:
+                return  # recorded already; the cache has not shown the annotation yet
+            annotation = {"metadata": {"annotations": {CANCEL_SEEN_ANNOTATION: decision.cancel_seen}}}
+            try:
+                await self.client.patch(FLOWRUNS, name, annotation, namespace)
+            except ApiError as error:
+                if error.not_found:
+                    return
+                raise
+            self.cancels_seen[key] = decision.cancel_seen
         if decision.create_job:
             await self._create_job(flowrun)
         if decision.delete_job:
@@ -357,7 +386,7 @@ class RunLifecycle:
         self.cache.put_flowrun(body, deleted)
         phase = run.phase
         if deleted:
-            for table in (self.phases, self.locks, self.first_seen, self.unwritten, self.fresh_at):
+            for table in (self.phases, self.locks, self.first_seen, self.unwritten, self.fresh_at, self.cancels_seen):
                 table.pop(key, None)
             self.finalized.discard(key)
             return key
@@ -390,14 +419,16 @@ class RunLifecycle:
                         await self.client.delete(FLOWRUNS, key[1], key[0], propagation="Background")
                     elif not FlowRunView(flowrun).finished:
                         known = self.fresh_at.get(key) or self.first_seen.setdefault(key, now)
-                        await self.reconcile(key, verify=now - known >= VERIFY_AFTER)
-                    else:
-                        await self.end_loan(flowrun)  # again, if ending it at the run's end failed
+                        verify = now - known >= VERIFY_AFTER
+                        await self.reconcile(key, verify=verify)
+                        # The runner token: made if missing, refreshed when due, remade if its Secret went.
+                        await self.keep_runner_token(flowrun, recheck=verify)
                 except (*TRANSIENT_ERRORS, LeftoverObject) as error:
                     metrics.RECONCILE_ERRORS.labels(kind="resync").inc()
                     log.warning("resync of %s/%s failed (retried next pass): %s", key[0], key[1], error)
 
         runs = list(self.cache.flowruns.items())
+        runner_tokens(self.client).forget_all_but({key for key, _ in runs})
         outcomes = await asyncio.gather(*(one(key, flowrun) for key, flowrun in runs), return_exceptions=True)
         for (key, _), outcome in zip(runs, outcomes, strict=True):
             if isinstance(outcome, Exception):  # a bug, not the API: logged in full, the others went on

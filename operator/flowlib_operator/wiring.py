@@ -41,6 +41,7 @@ from flowlib_operator.diffbase import CompactDiffBaseStorage
 from flowlib_operator.events import EventRecorder
 from flowlib_operator.flows import FlowValidation
 from flowlib_operator.jobspec import RunnerSettings
+from flowlib_operator.reconcile import CANCEL_GRACE
 from flowlib_operator.runs import LeftoverObject, RunLifecycle
 from flowlib_operator.stores import DEFAULT_STORE_TEXT, parse_store_spec, store_problems
 
@@ -70,6 +71,8 @@ class OperatorConfig:
     runner: RunnerSettings
     pod_start_timeout: float = 120.0
     resync_interval: float = 10.0
+    cancel_grace: float = CANCEL_GRACE
+    """Seconds a cancelled run's runner has to stop by itself before its Job is deleted (``reconcile``)."""
     webhook_port: int = 0
     webhook_tls_dir: str | None = None
     authorized_at_admission: bool = False
@@ -97,6 +100,7 @@ class Operator:
             authorized_at_admission=config.authorized_at_admission,
             pod_start_timeout=config.pod_start_timeout,
             resync_interval=config.resync_interval,
+            cancel_grace=config.cancel_grace,
             default_store=config.default_store,
         )
         return cls(client, config, FlowValidation(client, events), runs)
@@ -180,11 +184,9 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
     @kopf.on.event(group, version, FLOWRUNS.plural, registry=registry)
     async def flowrun_event(body: kopf.Body, type: str | None, **_: Any) -> None:
         flowrun = dict(body)
-        key = op.runs.observe(flowrun, type)
-        if type == "DELETED":
-            op.runs.loans_ended.discard(key)
-        else:
-            await op.runs.end_loan(flowrun)
+        op.runs.observe(flowrun, type)
+        if type != "DELETED":
+            await op.runs.keep_runner_token(flowrun)
 
     @kopf.on.create(group, version, FLOWRUNS.plural, registry=registry)
     @kopf.on.resume(group, version, FLOWRUNS.plural, registry=registry)

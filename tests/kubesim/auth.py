@@ -3,7 +3,9 @@
 Service-account tokens are HS256-signed JWTs with the claims of real bound tokens
 (https://kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin/#bound-service-account-tokens):
 ``sub`` = ``system:serviceaccount:<ns>:<name>`` and a ``kubernetes.io`` claim naming the namespace,
-service account (and pod). A token stops working when its service account (or pod) is deleted.
+service account and the object the token is bound to (a pod or a Secret, each by name and uid). A
+token stops working when its service account or that object is deleted, or replaced by one of the
+same name (another uid), as the API server's service-account authenticator checks.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hmac
 import json
 import secrets
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +61,8 @@ class Authenticator:
         expiration: int = 3600,
         pod: JSON | None = None,
         audiences: list[str] | None = None,
+        secret: JSON | None = None,
+        node: JSON | None = None,
     ) -> str:
         sa = self.store.get(("", "serviceaccounts"), namespace, name)
         now = int(time.time())
@@ -67,6 +72,7 @@ class Authenticator:
             "iat": now,
             "nbf": now,
             "iss": ISSUER,
+            "jti": str(uuid.uuid4()),  # every token its own id (ServiceAccountTokenJTI, on since 1.29)
             "sub": f"system:serviceaccount:{namespace}:{name}",
             "kubernetes.io": {
                 "namespace": namespace,
@@ -75,6 +81,9 @@ class Authenticator:
         }
         if pod is not None:
             claims["kubernetes.io"]["pod"] = {"name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}
+        for claim, bound in (("secret", secret), ("node", node)):
+            if bound is not None:
+                claims["kubernetes.io"][claim] = {"name": bound["metadata"]["name"], "uid": bound["metadata"]["uid"]}
         header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "kubesim"}).encode())
         payload = _b64(json.dumps(claims).encode())
         signature = _b64(hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256).digest())
@@ -106,11 +115,12 @@ class Authenticator:
         sa = self.store.get(("", "serviceaccounts"), ns or "", sa_info.get("name", ""))
         if sa is None or sa["metadata"]["uid"] != sa_info.get("uid"):
             return None
-        pod_info = info.get("pod")
-        if pod_info is not None:
-            pod = self.store.get(("", "pods"), ns or "", pod_info["name"])
-            if pod is None or pod["metadata"]["uid"] != pod_info["uid"]:
-                return None
+        for claim, key, scope in (("pod", "pods", ns), ("secret", "secrets", ns), ("node", "nodes", "")):
+            bound = info.get(claim)
+            if bound is not None:
+                obj = self.store.get(("", key), scope or "", bound["name"])
+                if obj is None or obj["metadata"]["uid"] != bound["uid"]:
+                    return None
         return User(
             f"system:serviceaccount:{ns}:{sa_info['name']}",
             ("system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"),

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 JSON = dict[str, Any]
 NODE = "kubesim-node"
 LAUNCHER = str(Path(__file__).with_name("launcher.py"))
+SOURCE_KINDS = {("", "configmaps"): "configmap", ("", "secrets"): "secret"}
+"""What a volume may show, by store key: the kinds whose changes reach running pods' volumes."""
 
 
 class ContainerLog:
@@ -142,6 +144,9 @@ class PodRuntime:
         self.reason = ""
         self.mount_points: list[str] = []
         self.net: PodNetwork | None = None
+        # Volumes that show ConfigMaps or Secrets, by name: (volume, directory, token), kept in step
+        # with their sources while the pod runs (``Kubelet.sync_volumes``).
+        self.synced_volumes: dict[str, tuple[JSON, Path, str]] = {}
 
     # -- status ------------------------------------------------------------------------------
     def _conditions(self) -> list[JSON]:
@@ -378,7 +383,10 @@ class PodRuntime:
         token = self.kubelet.authn.issue(self.ns, pod["spec"].get("serviceAccountName", "default"), 3607, pod)
         for mount in spec.get("volumeMounts") or []:
             volume = by_name[mount["name"]]
-            source = volumes.materialize(self.api.store, pod, volume, self.dir / "volumes" / mount["name"], token)
+            directory = self.dir / "volumes" / mount["name"]
+            source = volumes.materialize(self.api.store, pod, volume, directory, token)
+            if volumes.sources(volume):
+                self.synced_volumes[mount["name"]] = (volume, directory, token)
             if mount.get("subPath"):
                 source = source / mount["subPath"]
                 if not source.exists():
@@ -626,11 +634,45 @@ class Kubelet(Controller):
         self.backoff_max = 10.0
         self.prober = Prober()
         self.background: set[asyncio.Task[None]] = set()
+        self.unsynced: set[str] = set()
+        """Uids of running pods with a volume whose ConfigMap or Secret changed since it was written."""
 
     def interested(self, event: Event) -> bool:
-        return event.key == ("", "pods")
+        return event.key == ("", "pods") or (event.key in SOURCE_KINDS and bool(self._mounting(event)))
+
+    def _mounting(self, event: Event) -> list[PodRuntime]:
+        """The running pods with a volume that shows the ConfigMap or Secret of ``event``."""
+        meta = event.obj["metadata"]
+        source = (SOURCE_KINDS[event.key], meta["name"])
+        return [
+            runtime
+            for runtime in self.runtimes.values()
+            if runtime.ns == meta.get("namespace")
+            and any(source in volumes.sources(volume) for volume, _, _ in runtime.synced_volumes.values())
+        ]
+
+    def _on_event(self, event: Event) -> None:
+        if event.key in SOURCE_KINDS and event.type != "DELETED":
+            for runtime in self._mounting(event):
+                self.unsynced.add(runtime.uid)
+        super()._on_event(event)
+
+    def sync_volumes(self) -> None:
+        """Rewrite the ConfigMap and Secret volumes of running pods whose sources changed, as the
+        kubelet's periodic sync does (within about a minute in a cluster; here at once). Environment
+        variables taken from them never change, and ``subPath`` mounts keep their old content
+        (``volumes.refresh``)."""
+        for uid in sorted(self.unsynced):
+            runtime = self.runtimes.get(uid)
+            if runtime is None or runtime.terminating.is_set():
+                continue
+            pod = self.api.store.get(("", "pods"), runtime.ns, runtime.name) or runtime.pod
+            for volume, directory, token in list(runtime.synced_volumes.values()):
+                volumes.refresh(self.api.store, pod, volume, directory, token)
+        self.unsynced.clear()
 
     def reconcile(self) -> float | None:
+        self.sync_volumes()
         rt = self.api.resource("", "v1", "pods")
         present = set()
         for pod in self.api.store.items(rt.key):

@@ -635,16 +635,65 @@ class ApiServer:
         return _json(listed)
 
     def _create_sub(self, rt: ResourceType, ns: str, name: str, sub: str, body: Any, user: User) -> web.Response:
+        """``serviceaccounts/<name>/token``: a TokenRequest, as pkg/registry/core/serviceaccount/storage/token.go
+        answers it. ``expirationSeconds`` defaults to an hour and must lie between 10 minutes and 2^32
+        seconds (422, ``ValidateTokenRequest``); a ``boundObjectRef`` must be a Pod (running as this
+        account), a Secret or a Node (400 for any other kind), must exist (404) and, when it names a
+        uid, be that very object (409). The token then stops authenticating with that object."""
         if rt.key != ("", "serviceaccounts") or sub != "token":
             raise method_not_allowed()
         self.api.get(rt, ns, name)
-        spec = (body or {}).get("spec") or {}
-        seconds = int(spec.get("expirationSeconds") or 3600)
-        pod = None
-        ref = spec.get("boundObjectRef") or {}
-        if ref.get("kind") == "Pod":
-            pod = self.api.get(self.api.resource("", "v1", "pods"), ns, ref["name"])
-        token = self.authn.issue(ns, name, seconds, pod, spec.get("audiences"))
+        spec = dict((body or {}).get("spec") or {})
+        raw_seconds = spec.get("expirationSeconds")
+        seconds = 3600 if raw_seconds is None else raw_seconds
+        if not isinstance(seconds, int) or isinstance(seconds, bool):
+            raise bad_request(f"json: cannot unmarshal {type(seconds).__name__} into Go struct field of type int64")
+        if seconds < 600 or seconds > 1 << 32:
+            limit = "less than 10 minutes" if seconds < 600 else "larger than 2^32 seconds"
+            raise invalid(
+                "authentication.k8s.io",
+                "TokenRequest",
+                "",
+                [
+                    (
+                        "FieldValueInvalid",
+                        "spec.expirationSeconds",
+                        f"Invalid value: {seconds}: may not specify a duration {limit}",
+                    )
+                ],
+            )
+        pod = secret = node = None
+        ref = spec.get("boundObjectRef")
+        if ref:
+            api_version, kind, ref_name = str(ref.get("apiVersion") or ""), ref.get("kind"), str(ref.get("name") or "")
+            group = api_version.split("/", maxsplit=1)[0] if "/" in api_version else ""
+            if group == "" and kind == "Pod":
+                pod = self.api.get(self.api.resource("", "v1", "pods"), ns, ref_name)
+                if pod["spec"].get("serviceAccountName", "default") != name:
+                    raise bad_request(
+                        f'cannot bind token for serviceaccount "{name}" to pod running with different '
+                        "serviceaccount name."
+                    )
+                bound = pod
+            elif group == "" and kind == "Secret":
+                secret = self.api.get(self.api.resource("", "v1", "secrets"), ns, ref_name)
+                bound = secret
+            elif group == "" and kind == "Node":
+                node = self.api.get(self.api.resource("", "v1", "nodes"), "", ref_name)
+                bound = node
+            else:
+                shown = api_version if "/" in api_version else f"/{api_version}"
+                raise bad_request(f"cannot bind token to object of type {shown}, Kind={kind}")
+            if ref.get("uid") and ref["uid"] != bound["metadata"]["uid"]:
+                raise conflict(
+                    "",
+                    str(kind),
+                    ref_name,
+                    f"the UID in the bound object reference ({ref['uid']}) does not match the UID in record. "
+                    "The object might have been deleted and then recreated",
+                )
+            spec["boundObjectRef"] = {**ref, "uid": bound["metadata"]["uid"]}
+        token = self.authn.issue(ns, name, seconds, pod, spec.get("audiences"), secret, node)
         expires = timestamp(dt.datetime.fromtimestamp(time.time() + seconds, dt.UTC))
         return _json(
             {

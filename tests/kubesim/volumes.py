@@ -116,9 +116,18 @@ def _write(directory: Path, files: dict[str, bytes], mode: int) -> None:
         os.chmod(target, mode)
 
 
-def _items(data: dict[str, bytes], items: list[JSON] | None) -> dict[str, bytes]:
+def _items(data: dict[str, bytes], src: JSON, kind: str, volume: str) -> dict[str, bytes]:
+    """The files of a configMap or secret source: every key, or the ``items`` it lists. A listed key
+    that is missing fails the mount unless the source is optional (pkg/volume/secret and configmap)."""
+    items = src.get("items")
     if not items:
         return data
+    missing = next((item["key"] for item in items if item["key"] not in data), None)
+    if missing is not None and not src.get("optional"):
+        what = (
+            "references non-existent secret key" if kind == "secret" else "configmap references non-existent config key"
+        )
+        raise NotReady("ContainerCreating", f'MountVolume.SetUp failed for volume "{volume}" : {what}: {missing}')
     return {str(item.get("path", item["key"])): data[item["key"]] for item in items if item["key"] in data}
 
 
@@ -140,8 +149,6 @@ def _data(store: Store, ns: str, kind: str, name: str, optional: bool, volume: s
 
 def materialize(store: Store, pod: JSON, volume: JSON, directory: Path, token: str) -> Path:
     """Write a volume's content under ``directory``; returns the path to bind-mount."""
-    ns = pod["metadata"]["namespace"]
-    name = volume["name"]
     mode = int(volume.get("defaultMode", 0o644)) if isinstance(volume.get("defaultMode"), int) else 0o644
     if "hostPath" in volume:
         return Path(volume["hostPath"]["path"])
@@ -149,18 +156,32 @@ def materialize(store: Store, pod: JSON, volume: JSON, directory: Path, token: s
     if "emptyDir" in volume:
         os.chmod(directory, 0o777)  # as the kubelet creates emptyDir volumes
         return directory
+    if "downwardAPI" in volume:
+        _write(directory, _downward(pod, volume["downwardAPI"].get("items") or []), mode)
+        return directory
+    files, file_mode = _contents(store, pod, volume, token)
+    _write(directory, files, file_mode)
+    return directory
+
+
+def _contents(store: Store, pod: JSON, volume: JSON, token: str) -> tuple[dict[str, bytes], int]:
+    """The files of a configMap, secret or projected volume and their mode; ``NotReady`` when a
+    source it needs is missing or the volume is of a type kubesim does not serve."""
+    ns = pod["metadata"]["namespace"]
+    name = volume["name"]
     files: dict[str, bytes]
     if "configMap" in volume:
         src = volume["configMap"]
-        files = _items(_data(store, ns, "configmap", src["name"], bool(src.get("optional")), name), src.get("items"))
-        _write(directory, files, int(src.get("defaultMode", 0o644)))
-    elif "secret" in volume:
+        files = _items(
+            _data(store, ns, "configmap", src["name"], bool(src.get("optional")), name), src, "configmap", name
+        )
+        return files, int(src.get("defaultMode", 0o644))
+    if "secret" in volume:
         src = volume["secret"]
-        files = _items(_data(store, ns, "secret", src["secretName"], bool(src.get("optional")), name), src.get("items"))
-        _write(directory, files, int(src.get("defaultMode", 0o644)))
-    elif "downwardAPI" in volume:
-        _write(directory, _downward(pod, volume["downwardAPI"].get("items") or []), mode)
-    elif "projected" in volume:
+        data = _data(store, ns, "secret", src["secretName"], bool(src.get("optional")), name)
+        files = _items(data, src, "secret", name)
+        return files, int(src.get("defaultMode", 0o644))
+    if "projected" in volume:
         proj = volume["projected"]
         files = {}
         for source in proj.get("sources") or []:
@@ -171,7 +192,9 @@ def materialize(store: Store, pod: JSON, volume: JSON, directory: Path, token: s
                 files.update(
                     _items(
                         _data(store, ns, "configmap", src["name"], bool(src.get("optional")), name),
-                        src.get("items"),
+                        src,
+                        "configmap",
+                        name,
                     )
                 )
             elif "secret" in source:
@@ -179,15 +202,61 @@ def materialize(store: Store, pod: JSON, volume: JSON, directory: Path, token: s
                 files.update(
                     _items(
                         _data(store, ns, "secret", src["name"], bool(src.get("optional")), name),
-                        src.get("items"),
+                        src,
+                        "secret",
+                        name,
                     )
                 )
             elif "downwardAPI" in source:
                 files.update(_downward(pod, source["downwardAPI"].get("items") or []))
-        _write(directory, files, int(proj.get("defaultMode", 0o644)))
-    else:
-        raise NotReady("ContainerCreating", f'volume "{name}": unsupported volume type in kubesim')
-    return directory
+        return files, int(proj.get("defaultMode", 0o644))
+    raise NotReady("ContainerCreating", f'volume "{name}": unsupported volume type in kubesim')
+
+
+def sources(volume: JSON) -> set[tuple[str, str]]:
+    """The ConfigMaps and Secrets whose content a volume shows, as (``configmap`` or ``secret``, name)."""
+    found: set[tuple[str, str]] = set()
+    if "configMap" in volume:
+        found.add(("configmap", volume["configMap"]["name"]))
+    if "secret" in volume:
+        found.add(("secret", volume["secret"]["secretName"]))
+    for source in (volume.get("projected") or {}).get("sources") or []:
+        if "configMap" in source:
+            found.add(("configmap", source["configMap"]["name"]))
+        if "secret" in source:
+            found.add(("secret", source["secret"]["name"]))
+    return found
+
+
+def refresh(store: Store, pod: JSON, volume: JSON, directory: Path, token: str) -> bool:
+    """Bring a mounted configMap, secret or projected volume in step with its sources, as the kubelet
+    does for a running pod (https://kubernetes.io/docs/concepts/configuration/secret/#mounted-secrets-are-updated-automatically,
+    and the same for ConfigMaps): changed keys are rewritten, new ones appear, removed ones go. Each
+    file is replaced by a rename, never written in place, so a ``subPath`` mount of one file (bound
+    to the old file) keeps what it had, as ``subPath`` mounts never receive updates. A source that is
+    gone leaves the volume as it was (the kubelet keeps the last content it could read). True when
+    something changed."""
+    try:
+        files, mode = _contents(store, pod, volume, token)
+    except NotReady:
+        return False
+    changed = False
+    for rel, data in files.items():
+        target = directory / rel
+        if target.is_file() and target.read_bytes() == data:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_name(f"..{target.name}.tmp")
+        staged.write_bytes(data)
+        os.chmod(staged, mode)
+        os.replace(staged, target)
+        changed = True
+    wanted = {directory / rel for rel in files}
+    for path in sorted(directory.rglob("*"), reverse=True):
+        if path.is_file() and path not in wanted:
+            path.unlink()
+            changed = True
+    return changed
 
 
 def _downward(pod: JSON, items: list[JSON]) -> dict[str, bytes]:

@@ -136,20 +136,20 @@ def test_an_opened_secret_and_account_may_be_borrowed(simulator_only: Cluster, n
         "serviceAccountName": deployer,
         "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
     }
-    # The first attempts to end the loan fail (more than the client retries): the resync ends it.
+    # The first attempts to make the runner's token fail (more than the client retries): the pod
+    # waits for the token, and a resync pass makes it.
     injected = cluster.sim.faults.injected
-    cluster.sim.faults.fail("DELETE", f"/namespaces/{namespace}/rolebindings/opened-runner", 500, times=12)
+    cluster.sim.faults.fail("POST", f"/namespaces/{namespace}/serviceaccounts/opened-runner/token$", 500, times=12)
     cluster.apply(namespace, run)
     status = cluster.wait_phase("opened", namespace, "Succeeded", "Failed")
     assert status["phase"] == "Succeeded", status
     assert status["output"] == {"n": len(PASSWORD)}
     pod = cluster.list("pod", namespace, "flowlib.dev/flowrun=opened")[0]
     assert pod["spec"]["serviceAccountName"] == deployer
-    # The account was lent for the run only: the binding to the run's Role goes when the run ends.
-    cluster.wait_for(
-        "the lent binding to be deleted", lambda: cluster.get("rolebinding", "opened-runner", namespace) is None
-    )
     assert cluster.sim.faults.injected - injected == 12
+    # Nothing was lent: the run's Role is bound to the run's own account, never to the borrowed one.
+    binding = cluster.get("rolebinding", "opened-runner", namespace) or {}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "opened-runner", "namespace": namespace}]
 
 
 def test_another_runs_identity_cannot_be_borrowed(simulator_only: Cluster, namespace: str) -> None:
@@ -190,6 +190,75 @@ def test_one_run_cannot_read_or_forge_another(simulator_only: Cluster, namespace
     assert tries == {"read": 403, "forge": 403, "own": 200}
     victim_status = cluster.wait_phase("victim", namespace, "Succeeded", "Failed")
     assert victim_status["output"] == {"result": "real"}
+
+
+NEIGHBOUR = """
+import json, os, ssl, urllib.error, urllib.request
+
+
+def call(path, token, method="GET", body=None):
+    account = "/var/run/secrets/kubernetes.io/serviceaccount"
+    host = os.environ["KUBERNETES_SERVICE_HOST"] + ":" + os.environ["KUBERNETES_SERVICE_PORT"]
+    headers = {"Authorization": "Bearer " + token}
+    if body is not None:
+        headers["Content-Type"] = "application/merge-patch+json"
+    url = "https://" + host + "/apis/flowlib.dev/v1alpha1/namespaces/" + open(account + "/namespace").read() + path
+    request = urllib.request.Request(url, method=method, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=account + "/ca.crt")) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def exec(_):
+    mine, other = os.environ["FLOWLIB_FLOWRUN"], os.environ["OTHER"]
+    runner = open(os.environ["FLOWLIB_RUNNER_TOKEN_FILE"]).read()
+    borrowed = open("/var/run/secrets/kubernetes.io/serviceaccount/token").read()
+    forged = json.dumps({"status": {"message": "forged"}}).encode()
+    untouched = json.dumps({"status": {}}).encode()
+    tries = {}
+    for who, token in (("runner", runner), ("borrowed", borrowed)):
+        tries[who] = {
+            "getMine": call("/flowruns/" + mine, token),
+            "patchMine": call("/flowruns/" + mine + "/status", token, "PATCH", untouched),
+            "getOther": call("/flowruns/" + other, token),
+            "patchOther": call("/flowruns/" + other + "/status", token, "PATCH", forged),
+        }
+    return tries
+"""
+"""User code in a run under a shared borrowed account, trying its runner's token and the account's own."""
+
+
+def test_runs_borrowing_one_account_cannot_reach_each_other(simulator_only: Cluster, namespace: str) -> None:
+    """Two runs under the same opened service account: each runner's token (the file its runner
+    uses) reaches its own FlowRun only, and the shared account itself reaches neither run."""
+    cluster = simulator_only
+    cluster.sim.ensure_service_account(namespace, "shared")
+    cluster.kubectl("label", "serviceaccount", "shared", "-n", namespace, "flowlib.dev/runner-access=true")
+    probe = {"nodes": {"a": {"run": {"python": NEIGHBOUR}, "output": "tries"}}}
+
+    def run(name: str, other: str) -> dict[str, Any]:
+        document = flowrun(name, flow=probe, outputs=["tries"], serviceAccountName="shared")
+        document["spec"]["env"] = [{"name": "OTHER", "value": other}]
+        return document
+
+    cluster.apply(namespace, run("first", "second"), run("second", "first"))
+    for name in ("first", "second"):
+        status = cluster.wait_phase(name, namespace, "Succeeded", "Failed")
+        assert status["phase"] == "Succeeded", status  # its runner could only report with its own token
+        assert status["output"]["tries"] == {
+            "runner": {"getMine": 200, "patchMine": 200, "getOther": 403, "patchOther": 403},
+            "borrowed": {"getMine": 403, "patchMine": 403, "getOther": 403, "patchOther": 403},
+        }, status
+        assert "forged" not in json.dumps(status)
+    for name in ("first", "second"):
+        pod = cluster.list("pod", namespace, f"flowlib.dev/flowrun={name}")[0]
+        assert pod["spec"]["serviceAccountName"] == "shared"
+        subjects = (cluster.get("rolebinding", f"{name}-runner", namespace) or {})["subjects"]
+        assert subjects == [{"kind": "ServiceAccount", "name": f"{name}-runner", "namespace": namespace}]
+        secret = cluster.get("secret", f"{name}-runner-token", namespace) or {}
+        assert [o["name"] for o in secret["metadata"]["ownerReferences"]] == [name]
 
 
 def test_a_runner_token_reaches_only_its_own_run(simulator_only: Cluster, namespace: str, tmp_path: Path) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from flowlib_operator.reconcile import CANCEL_GRACE, CANCEL_SEEN_ANNOTATION
 
 from tests.operator.cluster import Cluster, flow, flowrun
 
@@ -52,6 +54,28 @@ def running_pod(cluster: Cluster, namespace: str, run: str) -> str:
     return name
 
 
+def ended_pods(cluster: Cluster, namespace: str, run: str) -> list[dict[str, Any]] | None:
+    """The run's pods once none is still going (None before), none of them deleted."""
+    pods = cluster.list("pods", namespace, f"flowlib.dev/flowrun={run}")
+    going = [p for p in pods if p["status"].get("phase") not in ("Succeeded", "Failed")]
+    if not pods or going or any(p["metadata"].get("deletionTimestamp") for p in pods):
+        return None
+    return pods
+
+
+def pod_name(pod: dict[str, Any]) -> str:
+    name: str = pod["metadata"]["name"]
+    return name
+
+
+def flowrun_events(cluster: Cluster, namespace: str, run: str) -> set[str]:
+    return {
+        e["reason"]
+        for e in cluster.list("events", namespace)
+        if e["involvedObject"]["kind"] == "FlowRun" and e["involvedObject"]["name"] == run
+    }
+
+
 def test_bounds_in_the_schema_are_refused_at_the_door(cluster: Cluster, namespace: str) -> None:
     bad = flow("door", {"nodes": {"b": {"type": "worker_pool", "batch": {"items": "x", "maxParallel": 0}}}})
     done = cluster.try_kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(bad))
@@ -93,7 +117,7 @@ def test_a_missing_flow_is_named(cluster: Cluster, namespace: str) -> None:
     assert "Flow 'nowhere' does not exist" in status["message"]
 
 
-def test_cancel_by_patch_stops_a_worker_pool_and_removes_the_pod(cluster: Cluster, namespace: str) -> None:
+def test_cancel_by_patch_stops_a_worker_pool_and_keeps_the_pod(cluster: Cluster, namespace: str) -> None:
     cluster.apply(namespace, pool_flow("pool"), flowrun("pool-1", "pool"))
 
     def some_items_done() -> bool:
@@ -108,7 +132,12 @@ def test_cancel_by_patch_stops_a_worker_pool_and_removes_the_pod(cluster: Cluste
     assert status["conditions"][0]["reason"] == "Cancelled"
     pool = status["nodes"]["pool"]
     assert pool["items"]["done"] < 40  # stopped in the middle
-    cluster.wait_for("the runner pod to be gone", lambda: cluster.list("pods", namespace) == [], timeout=40)
+    # The runner stopped by itself: its pod ended (not deleted) and stays with its log.
+    pods = cluster.wait_for("the runner pod to end", lambda: ended_pods(cluster, namespace, "pool-1"), timeout=40)
+    assert [p["status"]["phase"] for p in pods] == ["Succeeded"], pods
+    assert "run cancelled: cancelled (spec.cancel)" in cluster.kubectl("logs", "-n", namespace, pod_name(pods[0]))
+    job = cluster.get("job", "pool-1-run", namespace)
+    assert job is not None and not job["metadata"].get("deletionTimestamp")
     # A cancelled run cannot be resumed.
     refused = cluster.try_kubectl(
         "patch", "flowrun", "pool-1", "-n", namespace, "--type", "merge", "-p", '{"spec":{"cancel":false}}'
@@ -117,6 +146,90 @@ def test_cancel_by_patch_stops_a_worker_pool_and_removes_the_pod(cluster: Cluste
     assert "a cancelled FlowRun cannot be un-cancelled" in refused.stderr
     after = cluster.get("flowrun", "pool-1", namespace)
     assert after is not None and after["spec"]["cancel"] is True
+
+
+BLOCKING = "import time\ndef exec(prep_res):\n    print('blocking', flush=True)\n    time.sleep({seconds})\n"
+"""A sync node: it holds the runner's event loop, so nothing in the runner can act on a cancel."""
+
+
+def blocking_flow(name: str, seconds: float) -> dict[str, Any]:
+    return flow(
+        name,
+        {
+            "nodes": {
+                "block": {"run": {"python": BLOCKING.format(seconds=seconds)}, "next": {"default": "after"}},
+                "after": {"run": {"python": SLEEP.format(seconds=30, value="after")}, "output": "after"},
+            }
+        },
+    )
+
+
+def wait_blocking(cluster: Cluster, namespace: str, run: str) -> str:
+    pod = running_pod(cluster, namespace, run)
+    cluster.wait_for(
+        f"{run}'s node to block",
+        lambda: "blocking" in cluster.kubectl("logs", "-n", namespace, pod, check=False),
+        timeout=60,
+    )
+    return pod
+
+
+def test_a_cancel_gives_the_runner_its_grace_before_any_hard_stop(cluster: Cluster, namespace: str) -> None:
+    """A node that holds the runner for a few seconds (well within the grace): the operator records
+    when it saw the cancel and waits; the runner notices once its node lets go, stops the (async)
+    node after it at once, and keeps its pod."""
+    cluster.apply(namespace, blocking_flow("held", seconds=4), flowrun("held-1", "held", outputs=["after"]))
+    wait_blocking(cluster, namespace, "held-1")
+    cluster.kubectl("patch", "flowrun", "held-1", "-n", namespace, "--type", "merge", "-p", '{"spec":{"cancel":true}}')
+    seen = cluster.wait_for(
+        "the operator to record the cancel",
+        lambda: ((cluster.get("flowrun", "held-1", namespace) or {})["metadata"].get("annotations") or {}).get(
+            CANCEL_SEEN_ANNOTATION
+        ),
+        timeout=30,
+    )
+    assert seen.endswith("Z"), seen
+    status = cluster.wait_phase("held-1", namespace, "Cancelled", "Succeeded", "Failed", timeout=60)
+    assert status["phase"] == "Cancelled" and status["message"] == "cancelled: cancelled (spec.cancel)", status
+    assert "after" not in (status.get("output") or {})  # the node after the blocked one never ran
+    pods = cluster.wait_for("the runner pod to end", lambda: ended_pods(cluster, namespace, "held-1"), timeout=40)
+    assert [p["status"]["phase"] for p in pods] == ["Succeeded"], pods
+    assert cluster.get("job", "held-1-run", namespace) is not None
+    reasons = flowrun_events(cluster, namespace, "held-1")
+    assert "Cancelling" in reasons and "CancelGraceExpired" not in reasons, reasons
+
+
+def test_a_runner_that_does_not_stop_within_the_grace_is_stopped_by_deleting_its_job(
+    simulator_only: Cluster, namespace: str
+) -> None:
+    """A node that holds the runner for good. The grace is measured from the moment the operator
+    recorded in the FlowRun's annotation (so a restart does not start it again); the test sets that
+    moment an hour back, as a clock would, instead of waiting the 30 s."""
+    cluster = simulator_only
+    cluster.apply(namespace, blocking_flow("stuck", seconds=600), flowrun("stuck-1", "stuck"))
+    pod = wait_blocking(cluster, namespace, "stuck-1")
+    long_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch = {"metadata": {"annotations": {CANCEL_SEEN_ANNOTATION: long_ago}}, "spec": {"cancel": True}}
+    cluster.kubectl("patch", "flowrun", "stuck-1", "-n", namespace, "--type", "merge", "-p", json.dumps(patch))
+    cluster.wait_for(
+        "the hard stop to delete the Job", lambda: cluster.get("job", "stuck-1-run", namespace) is None, timeout=30
+    )
+    assert "CancelGraceExpired" in flowrun_events(cluster, namespace, "stuck-1")
+    assert cluster.run_status("stuck-1", namespace)["phase"] == "Running"  # the runner has not said anything
+    # Its pod got SIGTERM, which a runner held by its node cannot act on either: the kubelet would
+    # kill it at the end of its termination grace period; the test does it now.
+    cluster.wait_for(
+        "the pod to be terminating",
+        lambda: (cluster.get("pod", pod, namespace) or {"metadata": {"deletionTimestamp": "gone"}})["metadata"].get(
+            "deletionTimestamp"
+        ),
+        timeout=30,
+    )
+    cluster.sim.kill_pod_process(namespace, pod)
+    status = cluster.wait_phase("stuck-1", namespace, "Cancelled", "Failed", "Succeeded", timeout=60)
+    assert status["phase"] == "Cancelled", status
+    assert status["conditions"][0]["reason"] == "Cancelled"
+    assert f"the runner did not stop within {CANCEL_GRACE:g}s of spec.cancel" in status["message"], status
 
 
 def test_the_spec_is_immutable_except_cancel(cluster: Cluster, namespace: str) -> None:
@@ -206,6 +319,12 @@ def test_a_killed_runner_without_retries_fails_the_run(simulator_only: Cluster, 
     assert status["phase"] == "Failed"
     assert status["conditions"][0]["reason"] == "RunnerFailed"
     assert "exit code 137" in status["message"]
+    # A failed run keeps its Job and its pod, with the pod's log, until the FlowRun goes.
+    job = cluster.get("job", "crash-1-run", namespace)
+    assert job is not None and not job["metadata"].get("deletionTimestamp")
+    kept = cluster.get("pod", pod, namespace)
+    assert kept is not None and kept["status"]["phase"] == "Failed" and not kept["metadata"].get("deletionTimestamp")
+    assert "[quick#1] finished" in cluster.kubectl("logs", "-n", namespace, pod)
 
 
 def test_status_patches_survive_server_errors(simulator_only: Cluster, namespace: str) -> None:
@@ -251,6 +370,11 @@ def test_a_run_past_its_timeout_fails_with_reason_timeout(cluster: Cluster, name
     assert status["phase"] == "Failed"
     assert status["conditions"][0]["reason"] == "Timeout"
     assert "timeout (3s)" in status["message"]
+    # The Job controller stopped the pod (Kubernetes does, past activeDeadlineSeconds); the operator
+    # leaves the failed Job in place.
+    job = cluster.get("job", "late-1-run", namespace)
+    assert job is not None and not job["metadata"].get("deletionTimestamp")
+    assert any(c["type"] == "Failed" and c["status"] == "True" for c in job["status"]["conditions"]), job["status"]
 
 
 def test_finished_runs_are_deleted_after_their_ttl(cluster: Cluster, namespace: str) -> None:

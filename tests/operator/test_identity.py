@@ -9,10 +9,19 @@ from flowlib_operator.access import Borrowed, borrowed
 from flowlib_operator.cache import ClusterCache
 from flowlib_operator.diffbase import EXACT_LIMIT, compact
 from flowlib_operator.identity import run_identity
-from flowlib_operator.jobspec import RunnerSettings, runner_job, snapshot_configmap
+from flowlib_operator.jobspec import RunnerSettings, runner_job, runner_token_name, snapshot_configmap
+from flowlib_operator.runner_token import RUNNER_TOKEN_LIFETIME, token_request, token_secret
 
-from flowlib_api.runnerpod import SNAPSHOT_KEY, Snapshot, snapshot_size_problem
+from flowlib_api.runnerpod import (
+    ENV_RUNNER_TOKEN_FILE,
+    RUNNER_TOKEN_MOUNT,
+    RUNNER_TOKEN_PATH,
+    SNAPSHOT_KEY,
+    Snapshot,
+    snapshot_size_problem,
+)
 from flowlib_api.views import FlowRunView
+from tests.deploy.pss import restricted_violations
 
 
 def _run(name: str = "r1", **spec: Any) -> dict[str, Any]:
@@ -37,12 +46,43 @@ def test_each_run_gets_an_account_and_a_role_that_name_it_alone() -> None:
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == "r1-runner"
 
 
-def test_a_run_under_a_borrowed_account_binds_its_role_to_that_account() -> None:
+def test_a_run_under_a_borrowed_account_binds_its_role_to_its_own_account_only() -> None:
+    """The pod runs as the borrowed account, but the Role is bound to the run's own account, whose
+    token the runner finds in a mounted Secret (no subPath, so a refreshed token reaches the pod)."""
     objects = run_identity(_run(serviceAccountName="deployer"), "f")
-    assert [manifest["kind"] for _, manifest in objects] == ["Role", "RoleBinding"]
-    assert objects[1][1]["subjects"][0]["name"] == "deployer"
+    assert [manifest["kind"] for _, manifest in objects] == ["ServiceAccount", "Role", "RoleBinding"]
+    assert objects[0][1]["metadata"]["name"] == "r1-runner"
+    assert objects[2][1]["subjects"] == [{"kind": "ServiceAccount", "name": "r1-runner", "namespace": "team"}]
     job = runner_job(_run(serviceAccountName="deployer"), "f", RunnerSettings(image="img"))
-    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "deployer"
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "deployer"
+    volume = next(v for v in pod["volumes"] if v["name"] == "runner-token")
+    assert volume == {
+        "name": "runner-token",
+        "secret": {"secretName": runner_token_name("r1"), "items": [{"key": "token", "path": "token"}]},
+    }
+    assert runner_token_name("r1") == "r1-runner-token"
+    container = pod["containers"][0]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "runner-token")
+    assert mount == {"name": "runner-token", "mountPath": RUNNER_TOKEN_MOUNT, "readOnly": True}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env[ENV_RUNNER_TOKEN_FILE] == RUNNER_TOKEN_PATH == f"{RUNNER_TOKEN_MOUNT}/token"
+    # A run of its own account has the pod's projected token for it: no Secret, no variable.
+    own = runner_job(_run(), "f", RunnerSettings(image="img"))["spec"]["template"]["spec"]
+    assert all(v["name"] != "runner-token" for v in own["volumes"])
+    assert all(e["name"] != ENV_RUNNER_TOKEN_FILE for e in own["containers"][0]["env"])
+
+
+def test_the_runner_token_secret_belongs_to_the_run_and_binds_the_token() -> None:
+    secret = token_secret(_run(serviceAccountName="deployer"))
+    assert secret["metadata"]["name"] == "r1-runner-token" and "data" not in secret
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "flowlib-operator"
+    request = token_request({"metadata": {"name": "r1-runner-token", "uid": "s-1"}}, RUNNER_TOKEN_LIFETIME)
+    assert request["spec"] == {
+        "expirationSeconds": 12 * 3600,
+        "boundObjectRef": {"apiVersion": "v1", "kind": "Secret", "name": "r1-runner-token", "uid": "s-1"},
+    }
 
 
 def test_what_a_run_borrows_is_found_once_with_the_field_that_names_it() -> None:
@@ -113,3 +153,9 @@ def test_a_pod_seen_before_its_job_is_filed_under_its_runs_full_name() -> None:
     }
     assert template["metadata"]["labels"]["flowlib.dev/flowrun"] != name  # the label is hashed
     assert ClusterCache().put_pod(pod, deleted=False) == ("team", name)
+
+
+def test_the_job_of_a_borrowed_account_run_stays_restricted() -> None:
+    """A secret volume is one of the volume types the restricted Pod Security Standard allows."""
+    job = runner_job(_run(serviceAccountName="deployer"), "f", RunnerSettings(image="img"))
+    assert restricted_violations(job["spec"]["template"]) == []

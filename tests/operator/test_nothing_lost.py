@@ -1,7 +1,9 @@
 """Nothing lost, on the simulator with real runner processes: a 5 MB output is kept whole in the
 run's store (the default configmap store, and an s3 store on moto's loopback server) and
-``flowctl output`` gives it back exactly; a run cancelled mid-node (its Job, pods and pod logs
-deleted by the operator) still has its log, which ``flowctl logs`` reads from the store.
+``flowctl output`` gives it back exactly; a run cancelled mid-node stops by itself and keeps its
+Job, its pod and the pod's log (``kubectl logs``, ``flowctl logs``), and once they are gone (the
+FlowRun's TTL, or someone deleting them) ``flowctl logs`` reads the log the runner archived in the
+store.
 
 flowctl runs as the user would (a subprocess with the test's admin kubeconfig; for s3, the AWS keys
 moto takes in its environment), so what it reads is read with the user's credentials.
@@ -130,7 +132,7 @@ def test_a_5mb_output_is_kept_whole_in_an_s3_store(
     assert status["outputRefs"]["report"]["parts"] == 1
 
 
-def test_a_cancelled_runs_log_is_read_from_its_store(simulator_only: Cluster, namespace: str) -> None:
+def test_a_cancelled_run_keeps_its_pod_and_log_then_its_archive(simulator_only: Cluster, namespace: str) -> None:
     cluster = simulator_only
     cluster.apply(namespace, flow("ticking", TICKING), flowrun("ticks", "ticking"))
 
@@ -141,12 +143,52 @@ def test_a_cancelled_runs_log_is_read_from_its_store(simulator_only: Cluster, na
     cluster.wait_for("the node to tick", ticking, timeout=WAIT)
     done = flowctl(cluster, "-n", namespace, "cancel", "ticks", "--wait", timeout=WAIT)
     assert done.returncode == 130, done.stderr
+    status = cluster.run_status("ticks", namespace)
+    assert status["message"] == "cancelled: cancelled (spec.cancel)", status  # the runner's own report
+    # The runner ended by itself: its Job completed (no retry) and its pod stays, with its log.
+    complete = cluster.wait_for(
+        "the Job to complete",
+        lambda: any(
+            c["type"] == "Complete" and c["status"] == "True"
+            for c in ((cluster.get("job", "ticks-run", namespace) or {}).get("status") or {}).get("conditions") or []
+        ),
+        timeout=WAIT,
+    )
+    assert complete
+    job = cluster.get("job", "ticks-run", namespace)
+    assert job is not None and not job["metadata"].get("deletionTimestamp")
+    assert not job["status"].get("failed"), job["status"]
+    pods = cluster.list("pod", namespace, "flowlib.dev/flowrun=ticks")
+    assert len(pods) == 1 and pods[0]["status"]["phase"] == "Succeeded", [p.get("status") for p in pods]
+    assert not pods[0]["metadata"].get("deletionTimestamp")
+    terminated = pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 0, terminated
+    pod_log = cluster.kubectl("logs", "-n", namespace, pods[0]["metadata"]["name"])
+    assert "tick 5" in pod_log and "WARNING [run] run cancelled: cancelled (spec.cancel)" in pod_log, pod_log[-800:]
+    assert "the run log of attempt 1 was saved" in pod_log.splitlines()[-1], pod_log[-800:]  # then it exited
+    reasons = {e["reason"] for e in cluster.list("events", namespace) if e["involvedObject"]["kind"] == "FlowRun"}
+    assert "CancelGraceExpired" not in reasons, reasons
+    # flowctl reads the pod while it is there (not the archive)...
+    from_pod = flowctl(cluster, "-n", namespace, "logs", "ticks")
+    assert from_pod.returncode == 0, from_pod.stderr
+    assert "archived" not in from_pod.stderr and "archived" not in from_pod.stdout, from_pod.stderr
+    assert "tick 5" in from_pod.stdout
+    assert "WARNING [run] run cancelled: cancelled (spec.cancel)" in from_pod.stdout, from_pod.stdout[-800:]
+    # ...and the runner archived the same log in the store on its way out.
+    archived = cluster.wait_for(
+        "the attempt's log in the store",
+        lambda: asyncio.run(_archived_logs(cluster, namespace, "ticks")).get(1),
+        timeout=WAIT,
+    )
+    assert "tick 5" in archived and "run cancelled: cancelled (spec.cancel)" in archived.splitlines()[-1]
+
+    # Once the Job and pod are gone (as the FlowRun's TTL would take them), the archive is read.
+    cluster.kubectl("delete", "job", "ticks-run", "-n", namespace, "--cascade=background")
     cluster.wait_for(
         "the run's pods to be gone",
         lambda: not cluster.list("pod", namespace, "flowlib.dev/flowrun=ticks"),
         timeout=WAIT,
     )
-    assert cluster.get("job", "ticks-run", namespace) is None
     logs = flowctl(cluster, "-n", namespace, "logs", "ticks")
     assert logs.returncode == 0, logs.stderr
     assert (

@@ -3,8 +3,9 @@
 The simulator audits every authorization decision while the operator restarts (so kopf lists and
 watches again) and drives runs through every path that touches the API: a success in a fresh
 namespace (runner identity, snapshot, Job, status, events), an invalid Flow, a cancellation, a pod
-that cannot start, a TTL deletion, and a retry of a run whose configmap store has a chunk (the
-source's snapshot read, the chunk given the retry as an owner). Then: no request of the operator
+that cannot start, a TTL deletion, a run under a borrowed account (its runner token: a Secret and a
+TokenRequest), and a retry of a run whose configmap store has a chunk (the source's snapshot read,
+the chunk given the retry as an owner). Then: no request of the operator
 was denied, and every rule in ``deploy/base/operator-rbac.yaml`` was used, except the few listed
 below with the reason.
 """
@@ -76,7 +77,8 @@ def test_the_cluster_role_is_exactly_what_the_operator_uses(simulator_only: Clus
             flowrun("cancel-1", "slow"),
             flowrun("image-1", "ok", image="registry.invalid/none:1"),
         )
-        # A run that borrows an opened account and Secret: the label checks, and the end of the loan.
+        # A run that borrows an opened account and Secret: the label checks, and its runner's own token
+        # (the Secret it is bound to, created and patched; the TokenRequest).
         cluster.sim.ensure_service_account(namespace, "lent")
         opened = {"flowlib.dev/runner-access": "true"}
         cluster.kubectl("label", "serviceaccount", "lent", "-n", namespace, "flowlib.dev/runner-access=true")
@@ -85,7 +87,7 @@ def test_the_cluster_role_is_exactly_what_the_operator_uses(simulator_only: Clus
         borrowing["spec"]["env"] = [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "pw", "key": "pw"}}}]
         cluster.apply(namespace, {**secret, "stringData": {"pw": "x"}}, borrowing)
         cluster.wait_phase("borrow-1", namespace, "Succeeded", timeout=60)
-        cluster.wait_for("the loan to end", lambda: cluster.get("rolebinding", "borrow-1-runner", namespace) is None)
+        assert cluster.get("secret", "borrow-1-runner-token", namespace) is not None
         cluster.wait_for(
             "cancel-1 running", lambda: cluster.run_status("cancel-1", namespace).get("phase") == "Running"
         )

@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 from flowlib_operator.cache import ClusterCache
-from flowlib_operator.reconcile import MISSING_JOB_GRACE, Decision, decide, ttl_expired
+from flowlib_operator.reconcile import (
+    CANCEL_GRACE,
+    CANCEL_SEEN_ANNOTATION,
+    MISSING_JOB_GRACE,
+    Decision,
+    decide,
+    ttl_expired,
+)
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 
@@ -78,9 +85,21 @@ def settle(
     job_seen: bool = True,
     start_timeout: float = 60,
     fresh: bool = True,
+    cancel_grace: float = CANCEL_GRACE,
+    cancel_seen: str | None = None,
 ) -> Decision:
     """``decide`` now; by default on objects just read from the API (``fresh=False``: the watch cache's)."""
-    return decide(flowrun, job_, pods, job_seen=job_seen, moment=NOW, start_timeout=start_timeout, fresh=fresh)
+    return decide(
+        flowrun,
+        job_,
+        pods,
+        job_seen=job_seen,
+        moment=NOW,
+        start_timeout=start_timeout,
+        fresh=fresh,
+        cancel_grace=cancel_grace,
+        cancel_seen=cancel_seen,
+    )
 
 
 def reason(decision: Decision) -> str | None:
@@ -89,16 +108,77 @@ def reason(decision: Decision) -> str | None:
     return found
 
 
-def test_a_cancel_waits_for_a_terminating_runner_to_report() -> None:
-    decision = settle(run(cancel=True), job(), [pod("Running", terminating=True)])
-    assert decision.status is None and decision.event is None
-    assert decision.delete_job  # the Job itself is not being deleted yet
+def cancelled(seen: datetime | None = None) -> dict[str, Any]:
+    """A running run whose ``spec.cancel`` is set; ``seen``: when the operator recorded seeing it."""
+    flowrun = run(cancel=True)
+    if seen is not None:
+        flowrun["metadata"]["annotations"] = {CANCEL_SEEN_ANNOTATION: stamp(seen)}
+    return flowrun
 
 
-def test_a_cancel_with_no_runner_left_is_reported_by_the_operator() -> None:
-    decision = settle(run(cancel=True), None, [])
-    assert decision.status is not None and decision.status["phase"] == "Cancelled"
-    assert reason(decision) == "Cancelled"
+def test_a_cancel_is_recorded_first_and_the_runner_is_left_to_stop_by_itself() -> None:
+    runner = pod("Running")
+    first = settle(cancelled(), job(), [runner], fresh=False)  # recording it settles nothing: no fresh read
+    assert first.cancel_seen == stamp(NOW) and not first.delete_job and first.status is None
+    assert first.event is not None and first.event[:2] == ("Normal", "Cancelling")
+    assert f"within {CANCEL_GRACE:g}s" in first.event[2]
+    # Within the grace: nothing to do, whether the annotation is in or only remembered.
+    within = NOW - timedelta(seconds=CANCEL_GRACE - 1)
+    assert settle(cancelled(within), job(), [runner]) == Decision()
+    assert settle(cancelled(), job(), [runner], cancel_seen=stamp(within)) == Decision()
+    # A terminating runner (stopped from outside) is also left to report.
+    assert settle(cancelled(within), job(), [pod("Running", terminating=True)]) == Decision()
+
+
+def test_a_runner_that_has_not_stopped_after_the_grace_is_stopped_by_deleting_its_job() -> None:
+    runner = pod("Running")
+    late = NOW - timedelta(seconds=CANCEL_GRACE)
+    assert settle(cancelled(late), job(), [runner], fresh=False).refresh  # never on the cache alone
+    stop = settle(cancelled(late), job(), [runner])
+    assert stop.delete_job and stop.status is None
+    assert stop.event is not None and stop.event[:2] == ("Warning", "CancelGraceExpired")
+    # The grace is the caller's setting.
+    assert settle(cancelled(NOW - timedelta(seconds=2)), job(), [runner], cancel_grace=1).delete_job
+    # Once the Job is going or gone, the terminating runner is waited for...
+    deleting = job()
+    deleting["metadata"]["deletionTimestamp"] = stamp(NOW)
+    assert settle(cancelled(late), deleting, [pod("Running", terminating=True)]) == Decision()
+    assert settle(cancelled(late), None, [pod("Running", terminating=True)]) == Decision()
+    # ...and a runner killed without reporting is reported Cancelled by the operator, saying why.
+    killed = pod("Failed", terminated={"reason": "Error", "exitCode": 137})
+    ended = settle(cancelled(late), None, [killed])
+    assert ended.status is not None and ended.status["phase"] == "Cancelled" and not ended.delete_job
+    assert f"did not stop within {CANCEL_GRACE:g}s" in ended.status["message"]
+    assert settle(cancelled(late), None, []).status == ended.status  # the same once the pod is deleted too
+
+
+def test_a_cancelled_runner_that_ended_by_itself_keeps_its_job_and_pod() -> None:
+    done = pod("Succeeded", terminated={"reason": "Completed", "exitCode": 0})
+    # The runner's own Cancelled is in: nothing left to do, and its Job and pod stay.
+    over = run("Cancelled", cancel=True)
+    assert settle(over, job(("Complete", "")), [done]) == Decision()
+    # Its final status only in the termination message: applied, the Job kept.
+    final = {"phase": "Cancelled", "message": "run cancelled: cancelled (spec.cancel)"}
+    left = pod("Succeeded", terminated={"reason": "Completed", "exitCode": 0, "message": json.dumps(final)})
+    applied = settle(cancelled(NOW), job(("Complete", "")), [left])
+    assert applied.status == final and not applied.delete_job
+    # No report at all: the operator says Cancelled, and still keeps what the runner left.
+    silent = settle(cancelled(NOW), job(("Complete", "")), [done])
+    assert silent.status is not None and silent.status["phase"] == "Cancelled" and not silent.delete_job
+
+
+def test_a_cancel_before_any_runner_started_is_ended_by_the_operator() -> None:
+    # A pod that never started: its Job is deleted at once (no runner to wait for, no log to keep)...
+    waiting = settle(cancelled(), job(), [pod("Pending", waiting="ImagePullBackOff")])
+    assert waiting.delete_job and waiting.status is None and waiting.cancel_seen is None
+    # (but a Job whose earlier attempt ran is kept through the grace, with that attempt's pod)...
+    crashed = pod("Failed", terminated={"reason": "Error", "exitCode": 137}, created=NOW - timedelta(minutes=1))
+    retrying = settle(cancelled(), job(), [crashed, pod("Pending")])
+    assert not retrying.delete_job and retrying.cancel_seen == stamp(NOW)
+    # ...a Job without a pod too, not to start one for nothing, and the run ends Cancelled.
+    podless = settle(cancelled(), job(), [])
+    assert podless.delete_job and podless.status is not None and podless.status["phase"] == "Cancelled"
+    assert "before the runner reported" in podless.status["message"]
 
 
 def test_a_deadline_is_a_timeout() -> None:

@@ -8,7 +8,8 @@ The follower therefore drives from the FlowRun: it streams each attempt's pod in
 it is waiting for meanwhile, and returns the FlowRun once its phase is final, so that the command
 can exit with the run's result.
 
-When no runner pod is left (a cancelled run's Job is deleted with its pods and their logs), it
+When no runner pod is left (its Job was deleted: by hand, by the TTL, or by a cancel whose runner
+did not stop within the operator's grace), it
 prints the log each attempt archived in the run's store instead (`execution.logarchive`), read with
 the user's own credentials (`archived`), each attempt under a `==> attempt N (...) <==` line.
 

@@ -5,6 +5,12 @@ Cancelled alike: a failed flow is not a reason for the Job to start the pod agai
 was stopped from outside before the run ended (the Job may retry it); 1 when the runner itself
 could not work (no FlowRun, unreadable snapshot), so the Job's own failure handling applies.
 
+Cancellation: the runner reads its FlowRun every few seconds while the flow runs
+(``incluster.cancelwatch``); once ``spec.cancel`` is set it stops the flow through the run's cancel
+token, reports Cancelled, archives its log and exits 0, so the pod ends by itself and is kept with
+its log (and the Job completes: a cancelled run is not retried). SIGTERM on a cancelled run (the
+operator deleted the Job of a runner that did not stop in time) ends it the same way.
+
 Secrets: the values of the FlowRun's ``spec.env`` entries that come from Secrets are masked
 (``***``) in the status, the Events, the run log and whatever else the process writes to stdout
 and stderr (``execution.masking``). Templates read the variables ``spec.env`` declares, and only
@@ -14,6 +20,7 @@ those, as ``env.NAME``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -47,6 +54,7 @@ from flowlib_runner.execution.execute import execute_async
 from flowlib_runner.execution.logarchive import LogArchive
 from flowlib_runner.execution.logs import RunLogger, stream_sink
 from flowlib_runner.execution.masking import Masker, masked_streams, secret_env_names
+from flowlib_runner.incluster.cancelwatch import CANCEL_REASON, watch_cancel
 from flowlib_runner.incluster.checkpoints import StoreSetupError, set_up, store_location
 from flowlib_runner.incluster.logsave import save_run_log
 from flowlib_runner.incluster.reporter import FlowRunStatusReporter
@@ -189,25 +197,31 @@ async def _run_flow(
     if view.cancel_requested:
         token.cancel("cancelled before the runner started (spec.cancel)")
     _install_signal_handlers(client, reporter.name, reporter.namespace, token, reporter, checkpointer=checkpointer)
-    await _event(client, flowrun, "Normal", "Started", started, masker=masker)
-    approvals = Approvals(
-        view.approvals,
-        can_suspend=checkpointer is not None,
-        hint="the run keeps no store (spec.store.enabled: false), so it cannot stop and resume; add its "
-        "decision to spec.approvals before it reaches the node, or give it a store",
-    )
-    final = await execute_async(
-        result.definition,
-        input=input,
-        params=params,
-        outputs=outputs,
-        reporters=[reporter],
-        log=log,
-        cancel=token,
-        checkpointer=checkpointer,
-        resumed=resumed,
-        approvals=approvals,
-    )
+    watcher = asyncio.create_task(watch_cancel(client, reporter.name, reporter.namespace, view.uid, token))
+    try:
+        await _event(client, flowrun, "Normal", "Started", started, masker=masker)
+        approvals = Approvals(
+            view.approvals,
+            can_suspend=checkpointer is not None,
+            hint="the run keeps no store (spec.store.enabled: false), so it cannot stop and resume; add its "
+            "decision to spec.approvals before it reaches the node, or give it a store",
+        )
+        final = await execute_async(
+            result.definition,
+            input=input,
+            params=params,
+            outputs=outputs,
+            reporters=[reporter],
+            log=log,
+            cancel=token,
+            checkpointer=checkpointer,
+            resumed=resumed,
+            approvals=approvals,
+        )
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
     if reporter.interrupted is not None:
         return EXIT_INTERRUPTED
     if final.phase == "Suspended" and not reporter.gone:
@@ -253,7 +267,7 @@ def _install_signal_handlers(
                 checkpointer.interrupted = True  # its store goes with it: no end to record
             token.cancel("the FlowRun was deleted")
         elif FlowRunView(current).cancel_requested:
-            token.cancel("cancelled (spec.cancel)")
+            token.cancel(CANCEL_REASON)
         else:
             reporter.interrupted = reason + "; the Job may start it again"
             if checkpointer is not None:

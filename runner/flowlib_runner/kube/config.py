@@ -1,4 +1,10 @@
-"""Where the API server is and how to authenticate: the kubeconfig, or the pod's service account."""
+"""Where the API server is and how to authenticate: the kubeconfig, or the pod's service account.
+
+In a runner pod under a borrowed service account the operator mounts the run's own token
+(``ENV_RUNNER_TOKEN_FILE``, see ``flowlib_operator.runner_token``): the runner authenticates with
+it instead of the pod's account, re-reading the file whenever it changes (the operator refreshes
+the token and the kubelet rewrites the file), and takes the API server's address and CA from the
+pod as usual."""
 
 from __future__ import annotations
 
@@ -10,6 +16,33 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from flowlib_api.runnerpod import ENV_RUNNER_TOKEN_FILE
+
+
+class TokenFile:
+    """A bearer token kept in a file that may be replaced at any time: read again when the file's
+    modification time, size or inode changes (a kubelet replaces a secret volume's files by renaming),
+    so each request authenticates with the token the file holds."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._seen: tuple[int, int, int] | None = None
+        self._token = ""
+
+    def token(self) -> str:
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            if self._token:
+                return self._token  # between a kubelet's unlink and rename, or a passing hiccup
+            raise
+        seen = (info.st_mtime_ns, info.st_size, info.st_ino)
+        if seen != self._seen:
+            with open(self.path, encoding="utf-8") as handle:
+                self._token = handle.read().strip()
+            self._seen = seen
+        return self._token
+
 
 @dataclass
 class ClusterConfig:
@@ -19,8 +52,12 @@ class ClusterConfig:
     ssl_context: ssl.SSLContext | bool
     default_namespace: str = "default"
     _configuration: Any = field(default=None, repr=False)
+    token_file: TokenFile | None = field(default=None, repr=False)
+    """The run's own token (``ENV_RUNNER_TOKEN_FILE``), which wins over what ``_configuration`` says."""
 
     def headers(self) -> dict[str, str]:
+        if self.token_file is not None:
+            return {"Authorization": f"Bearer {self.token_file.token()}"}
         configuration = self._configuration
         if configuration is None:
             return {}
@@ -42,12 +79,17 @@ IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/names
 
 
 def load_config(kubeconfig: str | None = None, context: str | None = None) -> ClusterConfig:
-    """In a pod (``KUBERNETES_SERVICE_HOST`` set and no explicit kubeconfig): the service account;
-    otherwise ``kubeconfig``, ``$KUBECONFIG`` or ``~/.kube/config``, as ``kubectl`` does."""
+    """In a pod (``KUBERNETES_SERVICE_HOST`` set and no explicit kubeconfig): the service account, or
+    the token file ``ENV_RUNNER_TOKEN_FILE`` names when it is set; otherwise ``kubeconfig``,
+    ``$KUBECONFIG`` or ``~/.kube/config``, as ``kubectl`` does."""
     configuration = k8s_client.Configuration()
     namespace = "default"
+    token_file = None
     if kubeconfig is None and "KUBECONFIG" not in os.environ and os.environ.get("KUBERNETES_SERVICE_HOST"):
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        if os.environ.get(ENV_RUNNER_TOKEN_FILE):
+            token_file = TokenFile(os.environ[ENV_RUNNER_TOKEN_FILE])
+            token_file.token()  # a missing or unreadable file fails here, not at the first request
         try:
             with open(IN_CLUSTER_NAMESPACE_FILE, encoding="utf-8") as handle:
                 namespace = handle.read().strip() or namespace
@@ -70,6 +112,7 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
         ssl_context=_ssl_context(configuration),
         default_namespace=namespace,
         _configuration=configuration,
+        token_file=token_file,
     )
 
 

@@ -1,0 +1,61 @@
+"""A runner under a borrowed account authenticates with the run's own token file (``ENV_RUNNER_TOKEN_FILE``),
+re-read whenever the file is replaced, as the kubelet replaces a secret volume's files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flowlib_runner.kube import config as kube_config
+
+from flowlib_api.runnerpod import ENV_RUNNER_TOKEN_FILE
+
+
+def _in_cluster(monkeypatch: pytest.MonkeyPatch, token_file: Path | None) -> None:
+    def load_incluster_config(client_configuration: Any) -> None:  # what the pod's account would give
+        client_configuration.host = "https://10.0.0.1:443"
+        client_configuration.api_key = {"authorization": "Bearer pod-account-token"}
+
+    monkeypatch.setattr(kube_config.k8s_config, "load_incluster_config", load_incluster_config)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    if token_file is None:
+        monkeypatch.delenv(ENV_RUNNER_TOKEN_FILE, raising=False)
+    else:
+        monkeypatch.setenv(ENV_RUNNER_TOKEN_FILE, str(token_file))
+
+
+def _replace(path: Path, text: str) -> None:
+    staged = path.with_name(".staged")
+    staged.write_text(text)
+    os.replace(staged, path)  # a new file under the old name, as the kubelet writes volumes
+
+
+def test_the_runner_token_file_wins_and_is_read_again_when_replaced(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("first-token\n")
+    _in_cluster(monkeypatch, token)
+    config = kube_config.load_config()
+    assert config.host == "https://10.0.0.1:443"
+    assert config.headers() == {"Authorization": "Bearer first-token"}
+    _replace(token, "second-token")
+    assert config.headers() == {"Authorization": "Bearer second-token"}
+    assert config.headers() == {"Authorization": "Bearer second-token"}
+    # Gone for a moment (between an unlink and a rename): the last token read still serves.
+    token.unlink()
+    assert config.headers() == {"Authorization": "Bearer second-token"}
+
+
+def test_without_the_variable_the_pod_account_authenticates(monkeypatch: pytest.MonkeyPatch) -> None:
+    _in_cluster(monkeypatch, None)
+    assert kube_config.load_config().headers() == {"Authorization": "Bearer pod-account-token"}
+
+
+def test_a_missing_runner_token_file_fails_at_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _in_cluster(monkeypatch, tmp_path / "absent")
+    with pytest.raises(FileNotFoundError):
+        kube_config.load_config()
