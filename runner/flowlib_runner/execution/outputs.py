@@ -28,6 +28,7 @@ status saying so; its preview stays.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import threading
@@ -151,9 +152,14 @@ class KeptOutputs:
         does not (on the checkpoint writer's thread; never raises)."""
         refs: dict[str, dict[str, Any]] = {}
         failed: dict[str, str] = {}
-        for key, data in self.values.items():
+        # Compressed side by side on worker threads (zlib lets go of the GIL): the end of the run
+        # waits for this, and the run's own thread has nothing left to do meanwhile.
+        keys = list(self.values)
+        packed = await asyncio.gather(*(asyncio.to_thread(_compress, self.values[key]) for key in keys))
+        for key, compressed in zip(keys, packed, strict=True):
+            data = self.values[key]
             try:
-                kept = await keep(store, self.folders[key], data)
+                kept = await keep(store, self.folders[key], data, compressed=compressed)
             except (StoreError, OSError, ValueError) as error:
                 failed[key] = str(error)
                 continue

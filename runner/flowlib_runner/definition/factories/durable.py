@@ -10,16 +10,18 @@ What is recorded:
 
 - **Positions.** Each walk of the main line (the flow, and plain ``type: flow`` sub-flows inside
   it) has a ``WalkFrame``: the node it runs now and how many steps it took. After every visit the
-  walk calls ``Journal.boundary`` with the node it goes to next; the journal may then checkpoint
-  the shared store together with the frames. A resumed walk starts at its frame's node.
+  walk writes the node it goes to next into its frame and calls ``Journal.moved``; the journal may
+  then checkpoint the shared store together with the frames. A resumed walk starts at its frame's
+  node.
 - **Items.** A batch node's visit asks ``Journal.items`` for an ``ItemJournal``: the results of
   items finished before the pod was lost (reused, not run again), and where to record each newly
   finished item. The journal checkpoints when a batch asks for its item journal, unless the
   position is recorded already, so a batch's item journal always belongs to the latest recorded
   position.
 
-``boundary`` is called once per step of every walk, so it is kept to a context-variable read and
-one call: the journal works out the next node's name and whether a checkpoint is due itself.
+A step is the hot path of a loop of small nodes, so the walking flow keeps its frame in
+``_journal_frame`` (no context-variable read), a step costs two attribute writes and one call, and
+the journal works out the next node's name only when a checkpoint needs it.
 
 Items of a ``type: flow`` batch run their sub-flow with no journal: an item is the unit that is
 recorded and redone, and walks inside items are never positions.
@@ -41,14 +43,15 @@ class WalkFrame:
     """One walk of the main line: which flow (``owner``, the walking object), the path of the node
     that runs it (``()`` for the flow itself), the node it runs now and the steps it took.
 
-    ``node`` is a name when the walk starts (or resumes) and, after a boundary, the node object the
+    ``node`` is a name when the walk starts (or resumes) and, after a step, the node object the
     walk went to (its name is read when a checkpoint is taken, not at every step); ``node_name``
-    gives the name either way."""
+    gives the name either way. ``journal`` is the journal told of each step (``Journal.moved``)."""
 
     owner: object
     path: Path
     node: Any
     steps: int
+    journal: Journal
 
 
 class RecordedFailure(Exception):
@@ -90,9 +93,9 @@ class Journal(Protocol):
         """The walk of ``frame`` ended (however it ended)."""
         ...
 
-    def boundary(self, owner: object, next_node: Any) -> None:
-        """A visit of ``owner``'s walk ended and it goes to ``next_node`` (a node object; None: the
-        walk ends)."""
+    def moved(self, frame: WalkFrame) -> None:
+        """A visit of ``frame``'s walk ended; the walk wrote the node it goes to next (None: the walk
+        ends) in ``frame.node`` and counted the step."""
         ...
 
     def items(self, path: Path, items: Any) -> ItemJournal | None:
@@ -139,10 +142,14 @@ class Resumable:
 
     start_node: Any
     max_steps: int | None
+    _journal_frame: WalkFrame | None = None
+    """The frame of the walk this object is doing now (read at every step by the walk's
+    ``get_next_node``, ``nodes.StrictEdges``)."""
 
     async def _orch_async(self, shared: Any, params: dict[str, Any] | None = None) -> Any:
         journal = JOURNAL.get()
         if journal is None:
+            self._journal_frame = None  # a copy of an object walked with a journal must not count into its frame
             return await super()._orch_async(shared, params)  # type: ignore[misc]
         from flowlib.context import current_path
 
@@ -159,7 +166,9 @@ class Resumable:
             self.start_node = found  # this object is the visit's own copy (or the run's flow)
         if self.max_steps is not None and frame.steps:
             self.max_steps = max(1, self.max_steps - frame.steps)
+        self._journal_frame = frame
         try:
             return await super()._orch_async(shared, params)  # type: ignore[misc]
         finally:
+            self._journal_frame = None
             journal.leave(frame)

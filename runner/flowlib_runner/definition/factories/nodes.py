@@ -26,7 +26,7 @@ from flowlib_api.flowspec import DEFAULT_ACTION, ERROR_ACTION
 from ..runkinds import Code
 from ..runkinds.python import NodeInfo
 from ..templates import Template, run_environment
-from .durable import JOURNAL, ItemJournal, RecordedFailure, Resumable, unjournaled
+from .durable import JOURNAL, ItemJournal, RecordedFailure, Resumable, WalkFrame, unjournaled
 from .pause import no_approvals
 from .scopes import ItemScope
 from .threads import DEFAULT_ITEM_THREADS
@@ -374,6 +374,9 @@ class StrictEdges:
     (PocketFlow only warns and ends the flow, which let a typo end a run as Succeeded). A node
     without any edge but ``error`` ends the flow whatever it returns."""
 
+    _journal_frame: WalkFrame | None = None
+    """The frame of the walk being done (``durable.Resumable`` sets it; None: no journal)."""
+
     def get_next_node(self, curr: Any, action: Any) -> Any:
         successors = curr.successors
         nxt = successors.get(action or DEFAULT_ACTION)
@@ -386,9 +389,11 @@ class StrictEdges:
                 f"nodes.{name} returned action {action!r}, but its edges are {edges} and there is no "
                 f"default edge; add an edge for {action!r} under next, or return one of {edges}"
             )
-        journal = JOURNAL.get()  # inline: once per step of every walk (durable.py)
-        if journal is not None:
-            journal.boundary(self, nxt)
+        walk = self._journal_frame  # durable.Resumable's frame: once per step, so inline
+        if walk is not None:
+            walk.node = nxt
+            walk.steps += 1
+            walk.journal.moved(walk)
         return nxt
 
 

@@ -68,10 +68,11 @@ BUDGET = 0.02
 """The share of the run's time that taking checkpoints may cost on the run's thread."""
 ITEM_TICK = 0.02
 """How often a batch's buffer of finished items is looked at (``_Items``)."""
-MIN_WRITE_INTERVAL = 0.01
-"""At most 100 checkpoint writes a second, whatever the store: each write is a handful of system
-calls on the writer thread, and each of them hands the GIL back and forth with the run's thread;
-a checkpoint reaches the store at most this much later than it was taken."""
+MIN_WRITE_INTERVAL = 0.05
+"""At most 20 checkpoint writes a second (the first this long after the run starts), whatever the
+store: each write is a handful of system calls on the writer thread, and each of them hands the GIL
+back and forth with the run's thread, which a run of small steps felt; a checkpoint reaches the
+store at most this much later than it was taken (the run's end is written at once)."""
 FINAL_WRITE_SECONDS = 30.0
 """How long the end of a run waits for its last checkpoint to be written."""
 
@@ -222,7 +223,7 @@ class Checkpointer:
         node, steps = start, 0
         if self.plan and tuple(self.plan[0][0]) == path:
             _, node, steps = self.plan.pop(0)  # the resumed position, outermost walk first
-        frame = WalkFrame(owner, path, node, steps)
+        frame = WalkFrame(owner, path, node, steps, self)
         self.frames.append(frame)
         self._top = frame
         return frame
@@ -238,17 +239,14 @@ class Checkpointer:
             self.frames.remove(frame)
         self._top = self.frames[-1] if self.frames else None
 
-    def boundary(self, owner: object, next_node: Any) -> None:
-        # Once per step of the run, so kept short: the innermost walk is kept in _top, and the due
-        # time folds in notes to tell and disabling (see _due).
-        frame = self._top
-        if frame is None or frame.owner is not owner:
-            return  # no walk, or one that is not the main line's (user code started it by hand)
-        frame.node = next_node  # a name only when a checkpoint needs it (durable.node_name)
-        frame.steps += 1
-        self.seq += 1
-        if perf_counter() >= self._due_at:
-            self._due()
+    def moved(self, frame: WalkFrame) -> None:
+        # Once per step of the run, so kept short: the due time folds in notes to tell and
+        # disabling (see _due). A step of a walk that is not the innermost one (a flow user code
+        # runs by hand, beside the main line) only counts in its own frame.
+        if frame is self._top:
+            self.seq += 1
+            if perf_counter() >= self._due_at:
+                self._due()
 
     def _due(self) -> None:
         """A boundary at or past ``_due_at``: tell the writer's notes, and checkpoint if the budget
@@ -414,6 +412,7 @@ class Checkpointer:
         self.shared = shared
         self._started = perf_counter()
         self._budget_at = self._due_at = self._started + (self._spent + self._last_cost) / BUDGET
+        self._last_write = monotonic()  # the first write waits write_interval too
         self._writer = threading.Thread(target=self._write_thread, name="checkpoint-writer", daemon=True)
         self._writer.start()
 
@@ -465,7 +464,7 @@ class Checkpointer:
             self._meta_due = False
         self._last_write = monotonic()
         try:
-            blobs = _compressed(pending)
+            blobs = await _compressed(pending)
             if invocation is not None:
                 blobs[INVOCATION] = invocation
             if blobs:
@@ -566,8 +565,20 @@ def _settle(done: asyncio.Future[None]) -> None:
         done.set_result(None)
 
 
-def _compressed(blobs: dict[str, bytes | None]) -> dict[str, bytes | None]:
-    return {name: None if data is None else compress(data) for name, data in blobs.items()}
+PARALLEL_COMPRESS_BYTES = 64 * 1024
+"""Blobs at least this big are compressed side by side on worker threads when there are several."""
+
+
+async def _compressed(blobs: dict[str, bytes | None]) -> dict[str, bytes | None]:
+    """The blobs compressed; big ones in parallel (zlib lets go of the GIL), small ones on the spot."""
+    big = [name for name, data in blobs.items() if data is not None and len(data) >= PARALLEL_COMPRESS_BYTES]
+    done: dict[str, bytes] = {}
+    if len(big) > 1:
+        packed = await asyncio.gather(*(asyncio.to_thread(compress, blobs[name] or b"") for name in big))
+        done = dict(zip(big, packed, strict=True))
+    return {
+        name: None if data is None else done[name] if name in done else compress(data) for name, data in blobs.items()
+    }
 
 
 def _length(items: Any) -> int | None:
