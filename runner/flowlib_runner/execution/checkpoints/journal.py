@@ -68,8 +68,8 @@ BUDGET = 0.02
 """The share of the run's time that taking checkpoints may cost on the run's thread."""
 ITEM_TICK = 0.02
 """How often a batch's buffer of finished items is looked at (``_Items``)."""
-MIN_WRITE_INTERVAL = 0.05
-"""At most 20 checkpoint writes a second (the first this long after the run starts), whatever the
+MIN_WRITE_INTERVAL = 0.01
+"""At most 100 checkpoint writes a second (the first this long after the run starts), whatever the
 store: each write is a handful of system calls on the writer thread, and each of them hands the GIL
 back and forth with the run's thread, which a run of small steps felt; a checkpoint reaches the
 store at most this much later than it was taken (the run's end is written at once)."""
