@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from flowlib_runner.definition.loader import FlowDefinition, load_text
+from flowlib_runner.definition.loader import FlowDefinition
 from flowlib_runner.execution.checkpoints.codec import decode_sequence, encode
 from flowlib_runner.execution.checkpoints.journal import Checkpointer
 from flowlib_runner.execution.checkpoints.setup import prepare
@@ -20,6 +20,8 @@ from flowlib_runner.execution.execute import execute_async
 from flowlib_runner.store import DirectoryStore, RunStore
 
 from flowlib_api.runstatus import RunStatus
+
+from .definitions import load
 
 WAIT = 30.0
 """Seconds any wait in these tests gives up after."""
@@ -31,12 +33,6 @@ nodes:
     batch: {items: xs, maxParallel: 4}
     run: {python: "item * 10"}
 """
-
-
-def load(text: str) -> FlowDefinition:
-    result = load_text(text)
-    assert result.ok and result.definition is not None, [str(p) for p in result.problems]
-    return result.definition
 
 
 class HeldStore:

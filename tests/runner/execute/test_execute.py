@@ -9,18 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flowlib_runner.definition.loader import FlowDefinition, load_text
 from flowlib_runner.execution.execute import ReportingFailed, execute_async
 from flowlib_runner.execution.reporting import JsonFileReporter, PeriodicReporter, StatusTracker
 
 from flowlib import CancelToken
 from flowlib_api.runstatus import STATUS_LIMIT, RunStatus
 
-
-def load(text: str) -> FlowDefinition:
-    result = load_text(text)
-    assert result.ok and result.definition is not None, [str(p) for p in result.problems]
-    return result.definition
+from .definitions import load
 
 
 def run(text: str, **options: Any) -> RunStatus:

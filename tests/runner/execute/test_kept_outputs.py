@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from flowlib_runner.definition.loader import FlowDefinition, load_text
 from flowlib_runner.execution.checkpoints.setup import prepare
 from flowlib_runner.execution.execute import execute_async
 from flowlib_runner.execution.outputs import (
@@ -29,6 +28,8 @@ from flowlib_runner.store.parts import read
 
 from flowlib_api.runstatus import DEFAULT_BUDGET, RunStatus, bounded
 
+from .definitions import load
+
 VALUES = """\
 nodes:
   make:
@@ -44,12 +45,6 @@ nodes:
         def post(shared, prep_res, exec_res):
             shared.update(shared.pop('made'))
 """
-
-
-def load(text: str) -> FlowDefinition:
-    result = load_text(text)
-    assert result.ok and result.definition is not None, [str(p) for p in result.problems]
-    return result.definition
 
 
 class FailingStore:

@@ -13,18 +13,18 @@ import os
 import queue
 import subprocess
 import sys
-import textwrap
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flowlib_runner.definition.loader import FlowDefinition, load_text
 from flowlib_runner.definition.runkinds.streams import MAX_LINE_BYTES, LineSplitter, keep_tail
 from flowlib_runner.execution.execute import execute_async
 from flowlib_runner.execution.logs import RunLogger, stream_sink
 
 from flowlib_api.runstatus import RunStatus
+
+from .definitions import load
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -33,12 +33,6 @@ WAIT_FOR_GO = (
     'echo first; i=0; while [ ! -e "$GO" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; '
     'if [ -e "$GO" ]; then echo live; else echo not-live; fi'
 )
-
-
-def load(text: str) -> FlowDefinition:
-    result = load_text(textwrap.dedent(text))
-    assert result.ok and result.definition is not None, [str(p) for p in result.problems]
-    return result.definition
 
 
 def run(text: str, log: RunLogger, **options: Any) -> RunStatus:

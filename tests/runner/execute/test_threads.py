@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 from flowlib_runner.definition.build import build_flow
-from flowlib_runner.definition.loader import FlowDefinition, load_text
 from flowlib_runner.execution.execute import execute_async
 from flowlib_runner.execution.logs import RunLogger, stream_sink
 from flowlib_runner.execution.reporting import PeriodicReporter, StatusTracker
@@ -32,6 +31,7 @@ from flowlib import CancelToken
 from flowlib_api.runstatus import RunStatus
 
 from . import blocking
+from .definitions import load
 
 ROOT = Path(__file__).resolve().parents[3]
 HELPER = "tests.runner.execute.blocking"
@@ -43,12 +43,6 @@ def _fresh_helper() -> Iterator[None]:
     blocking.reset()
     yield
     blocking.release.set()  # let anything still waiting go
-
-
-def load(text: str) -> FlowDefinition:
-    result = load_text(textwrap.dedent(text))
-    assert result.ok and result.definition is not None, [str(p) for p in result.problems]
-    return result.definition
 
 
 def run(text: str, timeout: float = TIMEOUT, **options: Any) -> RunStatus:
