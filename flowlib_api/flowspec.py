@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+from flowlib_api.params import ParamSpec
+from flowlib_api.podcontrols import PodControls
 from flowlib_api.times import parse_duration
 
 NODE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
@@ -229,6 +231,13 @@ class FlowSpec(_Model):
     params: dict[str, Any] = Field(
         default_factory=dict, description="PocketFlow params shared by all nodes; a run may override them."
     )
+    param_schema: dict[str, ParamSpec] = Field(
+        default_factory=dict,
+        description="The params the flow declares, by name: type, default, enum, required and bounds, checked "
+        "for every FlowRun before it runs (see docs/params.md). A run's params win over spec.params, which win "
+        "over a declared default; when any param is declared, a run's param neither declared nor in spec.params "
+        "is refused.",
+    )
     max_steps: int | None = Field(
         None, ge=1, description="Loop guard: the run fails when it would start more than this many nodes."
     )
@@ -239,4 +248,9 @@ class FlowSpec(_Model):
         description="A node run once after the graph ends, whether it succeeded, failed, timed out or was "
         "cancelled (within the grace period); it sees shared.run (phase, error, failedNode). Its own failure "
         "is reported and does not change the run's result. It must not be reachable from the graph.",
+    )
+    pod: PodControls | None = Field(
+        None,
+        description="Runner pod controls for every FlowRun of this Flow (node selector, tolerations, volumes, "
+        "pull secrets, labels...); a FlowRun's own spec.pod wins field by field. Ignored by flowctl run.",
     )

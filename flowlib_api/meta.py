@@ -17,6 +17,8 @@ GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
 
 KIND_FLOW = "Flow"
 KIND_FLOWRUN = "FlowRun"
+KIND_FLOWRUNDEFAULTS = "FlowRunDefaults"
+KIND_FLOWSCHEDULE = "FlowSchedule"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class ResourceRef:
 
 FLOWS = ResourceRef(API_GROUP, API_VERSION, "flows")
 FLOWRUNS = ResourceRef(API_GROUP, API_VERSION, "flowruns")
+FLOWRUNDEFAULTS = ResourceRef(API_GROUP, API_VERSION, "flowrundefaults")
+FLOWSCHEDULES = ResourceRef(API_GROUP, API_VERSION, "flowschedules")
 JOBS = ResourceRef("batch", "v1", "jobs")
 PODS = ResourceRef("", "v1", "pods")
 CONFIGMAPS = ResourceRef("", "v1", "configmaps")
@@ -81,3 +85,8 @@ LABEL_RUNNER_ACCESS = f"{API_GROUP}/runner-access"
 A namespace admin's opt-in: without the admission webhook (which checks each run's author), it is
 the only way a FlowRun may run as a service account of its own choice or read a Secret or ConfigMap
 into its environment."""
+LABEL_SCHEDULE = f"{API_GROUP}/schedule"
+"""On a FlowRun a FlowSchedule created: the schedule's name (hashed past 63 characters); with the
+schedule as its controller owner, which is what makes it the schedule's (the label only finds it)."""
+ANNOTATION_SCHEDULED_TIME = f"{API_GROUP}/scheduled-time"
+"""On a FlowRun a FlowSchedule created: the scheduled time it runs for (RFC 3339)."""

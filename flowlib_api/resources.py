@@ -12,8 +12,9 @@ Who writes which status field (the rule both sides follow; ``RUNNER_FIELDS``/``O
   ``itemsReused``, ``outputRefs``, ``podName``, ``attempt``, ``duration``, the ``Succeeded``
   condition and ``flow``.
   Its merge patches clear what it no longer sets and never touch the operator's fields.
-- The operator owns ``jobName``, ``observedGeneration`` and ``store`` (the run's store, resolved
-  before the Job exists; a retry reads its source's from there). It also writes the runner's fields
+- The operator owns ``jobName``, ``observedGeneration``, ``store`` (the run's store, resolved
+  before the Job exists; a retry reads its source's from there) and ``defaults`` (the namespace
+  defaults the run got, ``flowlib_api.defaults``). It also writes the runner's fields
   in exactly three cases, each when no runner can: ``Pending`` before the Job exists (with ``flow``
   and a ``Succeeded=Unknown/JobCreated`` condition); ``message`` while a pod waits to start; and a
   final phase for a run whose runner never ran or was lost (invalid flow or store, a retry whose
@@ -31,16 +32,12 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from flowlib_api.defaults import DefaultsApplied
+from flowlib_api.podcontrols import PodControls
 from flowlib_api.runstatus import RunStatus
 from flowlib_api.storespec import StoreSpec
 from flowlib_api.structural import PRESERVE_UNKNOWN
-from flowlib_api.times import MAX_DURATION_TEXT, rfc3339, timeout_problem
-
-DURATION_PATTERN = r"^([0-9]{1,9}(\.[0-9]{1,9})?(ms|s|m|h))+$|^[0-9]{1,9}(\.[0-9]{1,9})?$"
-"""A duration as the CRD checks it: at most 9 digits a number, so within the CRD's 253 characters
-whatever passes fits an int64 of seconds (a 30-digit hour count is refused by the API server). The
-exact bound (``times.MAX_DURATION_SECONDS``) is the model's, which the webhook and the operator
-apply: a CRD pattern cannot add up the parts."""
+from flowlib_api.times import DURATION_PATTERN, MAX_DURATION_TEXT, rfc3339, timeout_problem
 
 
 @dataclass(frozen=True)
@@ -205,6 +202,13 @@ class FlowRunSpec(_Model):
         ge=0,
         description="Delete the FlowRun (and with it its Job and pod) this many seconds after it finished.",
     )
+    pod: PodControls | None = Field(
+        None,
+        description="Placement and extras of the runner pod: nodeSelector, tolerations, affinity, volumes and "
+        "volumeMounts, imagePullSecrets, labels, annotations, priorityClassName. Laid over the Flow's spec.pod "
+        "and the namespace's FlowRunDefaults: maps merge by key, volumes, mounts and pull secrets by name (or "
+        "path), every other field is taken whole from the highest level that sets it.",
+    )
     store: StoreSpec | None = Field(
         None,
         description="Where the run keeps its checkpoints, so a new pod (spec.retries) or a retry (spec.retryOf) "
@@ -284,6 +288,11 @@ class FlowRunStatus(RunStatus):
     store: StoreStatus | None = Field(
         None, description="The run's store (written by the operator); unset when the run keeps none."
     )
+    defaults: DefaultsApplied | None = Field(
+        None,
+        description="The namespace's FlowRunDefaults the run got, and which fields they supplied (written by "
+        "the operator when it creates the run's Job); unset when they supplied none.",
+    )
 
 
 class FlowStatus(_Model):
@@ -322,6 +331,7 @@ class StatusKey:
     DURATION = field_key(FlowRunStatus, "duration")
     FLOW = field_key(FlowRunStatus, "flow")
     STORE = field_key(FlowRunStatus, "store")
+    DEFAULTS = field_key(FlowRunStatus, "defaults")
     SUSPENDED = field_key(FlowRunStatus, "suspended")
     NODE_COUNT = field_key(FlowStatus, "node_count")
     PROBLEMS = field_key(FlowStatus, "problems")
@@ -346,6 +356,7 @@ class SpecKey:
     RESOURCES = field_key(FlowRunSpec, "resources")
     TTL_SECONDS_AFTER_FINISHED = field_key(FlowRunSpec, "ttl_seconds_after_finished")
     STORE = field_key(FlowRunSpec, "store")
+    POD = field_key(FlowRunSpec, "pod")
     APPROVALS = field_key(FlowRunSpec, "approvals")
 
 
@@ -389,7 +400,7 @@ RUNNER_FIELDS: tuple[str, ...] = tuple(
 )
 """Status fields the runner owns (see the module docstring)."""
 OPERATOR_FIELDS: tuple[str, ...] = tuple(
-    field_key(FlowRunStatus, n) for n in ("job_name", "observed_generation", "store")
+    field_key(FlowRunStatus, n) for n in ("job_name", "observed_generation", "store", "defaults")
 )
 """Status fields only the operator writes."""
 

@@ -27,6 +27,12 @@ MAX_DURATION_SECONDS = 366 * 24 * 3600
 Pending for ever. A year and a day covers any run or approval that someone still waits for."""
 MAX_DURATION_TEXT = "8784h (366 days)"
 
+DURATION_PATTERN = r"^([0-9]{1,9}(\.[0-9]{1,9})?(ms|s|m|h))+$|^[0-9]{1,9}(\.[0-9]{1,9})?$"
+"""A duration as the CRD checks it: at most 9 digits a number, so within the CRD's 253 characters
+whatever passes fits an int64 of seconds (a 30-digit hour count is refused by the API server). The
+exact bound (``times.MAX_DURATION_SECONDS``) is the model's, which the webhook and the operator
+apply: a CRD pattern cannot add up the parts."""
+
 
 def parse_duration(value: object) -> float:
     """Seconds as a float; raises ``ValueError`` (never anything else, whatever ``value`` is) with a

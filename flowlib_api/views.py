@@ -154,7 +154,10 @@ class FlowRunView(ObjectView):
 
     @property
     def timeout(self) -> str | None:
+        """``spec.timeout``, else the one the namespace's defaults gave the run (``status.defaults``)."""
         value = self.spec.get(SpecKey.TIMEOUT)
+        if value is None or value == "":
+            value = self._defaulted(SpecKey.TIMEOUT)
         return None if value is None or value == "" else str(value)
 
     @property
@@ -179,8 +182,21 @@ class FlowRunView(ObjectView):
 
     @property
     def ttl_seconds_after_finished(self) -> int | None:
+        """``spec.ttlSecondsAfterFinished``, else the namespace defaults' (``status.defaults``)."""
         value = self.spec.get(SpecKey.TTL_SECONDS_AFTER_FINISHED)
+        if value is None:
+            value = self._defaulted(SpecKey.TTL_SECONDS_AFTER_FINISHED)
         return None if value is None else int(value)
+
+    @property
+    def pod(self) -> Mapping[str, Any]:
+        """``spec.pod``: the run's own pod controls (``flowlib_api.podcontrols``)."""
+        value = self.spec.get(SpecKey.POD)
+        return value if isinstance(value, Mapping) else {}
+
+    def _defaulted(self, key: str) -> Any:
+        applied = self.status.get(StatusKey.DEFAULTS)
+        return applied.get(key) if isinstance(applied, Mapping) else None
 
     # -- status -------------------------------------------------------------------------------
 

@@ -16,9 +16,23 @@ from typing import Any
 
 import yaml
 
+from flowlib_api.defaults import DEFAULTS_NAME, FlowRunDefaultsSpec
 from flowlib_api.flowspec_schema import flow_spec_json_schema
-from flowlib_api.meta import API_GROUP, API_VERSION, FLOWRUNS, FLOWS, GROUP_VERSION, KIND_FLOW, KIND_FLOWRUN
+from flowlib_api.meta import (
+    API_GROUP,
+    API_VERSION,
+    FLOWRUNDEFAULTS,
+    FLOWRUNS,
+    FLOWS,
+    FLOWSCHEDULES,
+    GROUP_VERSION,
+    KIND_FLOW,
+    KIND_FLOWRUN,
+    KIND_FLOWRUNDEFAULTS,
+    KIND_FLOWSCHEDULE,
+)
 from flowlib_api.resources import SPEC_RULES, FlowRunSpec, FlowRunStatus, FlowStatus, StatusKey
+from flowlib_api.schedules import MAX_SCHEDULE_NAME, FlowScheduleSpec, FlowScheduleStatus
 from flowlib_api.structural import structural_schema
 
 CATEGORY = "flowlib"
@@ -137,25 +151,39 @@ def flowrun_spec_schema() -> dict[str, Any]:
     return schema
 
 
-def _root(kind: str, description: str, spec: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+def _root(kind: str, description: str, spec: dict[str, Any], status: dict[str, Any] | None) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "apiVersion": {
+            "type": "string",
+            "description": f"APIVersion of this object: {GROUP_VERSION}.",
+        },
+        "kind": {"type": "string", "description": f"Kind of this object: {kind}."},
+        "metadata": {"type": "object"},
+        "spec": spec,
+    }
+    if status is not None:
+        properties["status"] = status
     return {
         "type": "object",
         "description": description,
-        "properties": {
-            "apiVersion": {
-                "type": "string",
-                "description": f"APIVersion of this object: {GROUP_VERSION}.",
-            },
-            "kind": {"type": "string", "description": f"Kind of this object: {kind}."},
-            "metadata": {"type": "object"},
-            "spec": spec,
-            "status": status,
-        },
+        "properties": properties,
         "required": ["spec"],
     }
 
 
-def _crd(kind: str, plural: str, short: str, schema: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, Any]:
+def _crd(
+    kind: str, plural: str, short: str, schema: dict[str, Any], columns: list[dict[str, Any]], *, status: bool = True
+) -> dict[str, Any]:
+    version: dict[str, Any] = {
+        "name": API_VERSION,
+        "served": True,
+        "storage": True,
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": columns,
+        "schema": {"openAPIV3Schema": schema},
+    }
+    if not status:
+        del version["subresources"]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -174,16 +202,7 @@ def _crd(kind: str, plural: str, short: str, schema: dict[str, Any], columns: li
                 "shortNames": [short],
                 "categories": [CATEGORY],
             },
-            "versions": [
-                {
-                    "name": API_VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": columns,
-                    "schema": {"openAPIV3Schema": schema},
-                }
-            ],
+            "versions": [version],
         },
     }
 
@@ -253,8 +272,111 @@ def flowrun_crd() -> dict[str, Any]:
             "description": "Runner pod.",
         },
         {"name": "Duration", "type": "string", "jsonPath": ".status.duration", "priority": 1},
+        {
+            "name": "Defaults",
+            "type": "string",
+            "jsonPath": f".status.{StatusKey.DEFAULTS}.name",
+            "priority": 1,
+            "description": "The namespace's FlowRunDefaults the run got.",
+        },
     ]
     return _crd(KIND_FLOWRUN, FLOWRUNS.plural, "fr", schema, columns)
+
+
+def flowrundefaults_crd() -> dict[str, Any]:
+    spec = structural_schema(FlowRunDefaultsSpec)
+    spec["description"] = "What every FlowRun of the namespace gets unless it sets the field itself."
+    spec["properties"]["resources"] = {
+        **_resources_schema(),
+        "description": spec["properties"]["resources"]["description"],
+    }
+    schema = _root(
+        KIND_FLOWRUNDEFAULTS,
+        f"Defaults for the FlowRuns of a namespace, set once by a platform team: the one named {DEFAULTS_NAME} "
+        "applies (image, resources, pod controls, store, timeout, TTL); a FlowRun's own values win, and its "
+        "status.defaults says which fields it got from here.",
+        spec,
+        None,
+    )
+    schema["x-kubernetes-validations"] = [
+        {
+            "rule": f"self.metadata.name == '{DEFAULTS_NAME}'",
+            "message": f"a namespace has one FlowRunDefaults, named {DEFAULTS_NAME}: only that one applies",
+        }
+    ]
+    columns = [
+        {"name": "Image", "type": "string", "jsonPath": ".spec.image", "description": "Runner image."},
+        {"name": "Timeout", "type": "string", "jsonPath": ".spec.timeout", "description": "Run timeout."},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    return _crd(KIND_FLOWRUNDEFAULTS, FLOWRUNDEFAULTS.plural, "frd", schema, columns, status=False)
+
+
+def _without_transition_rules(schema: dict[str, Any]) -> dict[str, Any]:
+    """A FlowRun spec schema without its rules on changes (``oldSelf``): a schedule's template may be
+    edited at will; the rules on a single spec (one flow source) stay."""
+    schema = copy.deepcopy(schema)
+    for prop in schema["properties"].values():
+        prop.pop("x-kubernetes-validations", None)
+    schema["x-kubernetes-validations"] = [
+        rule for rule in schema.get("x-kubernetes-validations", []) if "oldSelf" not in rule["rule"]
+    ]
+    return schema
+
+
+def flowschedule_crd() -> dict[str, Any]:
+    spec = structural_schema(FlowScheduleSpec)
+    spec["description"] = "When to start a FlowRun (cron), and what to do with the runs before it."
+    template = spec["properties"]["template"]
+    template["properties"]["spec"] = {
+        **_without_transition_rules(flowrun_spec_schema()),
+        "description": template["properties"]["spec"]["description"],
+    }
+    schema = _root(
+        KIND_FLOWSCHEDULE,
+        "FlowRuns started on a cron schedule, as a CronJob starts Jobs: each scheduled time starts one FlowRun "
+        "from spec.template, named <schedule>-<minutes since the epoch>.",
+        spec,
+        structural_schema(FlowScheduleStatus),
+    )
+    schema["x-kubernetes-validations"] = [
+        {
+            "rule": f"self.metadata.name.size() <= {MAX_SCHEDULE_NAME}",
+            "message": f"a FlowSchedule's name is at most {MAX_SCHEDULE_NAME} characters (its runs add a suffix)",
+        }
+    ]
+    columns = [
+        {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule", "description": "Cron expression."},
+        {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend", "description": "No new runs."},
+        {
+            "name": "Last",
+            "type": "date",
+            "jsonPath": ".status.lastScheduleTime",
+            "description": "Latest scheduled time a run started for.",
+        },
+        {
+            "name": "Active",
+            "type": "integer",
+            "jsonPath": ".status.activeCount",
+            "description": "Runs not finished.",
+        },
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {
+            "name": "Ready",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+            "priority": 1,
+            "description": "Whether schedule, time zone and template are valid.",
+        },
+        {
+            "name": "Next",
+            "type": "date",
+            "jsonPath": ".status.nextScheduleTime",
+            "priority": 1,
+            "description": "Next scheduled time.",
+        },
+    ]
+    return _crd(KIND_FLOWSCHEDULE, FLOWSCHEDULES.plural, "fs", schema, columns)
 
 
 def render() -> dict[str, str]:
@@ -262,7 +384,7 @@ def render() -> dict[str, str]:
     return {
         f"{crd['spec']['names']['plural']}.{API_GROUP}.yaml": HEADER
         + yaml.safe_dump(crd, sort_keys=False, width=110, allow_unicode=True)
-        for crd in (flow_crd(), flowrun_crd())
+        for crd in (flow_crd(), flowrun_crd(), flowrundefaults_crd(), flowschedule_crd())
     }
 
 

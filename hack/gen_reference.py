@@ -1,4 +1,4 @@
-"""Write docs/reference.md: every field of Flow and FlowRun, from the CRDs in crds/ (``make docs``).
+"""Write docs/reference.md: every field of every kind in crds/ (Flow and FlowRun first) (``make docs``).
 
 The CRDs are generated from the pydantic models, so this page is the models' documentation as the
 API server sees it: the same descriptions ``kubectl explain`` prints, plus types, defaults,
@@ -107,6 +107,8 @@ def _section(crd: dict[str, Any], stop: dict[str, str]) -> str:
         for column in columns:
             wide = "wide" if column.get("priority", 0) > 0 else ""
             lines.append(f"| {column['name']} | `{_cell(column['jsonPath'])}` | {wide} |")
+    for rule in schema.get("x-kubernetes-validations") or []:
+        lines += ["", f"Rule on the object: {_cell(rule.get('message') or rule['rule'])}."]
     rules = schema["properties"]["spec"].get("x-kubernetes-validations") or []
     if rules:
         lines += ["", "Rules on `spec`:", ""]
@@ -136,6 +138,9 @@ def render() -> str:
     if inline is not None and strip(inline) == strip(flow_spec):
         stop["spec.flow"] = "the same fields as a Flow's `spec` (see [Flow](#flow)), inline in the run."
     sections = [_section(crds["flows.flowlib.dev.yaml"], {}), _section(crds["flowruns.flowlib.dev.yaml"], stop)]
+    for path in sorted((ROOT / "crds").glob("*.yaml")):  # the project's other kinds, after its two main ones
+        if path.name not in CRDS and path.name != "kustomization.yaml":
+            sections.append(_section(yaml.safe_load(path.read_text(encoding="utf-8")), {}))
     return HEADER + "\n" + "\n".join(sections)
 
 

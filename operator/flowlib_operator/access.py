@@ -12,6 +12,11 @@ as any service account of the namespace and read any Secret or ConfigMap into th
   running any pod takes (``create pods``: Kubernetes lets pods mount any claim of their namespace).
   What the operator's default store names is not borrowed: the operator's administrator lends it
   to every run;
+- ``spec.pod`` (and an inline flow's ``spec.flow.pod``, and the ``spec.pod`` of the Flow that
+  ``spec.flowRef`` names): the Secrets and ConfigMaps of its volumes are read into the pod like
+  ``spec.env`` references; its claims and ephemeral volumes and its ``imagePullSecrets`` take what
+  creating pods takes (Kubernetes lets any pod use them). What a namespace's ``FlowRunDefaults``
+  names is lent by the namespace admin who wrote it, not borrowed;
 - ``spec.retryOf``: a retry reads its source FlowRun (input, params, outputs, checkpoints), so its
   author must be allowed to ``get`` that FlowRun; and it reaches the source's store, so what the
   *source's* ``spec.store`` names is borrowed by the retry's author too. Without the webhook the
@@ -74,6 +79,11 @@ class Borrowed:
     def ref(self) -> ResourceRef:
         return _REFS[self.kind]
 
+    @property
+    def object_kind(self) -> str:
+        """The Kubernetes kind of the object (a pull secret is a Secret)."""
+        return "Secret" if self.kind == "PullSecret" else self.kind
+
     def needed(self, namespace: str) -> dict[str, str]:
         """The permission the author must hold directly (SubjectAccessReview resourceAttributes)."""
         if self.kind in _POD_CREATORS:
@@ -82,6 +92,10 @@ class Borrowed:
         return {"namespace": namespace, "verb": "get", "group": ref.group, "resource": ref.plural, "name": self.name}
 
     def described(self) -> str:
+        if self.kind == "PullSecret":
+            return f"create pods (what pulling images with secret '{self.name}' takes)"
+        if self.kind == "EphemeralVolume":
+            return f"create pods (what an ephemeral volume '{self.name}' takes)"
         if self.kind == "ServiceAccount":
             return f"create pods (what running as service account '{self.name}' takes)"
         if self.kind == "PersistentVolumeClaim":
@@ -95,8 +109,10 @@ _REFS = {
     "ConfigMap": CONFIGMAPS,
     "PersistentVolumeClaim": PERSISTENTVOLUMECLAIMS,
     "FlowRun": FLOWRUNS,
+    "PullSecret": SECRETS,
+    "EphemeralVolume": PERSISTENTVOLUMECLAIMS,
 }
-_POD_CREATORS = frozenset({"ServiceAccount", "PersistentVolumeClaim"})
+_POD_CREATORS = frozenset({"ServiceAccount", "PersistentVolumeClaim", "PullSecret", "EphemeralVolume"})
 """Kinds whose use takes exactly what creating a pod takes (running as an account, mounting a claim)."""
 _ENV_SOURCES = (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap"))
 
@@ -115,11 +131,55 @@ def _store_borrowed(spec: Mapping[str, Any], prefix: str) -> list[Borrowed]:
     return found
 
 
-def borrowed(run: FlowRunView, source: Mapping[str, Any] | None = None) -> list[Borrowed]:
+def _named(value: object, key: str) -> str | None:
+    name = value.get(key) if isinstance(value, Mapping) else None
+    return name if isinstance(name, str) and name else None
+
+
+def pod_borrowed(pod: Mapping[str, Any], prefix: str) -> list[Borrowed]:
+    """What pod controls (``flowlib_api.podcontrols``) name: the Secrets and ConfigMaps of volumes
+    (also inside projected volumes and as a CSI volume's nodePublishSecretRef), claims, ephemeral
+    volumes and image pull secrets. ``prefix`` says where the controls are (``spec.pod``)."""
+    found: list[Borrowed] = []
+    for index, volume in enumerate(pod.get("volumes") or []):
+        if not isinstance(volume, Mapping):
+            continue
+        where = f"{prefix}.volumes[{index}]"
+        if name := _named(volume.get("secret"), "secretName"):
+            found.append(Borrowed("Secret", name, f"{where}.secret.secretName"))
+        if name := _named(volume.get("configMap"), "name"):
+            found.append(Borrowed("ConfigMap", name, f"{where}.configMap.name"))
+        if name := _named(volume.get("persistentVolumeClaim"), "claimName"):
+            found.append(Borrowed("PersistentVolumeClaim", name, f"{where}.persistentVolumeClaim.claimName"))
+        if volume.get("ephemeral") is not None:
+            found.append(Borrowed("EphemeralVolume", str(volume.get("name")), f"{where}.ephemeral"))
+        csi = volume.get("csi")
+        if name := _named(csi.get("nodePublishSecretRef") if isinstance(csi, Mapping) else None, "name"):
+            found.append(Borrowed("Secret", name, f"{where}.csi.nodePublishSecretRef.name"))
+        projected = volume.get("projected")
+        sources = projected.get("sources") if isinstance(projected, Mapping) else None
+        for number, source in enumerate(sources if isinstance(sources, list) else []):
+            if not isinstance(source, Mapping):
+                continue
+            if name := _named(source.get("secret"), "name"):
+                found.append(Borrowed("Secret", name, f"{where}.projected.sources[{number}].secret.name"))
+            if name := _named(source.get("configMap"), "name"):
+                found.append(Borrowed("ConfigMap", name, f"{where}.projected.sources[{number}].configMap.name"))
+    for index, secret in enumerate(pod.get("imagePullSecrets") or []):
+        if name := _named(secret, "name"):
+            found.append(Borrowed("PullSecret", name, f"{prefix}.imagePullSecrets[{index}].name"))
+    return found
+
+
+def borrowed(
+    run: FlowRunView, source: Mapping[str, Any] | None = None, flow_pod: tuple[str, Mapping[str, Any]] | None = None
+) -> list[Borrowed]:
     """Everything ``run`` takes from its namespace, once per object (the first field naming it).
 
     ``source`` is the FlowRun a retry names (``spec.retryOf``), when it exists: what its store names
-    is reached by the retry as well.
+    is reached by the retry as well. ``flow_pod`` is the pod controls of the Flow the run names
+    (``spec.flowRef``), with the Flow's name: what they name is borrowed by the run's author too
+    (what a namespace's ``FlowRunDefaults`` name is lent, not borrowed: ``flowlib_api.defaults``).
     """
     found: dict[tuple[str, str], Borrowed] = {}
     if run.service_account_name:
@@ -131,6 +191,12 @@ def borrowed(run: FlowRunView, source: Mapping[str, Any] | None = None) -> list[
     items = _store_borrowed(run.spec, "")
     if run.retry_of and source is not None:
         items += _store_borrowed(FlowRunView(source).spec, f"spec.retryOf: FlowRun '{run.retry_of}' has ")
+    items += pod_borrowed(run.pod, "spec.pod")
+    inline = run.inline_flow
+    if isinstance(inline, Mapping) and isinstance(inline.get("pod"), Mapping):
+        items += pod_borrowed(inline["pod"], "spec.flow.pod")
+    if flow_pod is not None:
+        items += pod_borrowed(flow_pod[1], f"spec.flowRef: Flow '{flow_pod[0]}' has spec.pod")
     for item in items:
         found.setdefault((item.kind, item.name), item)
     for index, variable in enumerate(run.env):
@@ -156,8 +222,8 @@ def _run_identity(metadata: Mapping[str, Any] | None) -> bool:
 
 def _not_opened(item: Borrowed, namespace: str) -> str:
     return (
-        f"{item.field}: {item.kind} '{item.name}' does not exist or is not open to FlowRuns in namespace "
-        f"'{namespace}'; a namespace admin opens it with `kubectl label {item.kind.lower()} {item.name} "
+        f"{item.field}: {item.object_kind} '{item.name}' does not exist or is not open to FlowRuns in namespace "
+        f"'{namespace}'; a namespace admin opens it with `kubectl label {item.object_kind.lower()} {item.name} "
         f"-n {namespace} {LABEL_RUNNER_ACCESS}=true`, or installs the admission webhook, which lets a run "
         "use what its author may use directly"
     )
@@ -171,6 +237,8 @@ def _identity_of_a_run(item: Borrowed) -> str:
 
 
 async def _metadata(client: KubeClient, item: Borrowed, namespace: str) -> Mapping[str, Any] | None:
+    if item.kind == "EphemeralVolume":
+        return None  # no object to open: only an author allowed to create pods may use one
     return await client.get_metadata_or_none(item.ref, item.name, namespace)
 
 
@@ -197,6 +265,7 @@ async def borrowing_problems(
     run: FlowRunView,
     author: Mapping[str, Any] | None = None,
     source: Mapping[str, Any] | None = None,
+    flow_pod: tuple[str, Mapping[str, Any]] | None = None,
 ) -> list[str]:
     """Why ``run`` may not borrow what it names (empty: it may).
 
@@ -208,12 +277,26 @@ async def borrowing_problems(
     """
     items = [
         item
-        for item in borrowed(run, source)
+        for item in borrowed(run, source, flow_pod)
         if not (item.kind == "FlowRun" and author is None and (source is None or item.name == run.name))
     ]
+    return await refused(client, run.namespace, items, author)
+
+
+async def flow_pod_problems(
+    client: KubeClient, namespace: str, flow: str, pod: Mapping[str, Any], author: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Why a run of Flow ``flow`` may not borrow what the Flow's ``spec.pod`` names (empty: it may);
+    the operator's check when the Flow is read, after the run's own (``borrowing_problems``)."""
+    return await refused(client, namespace, pod_borrowed(pod, f"spec.flowRef: Flow '{flow}' has spec.pod"), author)
+
+
+async def refused(
+    client: KubeClient, namespace: str, items: list[Borrowed], author: Mapping[str, Any] | None
+) -> list[str]:
+    """Why each of ``items`` may not be borrowed in ``namespace`` (by ``author``, or by the label rule)."""
     if not items:
         return []
-    namespace = run.namespace
     found = await asyncio.gather(*(_metadata(client, item, namespace) for item in items))
     problems: list[str] = []
     for item, metadata in zip(items, found, strict=True):
@@ -221,6 +304,11 @@ async def borrowing_problems(
             problems.append(_identity_of_a_run(item))
         elif _opened(metadata):
             continue
+        elif author is None and item.kind == "EphemeralVolume":
+            problems.append(
+                f"{item.field}: an ephemeral volume creates a claim, which takes what creating pods takes; without "
+                "the admission webhook no FlowRun may use one: use a persistentVolumeClaim volume of a labelled claim"
+            )
         elif author is None:
             problems.append(_not_opened(item, namespace))
         elif not await _allowed(client, author, item.needed(namespace)):
@@ -228,7 +316,7 @@ async def borrowing_problems(
             instead = (
                 "ask someone who may read it to create the retry"
                 if item.kind == "FlowRun"
-                else f"ask a namespace admin to label the {item.kind.lower()} {LABEL_RUNNER_ACCESS}=true"
+                else f"ask a namespace admin to label the {item.object_kind.lower()} {LABEL_RUNNER_ACCESS}=true"
             )
             problems.append(
                 f"{item.field}: {who} may not {item.described()} in namespace '{namespace}', so a FlowRun of "

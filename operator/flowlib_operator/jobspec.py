@@ -17,6 +17,11 @@ secret volume (allowed by the restricted standard) at ``RUNNER_TOKEN_MOUNT``, wi
 so that a refreshed token reaches the running pod, whose ``items`` name the token's key, so that the
 pod waits for the token rather than start without it; ``ENV_RUNNER_TOKEN_FILE`` points the runner
 at the file.
+
+The run's pod controls (``spec.pod`` laid over its Flow's and the namespace's defaults, as the
+operator merged them into the body it passes here) place the pod and add volumes, mounts, pull
+secrets, labels and annotations beside the runner's own; ``podcontrols`` keeps them within the
+restricted standard and off the runner's names, paths and keys.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ RUNNER_UID = 65532
 TERMINATION_GRACE_SECONDS = 30
 STORE_VOLUME = "store"
 RUNNER_TOKEN_VOLUME = "runner-token"
+POD_SPEC_CONTROLS = ("nodeSelector", "tolerations", "affinity", "imagePullSecrets", "priorityClassName")
+"""Pod controls (``flowlib_api.podcontrols``) copied into the pod spec as they are; volumes, mounts,
+labels and annotations are added to the runner's own."""
 OPTIONAL_S3_KEYS = frozenset({"AWS_SESSION_TOKEN"})
 """Keys of an S3 credentials Secret that may be missing; without the others the pod does not start
 (CreateContainerConfigError, reported in the run's status), which says more than a failed upload."""
@@ -200,6 +208,9 @@ def runner_job(
             "items": [{"key": RUNNER_TOKEN_KEY, "path": RUNNER_TOKEN_KEY}],
         }
         volumes.append({"name": RUNNER_TOKEN_VOLUME, "secret": secret_source})
+    pod = run.pod
+    mounts += [dict(mount) for mount in pod.get("volumeMounts") or []]
+    volumes += [dict(volume) for volume in pod.get("volumes") or []]
     claim = store_claim(store, resume)
     if claim is not None:
         claim_name, read_only = claim
@@ -234,12 +245,17 @@ def runner_job(
         "containers": [container],
         "volumes": volumes,
     }
+    for field in POD_SPEC_CONTROLS:
+        if pod.get(field):
+            pod_spec[field] = pod[field]
     job_spec: dict[str, Any] = {
         "backoffLimit": run.retries,
         "template": {
             "metadata": {
-                "labels": labels,
+                # The run's own keys are refused where they clash (``podcontrols``); ours win regardless.
+                "labels": {**(pod.get("labels") or {}), **labels},
                 "annotations": {
+                    **(pod.get("annotations") or {}),
                     "kubectl.kubernetes.io/default-container": RUNNER_CONTAINER,
                     ANNOTATION_FLOWRUN: name,
                 },

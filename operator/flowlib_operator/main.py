@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from pathlib import Path
 
 import click
 import kopf
@@ -18,6 +19,7 @@ from flowlib_api.storespec import StoreSpec
 from flowlib_operator import __version__, metrics, peering
 from flowlib_operator.jobspec import RunnerSettings
 from flowlib_operator.reconcile import CANCEL_GRACE
+from flowlib_operator.schedules import FileClock, SystemClock
 from flowlib_operator.stores import DEFAULT_STORE_TEXT, StoreProblem, parse_store_spec
 from flowlib_operator.wiring import Operator, OperatorConfig, register
 
@@ -132,6 +134,13 @@ class QuietWatchCache(logging.Filter):
     'fields), e.g. \'{"type": "s3", "s3": {"bucket": "runs"}}\' or \'{"enabled": false}\' for no stores. A Secret or '
     "claim named here is lent to every run and must exist in each namespace with runs.",
 )
+@click.option(
+    "--clock-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    hidden=True,
+    help="TESTS ONLY: the FlowSchedules' current time is read from this file (RFC 3339), so tests move time.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="More logs.")
 @click.option("--debug", is_flag=True, help="Even more logs, including every API request.")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
@@ -155,6 +164,7 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
     webhook_tls_dir: str | None,
     access_check: str,
     default_store: StoreSpec,
+    clock_file: str | None,
     verbose: bool,
     debug: bool,
     quiet: bool,
@@ -177,6 +187,7 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
         webhook_tls_dir=webhook_tls_dir,
         authorized_at_admission=access_check == "webhook",
         default_store=default_store,
+        clock=FileClock(Path(clock_file)) if clock_file else SystemClock(),
     )
     client = KubeClient(
         load_config(kubeconfig), on_retry=metrics.count_retry, user_agent=f"flowlib-operator/{__version__}"

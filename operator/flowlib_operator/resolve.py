@@ -17,6 +17,7 @@ from flowlib_runner.definition.problems import REPORTED_PROBLEMS, too_slow
 from flowlib_runner.kube.client import KubeClient
 
 from flowlib_api.meta import FLOWS
+from flowlib_api.params import parse_schema, run_params_problems
 from flowlib_api.resources import flow_source_problem
 from flowlib_api.runnerpod import Snapshot, snapshot_size_problem
 from flowlib_api.text import STATUS_PROBLEMS_BYTES
@@ -44,6 +45,10 @@ class Resolution:
     """The compressed snapshot (``Snapshot.to_bytes``), within what a ConfigMap holds."""
     problems: list[str] = field(default_factory=list)
     node_count: int = 0
+    pod: Mapping[str, Any] | None = None
+    """The main flow's pod controls (its ``spec.pod``), which the run's own lie over (``rundefaults``)."""
+    spec: Mapping[str, Any] | None = None
+    """The main flow's spec (when valid): what the run's params are checked against (``params_problems``)."""
 
 
 class TooManySubFlows(Exception):
@@ -136,7 +141,31 @@ def validate(
         problems.append(too_big)
         return resolution
     resolution.snapshot = snapshot
+    resolution.spec = spec
+    pod = spec.get("pod")
+    resolution.pod = pod if isinstance(pod, Mapping) else None
     return resolution
+
+
+INVALID_PARAMS_REASON = "InvalidParams"
+"""The status reason of a run whose params its flow's ``spec.paramSchema`` refuses."""
+
+
+def params_problems(flow_spec: Mapping[str, Any] | None, run_spec: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a run's ``spec.params`` (a retry's: its own, else its source's) for its flow,
+    each naming the param, within what status holds; checked before the Job exists so that a typo'd
+    or mistyped param fails the run at once rather than in its pod."""
+    if flow_spec is None:
+        return []
+    schema = parse_schema(flow_spec.get("paramSchema"))
+    run_params = run_spec.get("params")
+    found = run_params_problems(
+        schema,
+        flow_spec.get("params") if isinstance(flow_spec.get("params"), Mapping) else None,
+        run_params if isinstance(run_params, Mapping) else None,
+        prefix="spec.params",
+    )
+    return within_status(found)
 
 
 INLINE_VALIDATION_NODES = 50

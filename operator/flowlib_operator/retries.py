@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from collections.abc import Mapping
 from typing import Any
 
 from flowlib_runner.kube.client import KubeClient
@@ -57,7 +58,13 @@ async def source_definition(client: KubeClient, namespace: str, resume: Resume) 
                 f"({error}); set spec.flowRef or spec.flow to say which definition to retry with"
             ],
         )
-    return Resolution(flow_name=resume.flow_name or frozen.name, snapshot=snapshot)
+    pod = frozen.spec.get("pod")
+    return Resolution(
+        flow_name=resume.flow_name or frozen.name,
+        snapshot=snapshot,
+        pod=pod if isinstance(pod, Mapping) else None,
+        spec=frozen.spec,
+    )
 
 
 def co_owner_reference(flowrun: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
@@ -25,13 +26,13 @@ from flowlib_api.meta import (
     STATUS_SUBRESOURCE,
     ResourceRef,
 )
-from flowlib_api.resources import StatusKey, succeeded_condition
+from flowlib_api.resources import StatusKey, retried_spec, succeeded_condition
 from flowlib_api.runstatus import FINISHED_PHASES
 from flowlib_api.storespec import StoreLocation, StoreSpec
 from flowlib_api.times import now_utc, parse_time, timeout_problem
 from flowlib_api.views import FlowRunView
 from flowlib_operator import metrics
-from flowlib_operator.access import FORBIDDEN_REASON, borrowing_problems
+from flowlib_operator.access import FORBIDDEN_REASON, borrowing_problems, flow_pod_problems
 from flowlib_operator.cache import ClusterCache, Key
 from flowlib_operator.events import EventRecorder
 from flowlib_operator.identity import run_identity
@@ -45,8 +46,9 @@ from flowlib_operator.reconcile import (
     final_status,
     ttl_expired,
 )
-from flowlib_operator.resolve import resolve_run
+from flowlib_operator.resolve import INVALID_PARAMS_REASON, params_problems, resolve_run
 from flowlib_operator.retries import keep_source_store, source_definition
+from flowlib_operator.rundefaults import INVALID_SPEC_REASON, effective_run, namespace_defaults, own_pod_refusal
 from flowlib_operator.runner_token import LeftoverSecret, runner_tokens
 from flowlib_operator.stores import (
     DEFAULT_STORE_TEXT,
@@ -66,7 +68,6 @@ log = logging.getLogger("flowlib.operator")
 TRANSIENT_ERRORS = (TimeoutError, ApiError, OSError, aiohttp.ClientError)
 """What a request can still fail with after the client's retries (an unreachable or erring API):
 the reconcile is retried by the next resync pass."""
-INVALID_SPEC_REASON = "InvalidSpec"
 """A spec field the CRD's schema let through but no Job can carry (a ``timeout`` past the bound)."""
 
 RESYNC_CONCURRENCY = 16
@@ -135,8 +136,16 @@ class RunLifecycle:
         if too_long is not None:  # without the webhook nothing refused it before: the Job could not exist
             await self._refuse(status_patch, body, Refusal(INVALID_SPEC_REASON, f"invalid FlowRun: {too_long}"))
             return
+        bad_pod = own_pod_refusal(run)
+        if bad_pod is not None:
+            await self._refuse(status_patch, body, bad_pod)
+            return
+        defaults = await namespace_defaults(self.client, run.namespace)
+        if isinstance(defaults, Refusal):
+            await self._refuse(status_patch, body, defaults)
+            return
         try:
-            store = store_location(self.default_store, run)
+            store = store_location(defaults.store(self.default_store), run)
         except StoreProblem as problem:
             await self._refuse(status_patch, body, Refusal(INVALID_STORE_REASON, f"invalid store: {problem}"))
             return
@@ -167,7 +176,25 @@ class RunLifecycle:
             status_patch[StatusKey.FLOW] = resolution.flow_name
             await self.events.record(body, "Warning", "InvalidFlow", message)
             return
-        job = runner_job(body, resolution.flow_name, self.runner, store=store, resume=resume)
+        given = retried_spec(run.spec, source.get("spec") or {}) if source is not None else run.spec
+        bad_params = params_problems(resolution.spec, given)
+        if bad_params:
+            message = "invalid params: " + "; ".join(bad_params)
+            self._final(status_patch, body, "Failed", INVALID_PARAMS_REASON, message)
+            status_patch[StatusKey.FLOW] = resolution.flow_name
+            await self.events.record(body, "Warning", INVALID_PARAMS_REASON, message)
+            return
+        if resolution.pod and run.inline_flow is None and not self.authorized_at_admission:
+            refused = await flow_pod_problems(self.client, run.namespace, resolution.flow_name, resolution.pod)
+            if refused:
+                metrics.FORBIDDEN_RUNS.inc()
+                await self._refuse(status_patch, body, Refusal(FORBIDDEN_REASON, "not allowed: " + "; ".join(refused)))
+                return
+        effective = effective_run(body, defaults, resolution.pod)
+        if isinstance(effective, Refusal):
+            await self._refuse(status_patch, body, effective)
+            return
+        job = runner_job(effective.body, resolution.flow_name, self.runner, store=store, resume=resume)
         job_name_ = job["metadata"]["name"]
         if run.job_name != job_name_:
             # Pending is written before the Job exists, so the runner's own updates (which can only
@@ -179,6 +206,7 @@ class RunLifecycle:
                 StatusKey.JOB_NAME: job_name_,
                 StatusKey.OBSERVED_GENERATION: run.generation,
                 StatusKey.STORE: store.status() if store is not None else None,
+                StatusKey.DEFAULTS: effective.defaults_status,
                 StatusKey.CONDITIONS: [
                     succeeded_condition("Unknown", "JobCreated", f"creating Job {job_name_}", run.generation, moment)
                 ],
@@ -201,7 +229,21 @@ class RunLifecycle:
             ),
             keep_source_store(self.client, body, resume) if resume is not None else asyncio.sleep(0),
         )
-        created = await _create_or_adopt(self.client, JOBS, job, run.uid)
+        try:
+            created = await _create_or_adopt(self.client, JOBS, job, run.uid)
+        except ApiError as error:
+            if error.status != HTTPStatus.UNPROCESSABLE_ENTITY:
+                raise
+            # A pod control the API server refuses (an affinity or a volume source our schema keeps
+            # opaque): no retry can fix it, so the run fails saying what the API server said.
+            refusal = Refusal(INVALID_SPEC_REASON, f"invalid FlowRun: the API server refused its Job: {error.message}")
+            final = final_status(body, "Failed", refusal.reason, refusal.message, now_utc())
+            final[StatusKey.OBSERVED_GENERATION] = run.generation
+            await self.client.patch(
+                FLOWRUNS, run.name, {"status": final}, run.namespace, subresource=STATUS_SUBRESOURCE
+            )
+            await self.events.record(body, "Warning", refusal.reason, refusal.message)
+            return
         if created:
             metrics.RUNS_STARTED.inc()
             metrics.JOB_CREATION_LATENCY.observe(time.monotonic() - self.first_seen.get(key, time.monotonic()))

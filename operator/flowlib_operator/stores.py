@@ -73,6 +73,14 @@ def parse_store_spec(text: str, where: str = "--default-store") -> StoreSpec:
     return _validated(data, where)
 
 
+def laid_over(default: StoreSpec, written: Mapping[str, Any], where: str) -> StoreSpec:
+    """``written`` as a store spec: as written when it names a type, else laid over ``default``."""
+    if "type" in written:
+        return _validated(dict(written), where)
+    inherited = default.model_dump(by_alias=True, exclude_none=True, exclude={"enabled"})
+    return _validated({**inherited, **written}, where)
+
+
 def effective_store(default: StoreSpec, written: object) -> StoreSpec | None:
     """The store a run with ``spec.store`` = ``written`` gets (None: it keeps none); ``StoreProblem``
     when the result is not a valid store."""

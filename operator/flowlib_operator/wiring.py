@@ -26,6 +26,7 @@ from flowlib_api.meta import (
     DIFFBASE_ANNOTATION_KEY,
     FLOWRUNS,
     FLOWS,
+    FLOWSCHEDULES,
     JOBS,
     LABEL_MANAGED_BY,
     MANAGED_BY,
@@ -34,15 +35,17 @@ from flowlib_api.meta import (
 from flowlib_api.resources import SpecKey
 from flowlib_api.storespec import StoreSpec
 from flowlib_api.views import FlowRunView
-from flowlib_operator import metrics
+from flowlib_operator import access, metrics
 from flowlib_operator.access import borrowing_problems
-from flowlib_operator.admission import flow_problems, flowrun_problems, spec_changed
+from flowlib_operator.admission import flow_problems, flowref_params_problems, flowrun_problems, spec_changed
 from flowlib_operator.diffbase import CompactDiffBaseStorage
 from flowlib_operator.events import EventRecorder
 from flowlib_operator.flows import FlowValidation
 from flowlib_operator.jobspec import RunnerSettings
 from flowlib_operator.reconcile import CANCEL_GRACE
+from flowlib_operator.rundefaults import flow_pod_of
 from flowlib_operator.runs import LeftoverObject, RunLifecycle
+from flowlib_operator.schedules import Clock, ScheduleController, SystemClock, template_run
 from flowlib_operator.stores import DEFAULT_STORE_TEXT, parse_store_spec, store_problems
 
 ADMISSION_REVIEW_BYTES = 8 * 1024 * 1024
@@ -79,6 +82,8 @@ class OperatorConfig:
     """The webhook checks each FlowRun's author (``access``); set only where the webhook is installed."""
     default_store: StoreSpec = field(default_factory=lambda: parse_store_spec(DEFAULT_STORE_TEXT))
     """The store of runs whose ``spec.store`` does not say otherwise (``stores``)."""
+    clock: Clock = field(default_factory=SystemClock)
+    """The schedules' clock (``schedules``); tests only replace it (``--clock-file``)."""
 
 
 @dataclass
@@ -89,6 +94,7 @@ class Operator:
     config: OperatorConfig
     flows: FlowValidation
     runs: RunLifecycle
+    schedules: ScheduleController
 
     @classmethod
     def build(cls, client: KubeClient, config: OperatorConfig) -> Operator:
@@ -103,7 +109,8 @@ class Operator:
             cancel_grace=config.cancel_grace,
             default_store=config.default_store,
         )
-        return cls(client, config, FlowValidation(client, events), runs)
+        schedules = ScheduleController(client, events, clock=config.clock)
+        return cls(client, config, FlowValidation(client, events), runs, schedules)
 
 
 def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
@@ -137,6 +144,7 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
                 pkeyfile=f"{tls}/tls.key" if tls else None,
             )
         background.append(asyncio.create_task(op.runs.resync_forever(), name="flowlib-resync"))
+        background.append(asyncio.create_task(op.schedules.run_forever(), name="flowlib-schedules"))
 
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: Any) -> None:
@@ -157,9 +165,23 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
         # kopf refuses to start with admission handlers and no admission server: only with the flag.
 
         @kopf.on.validate(group, version, FLOWS.plural, id="validate-flow", registry=registry)
-        def validate_flow_at_the_door(body: kopf.Body, **kwargs: Any) -> None:
-            if spec_changed(kwargs.get("old"), body):  # kopf passes the old object as `old` on updates
-                _refuse(flow_problems(body), "Flow")
+        async def validate_flow_at_the_door(
+            body: kopf.Body, userinfo: kopf.UserInfo | None = None, **kwargs: Any
+        ) -> None:
+            if not spec_changed(kwargs.get("old"), body):  # kopf passes the old object as `old` on updates
+                return
+            _refuse(await asyncio.to_thread(flow_problems, body), "Flow")
+            # What the Flow's pod controls name is borrowed by every run of it: its author must be
+            # allowed it too (each run's author is checked as well, when the run is created).
+            pod = flow_pod_of(body.get("spec"))
+            if pod:
+                namespace = str(body.get("metadata", {}).get("namespace") or "")
+                refused = await access.refused(
+                    op.client, namespace, access.pod_borrowed(pod, "spec.pod"), dict(userinfo or {})
+                )
+                if refused:
+                    metrics.FORBIDDEN_RUNS.inc()
+                    raise kopf.AdmissionError("Flow not allowed: " + "; ".join(refused), code=403)
 
         @kopf.on.validate(
             group, version, FLOWRUNS.plural, id="validate-flowrun", operations=["CREATE"], registry=registry
@@ -174,17 +196,66 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
             # What the run borrows (service account, Secrets, ConfigMaps, claims, a retry's source and
             # what the source's store names) is checked against its author.
             source = await op.client.get_or_none(FLOWRUNS, run.retry_of, run.namespace) if run.retry_of else None
-            refused = await borrowing_problems(op.client, run, dict(userinfo or {}), source=source)
+            # A Flow's pod controls are borrowed by the run's author too; a Flow that does not exist
+            # yet is accepted (GitOps applies in any order) and checked by the operator at the start.
+            flow = await op.client.get_or_none(FLOWS, run.flow_ref, run.namespace) if run.flow_ref else None
+            _refuse(flowref_params_problems(body, flow), "FlowRun")  # typed params (spec.paramSchema)
+            pod = flow_pod_of((flow or {}).get("spec"))
+            refused = await borrowing_problems(
+                op.client,
+                run,
+                dict(userinfo or {}),
+                source=source,
+                flow_pod=(str(run.flow_ref), pod) if pod else None,
+            )
             if refused:
                 metrics.FORBIDDEN_RUNS.inc()
                 raise kopf.AdmissionError("FlowRun not allowed: " + "; ".join(refused), code=403)
 
-        del validate_flow_at_the_door, validate_flowrun_at_the_door
+        @kopf.on.validate(group, version, FLOWSCHEDULES.plural, id="validate-flowschedule", registry=registry)
+        async def validate_flowschedule_at_the_door(
+            body: kopf.Body, userinfo: kopf.UserInfo | None = None, **kwargs: Any
+        ) -> None:
+            # The operator creates the schedule's runs, so the FlowRun webhook would check the operator:
+            # the schedule's author is the runs' author, checked here as for a FlowRun of the template.
+            if not spec_changed(kwargs.get("old"), body):
+                return
+            namespace = str(body.get("metadata", {}).get("namespace") or "")
+            name = str(body.get("metadata", {}).get("name") or "schedule")
+            shaped = template_run(name, namespace, body.get("spec") or {})
+            run = FlowRunView(shaped)
+            problems = await asyncio.to_thread(flowrun_problems, shaped)
+            _refuse(
+                [f"spec.template.{p}" for p in problems + store_problems(op.config.default_store, run)], "FlowSchedule"
+            )
+            source = await op.client.get_or_none(FLOWRUNS, run.retry_of, namespace) if run.retry_of else None
+            flow = await op.client.get_or_none(FLOWS, run.flow_ref, namespace) if run.flow_ref else None
+            pod = flow_pod_of((flow or {}).get("spec"))
+            refused = await borrowing_problems(
+                op.client,
+                run,
+                dict(userinfo or {}),
+                source=source,
+                flow_pod=(str(run.flow_ref), pod) if pod else None,
+            )
+            if refused:
+                metrics.FORBIDDEN_RUNS.inc()
+                raise kopf.AdmissionError(
+                    "FlowSchedule not allowed: " + "; ".join(f"spec.template.{p}" for p in refused), code=403
+                )
+
+        del validate_flow_at_the_door, validate_flowrun_at_the_door, validate_flowschedule_at_the_door
+
+    @kopf.on.event(group, version, FLOWSCHEDULES.plural, registry=registry)
+    async def flowschedule_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+        # State is in the API (status and the schedule's runs); this only wakes the scheduler.
+        op.schedules.observe(dict(body), type)
 
     @kopf.on.event(group, version, FLOWRUNS.plural, registry=registry)
     async def flowrun_event(body: kopf.Body, type: str | None, **_: Any) -> None:
         flowrun = dict(body)
         op.runs.observe(flowrun, type)
+        op.schedules.run_changed(flowrun)
         if type != "DELETED":
             await op.runs.keep_runner_token(flowrun)
 
@@ -221,7 +292,7 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
             await op.runs.reconcile_quietly(key)
 
     del login, configure, stop, flow_changed, flowrun_event, flowrun_created, flowrun_cancel, flowrun_approved
-    del job_event, pod_event
+    del job_event, pod_event, flowschedule_event
 
 
 def _refuse(problems: list[str], kind: str) -> None:

@@ -76,6 +76,75 @@ def project_crds() -> list[dict[str, Any]]:
     return [yaml.safe_load(path.read_text(encoding="utf-8")) for path in paths]
 
 
+EVERY_POD_CONTROL: dict[str, Any] = {
+    "nodeSelector": {"pool": "batch", "kubernetes.io/os": "linux"},
+    "tolerations": [
+        {"key": "dedicated", "operator": "Equal", "value": "batch", "effect": "NoSchedule"},
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60},
+    ],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}]
+            }
+        },
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 10,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {"matchLabels": {"team": "a"}},
+                    },
+                }
+            ]
+        },
+    },
+    "volumes": [
+        {"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}},
+        {"name": "config", "configMap": {"name": "settings", "items": [{"key": "a", "path": "a.yaml"}]}},
+        {"name": "certs", "secret": {"secretName": "tls", "defaultMode": 0o440}},
+        {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+        {
+            "name": "bundle",
+            "projected": {
+                "sources": [
+                    {"secret": {"name": "api"}},
+                    {"configMap": {"name": "settings"}},
+                    {"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+                    {"serviceAccountToken": {"path": "token", "audience": "vault", "expirationSeconds": 3600}},
+                ]
+            },
+        },
+        {"name": "podinfo", "downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+        {"name": "inline", "csi": {"driver": "secrets-store.csi.k8s.io", "readOnly": True}},
+        {
+            "name": "cache",
+            "ephemeral": {
+                "volumeClaimTemplate": {
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+                }
+            },
+        },
+    ],
+    "volumeMounts": [
+        {"name": "models", "mountPath": "/models", "readOnly": True},
+        {"name": "config", "mountPath": "/config"},
+        {"name": "certs", "mountPath": "/certs", "readOnly": True},
+        {"name": "scratch", "mountPath": "/scratch"},
+        {"name": "bundle", "mountPath": "/bundle"},
+        {"name": "podinfo", "mountPath": "/podinfo"},
+        {"name": "inline", "mountPath": "/inline"},
+        {"name": "cache", "mountPath": "/cache", "subPath": "runs"},
+    ],
+    "imagePullSecrets": [{"name": "registry"}],
+    "labels": {"team": "a", "cost-center": "42"},
+    "annotations": {"example.com/owner": "team-a", "cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+    "priorityClassName": "batch-low",
+}
+"""Every pod control (``flowlib_api.podcontrols``) with every volume kind the restricted standard allows."""
+
+
 def sample_flowruns() -> list[dict[str, Any]]:
     """FlowRuns that exercise every branch of ``runner_job``: defaults, and every optional field set."""
     base: dict[str, Any] = {
@@ -98,6 +167,7 @@ def sample_flowruns() -> list[dict[str, Any]]:
                 {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}},
             ],
             "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": 2, "memory": "2Gi"}},
+            "pod": EVERY_POD_CONTROL,
         }
     )
     zero = copy.deepcopy(base)

@@ -17,13 +17,26 @@ from typing import Any
 import jsonschema
 import pytest
 
+from flowlib_api.podcontrols import RESTRICTED_VOLUME_KINDS
 from tests.deploy.manifests import ROOT, find, project_crds, render
 
 # Where free-form data is the point: the run's input and params, its published output, and in the
-# flow definition the params, the node's `run` (plugins add run kinds) and an HTTP request's JSON body.
+# flow definition the params, the node's `run` (plugins add run kinds) and an HTTP request's JSON body;
+# a declared param's default and enum values (of the param's own type, which lint checks).
 # Paths use `*` for map values and `[]` for array items. Adding one is a deliberate act: add it here.
+# Pod controls keep the Kubernetes volume sources and affinity as they are (the API server checks
+# them when the Job is created, and a refused Job fails the run with its message).
+POD_OPAQUE = {".affinity", *(f".volumes[].{kind}" for kind in RESTRICTED_VOLUME_KINDS)}
 OPAQUE = {
-    "flows.flowlib.dev": {".spec.params", ".spec.nodes.*.params", ".spec.nodes.*.run", ".spec.nodes.*.run.http.json"},
+    "flows.flowlib.dev": {
+        ".spec.params",
+        ".spec.nodes.*.params",
+        ".spec.nodes.*.run",
+        ".spec.nodes.*.run.http.json",
+        ".spec.paramSchema.*.default",
+        ".spec.paramSchema.*.enum[]",
+        *(f".spec.pod{path}" for path in POD_OPAQUE),
+    },
     "flowruns.flowlib.dev": {
         ".spec.input",
         ".spec.params",
@@ -32,7 +45,12 @@ OPAQUE = {
         ".spec.flow.nodes.*.params",
         ".spec.flow.nodes.*.run",
         ".spec.flow.nodes.*.run.http.json",
+        ".spec.flow.paramSchema.*.default",
+        ".spec.flow.paramSchema.*.enum[]",
+        *(f".spec.pod{path}" for path in POD_OPAQUE),
+        *(f".spec.flow.pod{path}" for path in POD_OPAQUE),
     },
+    "flowrundefaults.flowlib.dev": {f".spec.pod{path}" for path in POD_OPAQUE},
     "clusterkopfpeerings.kopf.dev": {".status"},
     "kopfpeerings.kopf.dev": {".status"},
 }
@@ -118,7 +136,10 @@ def test_project_crds_have_one_storage_version_and_status_subresource() -> None:
     for crd in project_crds():
         versions = crd["spec"]["versions"]
         assert sum(v["storage"] for v in versions) == 1
-        assert all(v["subresources"].get("status") == {} for v in versions)
+        # A kind with a status has the status subresource (FlowRunDefaults has none: nothing reports on it).
+        for version in versions:
+            has_status = "status" in version["schema"]["openAPIV3Schema"]["properties"]
+            assert (version.get("subresources") or {}).get("status") == ({} if has_status else None)
         assert crd["spec"]["names"]["categories"] == ["flowlib"]
 
 

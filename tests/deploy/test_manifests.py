@@ -319,7 +319,7 @@ def test_webhook_overlay_wiring() -> None:
             assert rule["apiGroups"] == ["flowlib.dev"]
             assert not any("/" in r for r in rule["resources"]), "status writes must not go through the webhook"
             resources.update(rule["resources"])
-    assert resources == {"flows", "flowruns"}
+    assert resources == {"flows", "flowruns", "flowschedules"}
 
 
 def test_ca_bundle_patch_fits_the_webhook_configuration() -> None:

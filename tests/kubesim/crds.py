@@ -217,4 +217,10 @@ def _without_meta(root: JSON) -> JSON:
 
 
 def _without_meta_obj(obj: JSON) -> JSON:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
+    """The object as the schema's rules see it: the root's CEL rules may read ``apiVersion``,
+    ``kind``, ``metadata.name`` and ``metadata.generateName``, and no other metadata
+    (https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#validation-rules)."""
+    view = {k: v for k, v in obj.items() if k != "metadata"}
+    meta = obj.get("metadata") or {}
+    view["metadata"] = {k: meta[k] for k in ("name", "generateName") if k in meta}
+    return view

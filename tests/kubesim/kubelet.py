@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import images as images_mod
-from . import mountpoints, volumes
+from . import mountpoints, scheduling, volumes
 from .controller import Controller, log
 from .errors import ApiError
 from .meta import deep, dig, timestamp
@@ -618,7 +618,7 @@ class PodRuntime:
 
 
 class Kubelet(Controller):
-    """Schedules pods onto the one node and runs them; see PodRuntime."""
+    """Schedules pods onto a node (``scheduling``) and runs them, whichever node; see PodRuntime."""
 
     def __init__(self, api: Api, authn: Authenticator, root: Path, images: dict[str, images_mod.Image]) -> None:
         super().__init__(api)
@@ -638,7 +638,7 @@ class Kubelet(Controller):
         """Uids of running pods with a volume whose ConfigMap or Secret changed since it was written."""
 
     def interested(self, event: Event) -> bool:
-        return event.key == ("", "pods") or (event.key in SOURCE_KINDS and bool(self._mounting(event)))
+        return event.key in (("", "pods"), ("", "nodes")) or (event.key in SOURCE_KINDS and bool(self._mounting(event)))
 
     def _mounting(self, event: Event) -> list[PodRuntime]:
         """The running pods with a volume that shows the ConfigMap or Secret of ``event``."""
@@ -698,15 +698,35 @@ class Kubelet(Controller):
         return None
 
     def _bind(self, pod: JSON) -> None:
-        new = deep(pod)
-        new["spec"]["nodeName"] = NODE
-        self.api.store.put(("", "pods"), new, pod)
+        """The scheduler's part: bind the pod to a node its selector, affinity and tolerations admit
+        (``scheduling``), or leave it Pending, saying why, until one does."""
         meta = pod["metadata"]
+        node, why = scheduling.place(pod, self.api.store.items(("", "nodes")))
+        new = deep(pod)
+        if node is None:
+            conditions = [c for c in dig(pod, "status", "conditions") or [] if c.get("type") != "PodScheduled"]
+            current = next((c for c in dig(pod, "status", "conditions") or [] if c.get("type") == "PodScheduled"), None)
+            if current is not None and current.get("message") == why:
+                return  # said already; the next change of a node or of the pod tries again
+            scheduled = {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": why,
+                "lastProbeTime": None,
+                "lastTransitionTime": timestamp(),
+            }
+            new.setdefault("status", {})["conditions"] = [*conditions, scheduled]
+            self.api.store.put(("", "pods"), new, pod)
+            self.api.record_event(new, "Warning", "FailedScheduling", why, "default-scheduler")
+            return
+        new["spec"]["nodeName"] = node
+        self.api.store.put(("", "pods"), new, pod)
         self.api.record_event(
             new,
             "Normal",
             "Scheduled",
-            f"Successfully assigned {meta['namespace']}/{meta['name']} to {NODE}",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
             "default-scheduler",
         )
 

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,15 @@ class Cluster:
     kubeconfig: Path
     sim: Any = None
     operator: OperatorProcess | None = None
+    clock_file: Path | None = None
+    """The file the operator's FlowSchedule clock reads (``--clock-file``, simulator only): absent, the
+    system's time; ``set_clock`` moves it."""
+
+    def set_clock(self, moment: datetime) -> None:
+        assert self.clock_file is not None, "the clock is the simulator operator's only"
+        partial = self.clock_file.with_suffix(".partial")
+        partial.write_text(moment.astimezone(UTC).isoformat())
+        partial.replace(self.clock_file)  # atomic: the operator never reads half a time
 
     def try_kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run kubectl and return the whole outcome (for commands that are meant to be refused)."""
@@ -202,10 +212,13 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     sim = request.getfixturevalue("kubesim_session")
     workdir = tmp_path_factory.mktemp("operator")
     sim.kubectl("apply", "-k", str(ROOT / "crds"))
-    operator = OperatorProcess(_operator_kubeconfig(sim, workdir), workdir / "operator.log")
+    clock = workdir / "clock"
+    operator = OperatorProcess(
+        _operator_kubeconfig(sim, workdir), workdir / "operator.log", extra_args=["--clock-file", str(clock)]
+    )
     operator.start()
     try:
-        yield Cluster(kubeconfig=Path(sim.kubeconfig), sim=sim, operator=operator)
+        yield Cluster(kubeconfig=Path(sim.kubeconfig), sim=sim, operator=operator, clock_file=clock)
     finally:
         operator.stop()
 

@@ -12,9 +12,12 @@ below with the reason.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import yaml
 
 from tests.operator.cluster import ROOT, Cluster, flow, flowrun
+from tests.operator.test_schedules import schedule, start_clock
 
 OPERATOR_USER = "system:serviceaccount:flowlib-system:flowlib-operator"
 
@@ -76,6 +79,14 @@ def test_the_cluster_role_is_exactly_what_the_operator_uses(simulator_only: Clus
             flowrun("ok-1", "ok", ttlSecondsAfterFinished=0),
             flowrun("cancel-1", "slow"),
             flowrun("image-1", "ok", image="registry.invalid/none:1"),
+        )
+        # A FlowSchedule: watched, its run created (flowruns create), its status written.
+        schedule_minute = start_clock(cluster)
+        cluster.apply(namespace, schedule("sched", "ok"))
+        cluster.set_clock(schedule_minute + timedelta(seconds=1))
+        cluster.wait_for(
+            "the scheduled run",
+            lambda: (cluster.get("flowschedule", "sched", namespace) or {}).get("status", {}).get("lastScheduleTime"),
         )
         # A run that borrows an opened account and Secret: the label checks, and its runner's own token
         # (the Secret it is bound to, created and patched; the TokenRequest).

@@ -77,6 +77,7 @@ def guarded_namespace(simulator_only: Cluster, namespace: str, tmp_path: Path) -
         "webhooks": [
             hook("flows", "flows", "/validate-flow", ["CREATE", "UPDATE"]),
             hook("flowruns", "flowruns", "/validate-flowrun", ["CREATE"]),
+            hook("flowschedules", "flowschedules", "/validate-flowschedule", ["CREATE", "UPDATE"]),
         ],
     }
     cluster.kubectl("apply", "-f", "-", input=json.dumps(config))
@@ -201,3 +202,43 @@ def test_a_flow_too_big_to_run_is_refused_at_the_door(simulator_only: Cluster, g
         refused.stderr
     )
     assert simulator_only.get("flow", "noise", guarded_namespace) is None
+
+
+def test_a_schedule_is_checked_as_a_run_of_its_template_by_its_author(
+    simulator_only: Cluster, guarded_namespace: str, tmp_path: Path
+) -> None:
+    """The operator creates scheduled runs: the schedule's author is checked at the schedule's door."""
+    cluster, namespace = simulator_only, guarded_namespace
+    schedules = [{"apiGroups": ["flowlib.dev"], "resources": ["flowschedules"], "verbs": ["get", "create"]}]
+    alice = cluster.user(namespace, "sched-alice", schedules, tmp_path)
+    reader = [*schedules, {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["db"], "verbs": ["get"]}]
+    bob = cluster.user(namespace, "sched-bob", reader, tmp_path)
+    template = {"flow": {"nodes": {"a": {"run": {"python": "1"}}}}}
+    template["env"] = [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]
+    document = {
+        "apiVersion": "flowlib.dev/v1alpha1",
+        "kind": "FlowSchedule",
+        "metadata": {"name": "nightly"},
+        "spec": {"schedule": "@daily", "template": {"spec": template}},
+    }
+
+    def create(kubeconfig: Path, body: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return cluster.try_kubectl(
+            "--kubeconfig",
+            str(kubeconfig),
+            "create",
+            "--dry-run=server",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            input=json.dumps(body),
+        )
+
+    refused = create(alice, document)
+    assert refused.returncode != 0 and "spec.template.spec.env[0].valueFrom.secretKeyRef" in refused.stderr
+    assert create(bob, document).returncode == 0, create(bob, document).stderr
+    broken = json.loads(json.dumps(document))
+    broken["spec"]["template"]["spec"]["flow"] = {"nodes": {"a": {"next": {"default": "missing"}}}}
+    invalid = create(bob, broken)
+    assert invalid.returncode != 0 and "spec.template.spec.flow" in invalid.stderr

@@ -11,6 +11,7 @@ from typing import Any
 
 import flowlib
 from flowlib_api.flowspec import FlowSpec
+from flowlib_api.params import flow_params
 
 from .factories import BuildContext, NodeTypeRegistry
 from .factories.nodes import YamlFlow
@@ -38,7 +39,7 @@ class _Builder:
         flow = YamlFlow(nodes[find_start(spec)], max_steps=spec.max_steps, name=name)
         if spec.finally_ is not None:
             flow.final_node = nodes[spec.finally_]
-        flow.set_params(dict(spec.params))
+        flow.set_params(flow_params(spec.param_schema, spec.params))  # declared defaults under spec.params
         return flow
 
 
@@ -58,7 +59,7 @@ def build_flow(
     loader = default_loader()
     builder = _Builder(defn, registry or loader.registry, run_kinds or loader.run_kinds)
     flow = builder.flow(defn.spec, defn.name)
-    flow.set_params({**defn.spec.params, **(params or {})})
+    flow.set_params({**flow_params(defn.spec.param_schema, defn.spec.params), **(params or {})})
     return flow
 
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
 from flowlib_api.flowspec import DEFAULT_ACTION, NODE_NAME_PATTERN, FlowSpec, NodeSpec, RunSpec
+from flowlib_api.params import parse_schema, schema_problems
 
 from .factories import NodeTypeRegistry, ValidationContext
 from .problems import (
@@ -262,6 +263,15 @@ class SpecValidator:
             FlowSpec.model_validate(header)
         except ValidationError as exc:
             problems += pydantic_problems(exc, FlowSpec, prefix)
+        # The declared params' defaults and enums against their own types, spec.params against them:
+        # every declaration that parses, whatever else is wrong.
+        flow_params = header.get("params")
+        problems += [
+            Problem(join_path(prefix, path), message, severity)
+            for path, message, severity in schema_problems(
+                parse_schema(header.get("paramSchema")), flow_params if isinstance(flow_params, Mapping) else None
+            )
+        ]
         names: list[str] = []
         edges: dict[str, dict[str, str]] = {}
         checked: dict[str, NodeSpec] = {}

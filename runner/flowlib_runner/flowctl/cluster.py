@@ -26,7 +26,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import click
 
 from flowlib_api.meta import GROUP_VERSION, KIND_FLOWRUN
+from flowlib_api.params import parse_schema
 from flowlib_api.runstatus import FINISHED_PHASES
 from flowlib_api.times import parse_duration
 from flowlib_api.views import FlowView
@@ -49,6 +50,8 @@ from flowlib_runner.flowctl.common import (
     cluster_options,
     parse_input,
     parse_param,
+    refuse_params,
+    typed_params,
 )
 from flowlib_runner.flowctl.follow import LogFollower
 from flowlib_runner.flowctl.render import run_rows, status_report
@@ -154,6 +157,15 @@ def _inline_flow(path: str, flow_name: str | None) -> tuple[str, dict[str, Any]]
     return definition.name, definition.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def _checked_params(label: str, texts: tuple[str, ...], flow_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The `-p` params as the flow declares them (`spec.paramSchema`); exit 2 naming each bad one,
+    so a run that would be refused at the door (or fail on a param) is never created."""
+    typed, problems = typed_params(texts, parse_schema(flow_spec.get("paramSchema")), flow_spec.get("params"))
+    if problems:
+        refuse_params(label, problems)
+    return typed
+
+
 def _check_flow_ready(flow: dict[str, Any]) -> None:
     """Refuse a Flow the operator already found invalid (the run would fail with InvalidFlow)."""
     view = FlowView(flow)
@@ -244,6 +256,7 @@ def submit(
     flow_label = inline[0] if inline else flow
     if inline:
         spec["flow"] = inline[1]
+        overrides = _checked_params(flow, params, inline[1])
     else:
         spec["flowRef"] = {"name": flow}
     for key, value in (("params", overrides), ("input", shared), ("outputs", list(outputs))):
@@ -259,7 +272,11 @@ def submit(
     async def work() -> int:
         async with connect(kubeconfig, context, namespace, prog=_prog()) as api:
             if inline is None:
-                _check_flow_ready(await api.get_flow(flow))
+                found = await api.get_flow(flow)
+                _check_flow_ready(found)
+                typed = _checked_params(f"flowctl: Flow '{flow}'", params, found.get("spec") or {})
+                if typed:
+                    spec["params"] = typed
             created = await api.create_run(body)
             run = created["metadata"]["name"]
             if not (follow or watch):

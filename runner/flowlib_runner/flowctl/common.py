@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
 import yaml
+
+from flowlib_api.params import ParamSpec, coerce_text, run_params_problems
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED, EXIT_SUSPENDED = 0, 1, 2, 130, 4
 EXIT_CODES = {"Succeeded": EXIT_OK, "Failed": EXIT_FAILED, "Cancelled": EXIT_CANCELLED, "Suspended": EXIT_SUSPENDED}
@@ -35,6 +37,34 @@ def parse_param(text: str) -> tuple[str, Any]:
         return key, json.loads(value)
     except ValueError:
         return key, value
+
+
+def typed_params(
+    texts: tuple[str, ...],
+    schema: Mapping[str, ParamSpec],
+    flow_params: Mapping[str, Any] | None,
+    *,
+    base: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """`-p` values read as the flow declares them, and every problem of the params a run would get.
+
+    A CLI value is text, so a declared param's text is read as its type (`-p n=20000` an integer,
+    `-p name=007` the string "007"): what a user of a command line expects. The FlowRun API never
+    coerces (``flowlib_api.params``). ``base``: params the run already has (a resumed run's).
+    """
+    values: dict[str, Any] = {}
+    for text in texts:
+        key, parsed = parse_param(text)
+        values[key] = coerce_text(schema.get(key), text.partition("=")[2], parsed)
+    return values, run_params_problems(schema, flow_params, {**(base or {}), **values})
+
+
+def refuse_params(label: str, problems: list[str]) -> None:
+    """Say each param problem (``-p`` names it as ``params.KEY``) and exit 2, as for an invalid flow."""
+    for problem in problems:
+        click.echo(f"{label}: {problem}", err=True)
+    click.echo(f"{label}: invalid params ({len(problems)} problem(s)); set them with -p KEY=VALUE", err=True)
+    raise SystemExit(EXIT_INVALID)
 
 
 def parse_input(text: str | None) -> dict[str, Any]:

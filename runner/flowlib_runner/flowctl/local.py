@@ -42,6 +42,8 @@ from flowlib_runner.flowctl.common import (
     cluster_options,
     parse_input,
     parse_param,
+    refuse_params,
+    typed_params,
 )
 
 
@@ -147,6 +149,12 @@ def run(
     else:
         definition = _load(file, flow_name).definition
     assert definition is not None  # _load exits otherwise
+    typed, bad_params = typed_params(
+        params, definition.spec.param_schema, definition.spec.params, base=stored.params if stored else None
+    )
+    if bad_params:
+        refuse_params(file or str(stored_dir), bad_params)
+    overrides.update(typed)
     if store_dir:
         stores.check_fresh(store_dir)
     log_stream: TextIO = sys.stderr if as_json else sys.stdout

@@ -102,7 +102,7 @@ def test_unknown_fields_suggest_the_closest_and_camel_case() -> None:
     ]
     assert messages("nodes: {a: {}}\nstrat: a") == [
         "strat: unknown field 'strat'; did you mean 'start'?; known fields: description, finally, maxSteps, nodes, "
-        "params, start"
+        "paramSchema, params, pod, start"
     ]
 
 
