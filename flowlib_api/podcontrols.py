@@ -350,6 +350,17 @@ def layer(*levels: Mapping[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
+def validation_problems(error: ValidationError, prefix: str = "") -> list[str]:
+    """One problem per error of a model's validation, each led by its field's path (after
+    ``prefix``, e.g. ``spec.``), without pydantic's "Value error, " preamble."""
+    problems = []
+    for detail in error.errors():
+        path = ".".join(str(part) for part in detail["loc"])
+        message = str(detail["msg"]).removeprefix("Value error, ")
+        problems.append(f"{prefix}{path}: {message}" if path else message)
+    return problems
+
+
 def layered_problems(controls: Mapping[str, Any]) -> list[str]:
     """Problems that only the merged controls show: a mount of a volume another level declares is
     fine, one of a volume no level declares is not (each level alone is checked by its model)."""
@@ -370,10 +381,5 @@ def pod_problems(value: object) -> list[str]:
     try:
         PodControls.model_validate(value)
     except ValidationError as error:
-        problems = []
-        for detail in error.errors():
-            path = ".".join(str(part) for part in detail["loc"])
-            message = str(detail["msg"]).removeprefix("Value error, ")
-            problems.append(f"{path}: {message}" if path else message)
-        return problems
+        return validation_problems(error)
     return []

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from flowlib_api.defaults import DEFAULTS_NAME, DefaultsApplied, FlowRunDefaultsSpec, apply
 from flowlib_api.flowspec import FlowSpec
 from flowlib_api.meta import FLOWRUNDEFAULTS
-from flowlib_api.podcontrols import layered_problems, pod_problems
+from flowlib_api.podcontrols import layered_problems, pod_problems, validation_problems
 from flowlib_api.resources import SpecKey, field_key
 from flowlib_api.storespec import StoreSpec
 from flowlib_api.views import FlowRunView
@@ -70,10 +70,7 @@ async def namespace_defaults(client: KubeClient, namespace: str) -> NamespaceDef
     try:
         spec = FlowRunDefaultsSpec.model_validate(found.get("spec") or {})
     except ValidationError as error:
-        problems = []
-        for detail in error.errors():
-            path = ".".join(str(part) for part in detail["loc"])
-            problems.append(f"spec.{path}: {str(detail['msg']).removeprefix('Value error, ')}")
+        problems = validation_problems(error, "spec.")
         return Refusal(
             INVALID_DEFAULTS_REASON,
             f"the namespace's FlowRunDefaults '{DEFAULTS_NAME}' is invalid: {'; '.join(problems)}; fix it "

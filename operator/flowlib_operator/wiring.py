@@ -195,19 +195,11 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
             _refuse(problems + store_problems(op.config.default_store, run), "FlowRun")
             # What the run borrows (service account, Secrets, ConfigMaps, claims, a retry's source and
             # what the source's store names) is checked against its author.
-            source = await op.client.get_or_none(FLOWRUNS, run.retry_of, run.namespace) if run.retry_of else None
             # A Flow's pod controls are borrowed by the run's author too; a Flow that does not exist
             # yet is accepted (GitOps applies in any order) and checked by the operator at the start.
             flow = await op.client.get_or_none(FLOWS, run.flow_ref, run.namespace) if run.flow_ref else None
             _refuse(flowref_params_problems(body, flow), "FlowRun")  # typed params (spec.paramSchema)
-            pod = flow_pod_of((flow or {}).get("spec"))
-            refused = await borrowing_problems(
-                op.client,
-                run,
-                dict(userinfo or {}),
-                source=source,
-                flow_pod=(str(run.flow_ref), pod) if pod else None,
-            )
+            refused = await _author_problems(op.client, run, userinfo, flow)
             if refused:
                 metrics.FORBIDDEN_RUNS.inc()
                 raise kopf.AdmissionError("FlowRun not allowed: " + "; ".join(refused), code=403)
@@ -228,16 +220,8 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
             _refuse(
                 [f"spec.template.{p}" for p in problems + store_problems(op.config.default_store, run)], "FlowSchedule"
             )
-            source = await op.client.get_or_none(FLOWRUNS, run.retry_of, namespace) if run.retry_of else None
             flow = await op.client.get_or_none(FLOWS, run.flow_ref, namespace) if run.flow_ref else None
-            pod = flow_pod_of((flow or {}).get("spec"))
-            refused = await borrowing_problems(
-                op.client,
-                run,
-                dict(userinfo or {}),
-                source=source,
-                flow_pod=(str(run.flow_ref), pod) if pod else None,
-            )
+            refused = await _author_problems(op.client, run, userinfo, flow)
             if refused:
                 metrics.FORBIDDEN_RUNS.inc()
                 raise kopf.AdmissionError(
@@ -293,6 +277,18 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
 
     del login, configure, stop, flow_changed, flowrun_event, flowrun_created, flowrun_cancel, flowrun_approved
     del job_event, pod_event, flowschedule_event
+
+
+async def _author_problems(
+    client: KubeClient, run: FlowRunView, userinfo: kopf.UserInfo | None, flow: dict[str, Any] | None
+) -> list[str]:
+    """Why the author may not borrow what ``run`` names: its own fields, its retry source's store
+    and its Flow's pod controls (``flow``: the Flow it names, when it exists)."""
+    source = await client.get_or_none(FLOWRUNS, run.retry_of, run.namespace) if run.retry_of else None
+    pod = flow_pod_of((flow or {}).get("spec"))
+    return await borrowing_problems(
+        client, run, dict(userinfo or {}), source=source, flow_pod=(str(run.flow_ref), pod) if pod else None
+    )
 
 
 def _refuse(problems: list[str], kind: str) -> None:
