@@ -125,15 +125,88 @@ def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _waiting_failure(pod: dict[str, Any]) -> tuple[str, str] | None:
+IMAGE_PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff"})
+"""One condition for a user, two for the kubelet: it flips between them at every pull attempt."""
+WAITING_NOTE = "waiting for the runner pod to start: "
+"""How every note about a pod that has not started begins (``_pods_going``)."""
+
+
+@dataclass(frozen=True)
+class StartTrouble:
+    """Why the latest runner pod has not started, as a user reads it.
+
+    ``meaning`` names the situation in words that stay the same while it does: the kubelet's
+    ErrImagePull and ImagePullBackOff both become "the image X cannot be pulled", and no back-off
+    counter or flipping reason goes into it. ``detail`` is what the kubelet (or scheduler) says now;
+    ``diagnostic`` is False when that says nothing of its own (ImagePullBackOff's "Back-off pulling
+    image", which stands for the last pull's failure). ``reason`` is the kubelet's, for the condition
+    of a final status."""
+
+    reason: str
+    meaning: str
+    detail: str
+    diagnostic: bool = True
+
+    @property
+    def note(self) -> str:
+        return shorten(f"{WAITING_NOTE}{self.meaning}: {self.detail}", STATUS_MESSAGE_BYTES)
+
+    def noted_in(self, message: str | None) -> bool:
+        """Whether ``message`` already says this: the same note, or -- when this state diagnoses
+        nothing itself -- any note of the same meaning (the last pull's diagnosis stands)."""
+        if message is None:
+            return False
+        if message == self.note:
+            return True
+        return not self.diagnostic and message.startswith(f"{WAITING_NOTE}{self.meaning}: ")
+
+    def last_detail(self, message: str | None) -> str:
+        """The detail worth keeping in a final status: the noted diagnosis when this state has none."""
+        prefix = f"{WAITING_NOTE}{self.meaning}: "
+        if not self.diagnostic and message is not None and message.startswith(prefix):
+            return message[len(prefix) :]
+        return self.detail
+
+
+def _container_image(pod: dict[str, Any], state: dict[str, Any]) -> str | None:
+    if state.get("image"):
+        return str(state["image"])
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        if container.get("name") == state.get("name") and container.get("image"):
+            return str(container["image"])
+    return None
+
+
+def _waiting_failure(pod: dict[str, Any]) -> StartTrouble | None:
     status = pod.get("status") or {}
     for state in status.get("containerStatuses") or []:
         waiting = (state.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in START_FAILURES:
-            return waiting["reason"], waiting.get("message") or waiting["reason"]
+        reason = waiting.get("reason")
+        if reason not in START_FAILURES:
+            continue
+        message = waiting.get("message") or ""
+        image = _container_image(pod, state)
+        named = f"the image {image}" if image else "the image"
+        if reason in IMAGE_PULL_FAILURES:
+            diagnostic = reason == "ErrImagePull" and bool(message)
+            return StartTrouble(reason, f"{named} cannot be pulled", message or reason, diagnostic)
+        if reason == "InvalidImageName":
+            return StartTrouble(reason, f"{named} is not a valid image name", message or reason)
+        return StartTrouble(reason, "the runner container cannot be created", f"{reason}: {message or reason}")
     for condition in status.get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            return condition.get("reason") or "Unschedulable", condition.get("message") or "the pod cannot be scheduled"
+            reason = condition.get("reason") or "Unschedulable"
+            return StartTrouble(reason, "the pod cannot be scheduled", condition.get("message") or reason)
+    return None
+
+
+def _crash_looping(pod: dict[str, Any]) -> str | None:
+    """What the last exit of a container the kubelet restarts over and over was (CrashLoopBackOff),
+    in words that do not change with its back-off counter; None when none is."""
+    for state in (pod.get("status") or {}).get("containerStatuses") or []:
+        if ((state.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff":
+            last = (state.get("lastState") or {}).get("terminated")
+            return describe_termination(last) if last else "CrashLoopBackOff"
     return None
 
 
@@ -434,23 +507,28 @@ def _pods_going(
     run = FlowRunView(flowrun)
     if latest is None:
         return _no_pod_yet(flowrun, job, moment, start_timeout)
-    waiting = _waiting_failure(latest)
-    if waiting is not None:
-        reason, detail = waiting
+    trouble = _waiting_failure(latest)
+    if trouble is not None:
         created = parse_time(latest["metadata"].get("creationTimestamp")) or moment
         waited = (moment - created).total_seconds()
         if waited >= start_timeout:
             pod = latest["metadata"]["name"]
-            message = f"the runner pod {pod} could not start within {start_timeout:g}s: {reason}: {detail}"
+            detail = trouble.last_detail(run.message)
+            message = f"the runner pod {pod} could not start within {start_timeout:g}s: {trouble.meaning}: {detail}"
             return Decision(
-                final_status(flowrun, "Failed", reason, message, moment),
+                final_status(flowrun, "Failed", trouble.reason, message, moment),
                 delete_job=True,
-                event=("Warning", reason, message),
+                event=("Warning", trouble.reason, message),
             )
-        message = f"waiting for the runner pod to start: {reason}: {detail}"
-        if run.message != message:
-            return Decision({StatusKey.MESSAGE: message})
-        return Decision()
+        # Written on a change of meaning only: each write wakes every watcher of the FlowRun (kopf
+        # among them), and the kubelet flips ErrImagePull/ImagePullBackOff at every pull attempt.
+        if trouble.noted_in(run.message):
+            return Decision()
+        return Decision({StatusKey.MESSAGE: trouble.note})
+    crashing = _crash_looping(latest)
+    if crashing is not None and run.phase != "Running":
+        message = f"the runner container keeps exiting ({crashing}); the kubelet restarts it after a back-off"
+        return Decision() if run.message == message else Decision({StatusKey.MESSAGE: message})
     failed_pods = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
     if not failed_pods or latest in failed_pods or not any(_is_active(p) for p in pods):
         return Decision()  # no earlier attempt failed, or between attempts (the Job retries or fails)

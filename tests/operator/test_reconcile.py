@@ -214,12 +214,119 @@ def test_a_completed_job_without_a_final_status_is_a_lost_runner() -> None:
 def test_a_pod_that_cannot_pull_is_noted_then_failed_after_the_timeout() -> None:
     early = pod("Pending", waiting="ImagePullBackOff", created=NOW - timedelta(seconds=10))
     noted = settle(run("Pending"), job(), [early], fresh=False)  # a note settles nothing: no fresh read needed
-    assert noted.status == {"message": "waiting for the runner pod to start: ImagePullBackOff: pull access denied"}
+    assert noted.status == {
+        "message": "waiting for the runner pod to start: the image cannot be pulled: pull access denied"
+    }
     assert not noted.refresh
     late = pod("Pending", waiting="ImagePullBackOff", created=NOW - timedelta(seconds=61))
     failed = settle(run("Pending"), job(), [late])
     assert reason(failed) == "ImagePullBackOff"
     assert failed.delete_job
+
+
+IMAGE = "registry.example/team/flow:1"
+PULL_ERROR = f'failed to pull and unpack image "{IMAGE}": failed to resolve reference "{IMAGE}": not found'
+
+
+def waiting_pod(reason_: str, message: str, *, age: float = 10, last: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The runner pod with its container waiting (the kubelet's reason and message), ``age`` seconds old."""
+    state: dict[str, Any] = {
+        "name": "runner",
+        "image": IMAGE,
+        "state": {"waiting": {"reason": reason_, "message": message}},
+    }
+    if last is not None:
+        state["lastState"] = {"terminated": last}
+    return {
+        "metadata": {"name": "r-run-abc", "creationTimestamp": stamp(NOW - timedelta(seconds=age))},
+        "spec": {"containers": [{"name": "runner", "image": IMAGE}]},
+        "status": {"phase": "Pending", "containerStatuses": [state]},
+    }
+
+
+def pull_failed(age: float = 10) -> dict[str, Any]:
+    return waiting_pod("ErrImagePull", PULL_ERROR, age=age)
+
+
+def pull_backing_off(age: float = 10) -> dict[str, Any]:
+    return waiting_pod("ImagePullBackOff", f'Back-off pulling image "{IMAGE}"', age=age)
+
+
+def status_writes(flowrun: dict[str, Any], states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Decide on each pod state in turn as the operator does (the cache's look, then the fresh read
+    a settling decision asks for), applying each status write to ``flowrun``; the writes made."""
+    writes: list[dict[str, Any]] = []
+    for latest in states:
+        decision = settle(flowrun, job(), [latest], fresh=False)
+        if decision.refresh:
+            decision = settle(flowrun, job(), [latest])
+        if decision.status:
+            writes.append(decision.status)
+            flowrun["status"].update(decision.status)
+    return writes
+
+
+def test_a_pod_flipping_between_err_image_pull_and_image_pull_back_off_is_written_once() -> None:
+    flips = [pull_failed(age=i) if i % 2 == 0 else pull_backing_off(age=i) for i in range(20)]
+    writes = status_writes(run("Pending"), flips)
+    assert writes == [
+        {"message": f"waiting for the runner pod to start: the image {IMAGE} cannot be pulled: {PULL_ERROR}"}
+    ]
+
+
+def test_a_first_look_at_the_back_off_is_completed_once_by_the_next_pull_error_then_stays() -> None:
+    flips = [pull_backing_off(age=i) if i % 2 == 0 else pull_failed(age=i) for i in range(2, 22)]
+    writes = status_writes(run("Pending"), flips)
+    assert [w["message"] for w in writes] == [
+        f'waiting for the runner pod to start: the image {IMAGE} cannot be pulled: Back-off pulling image "{IMAGE}"',
+        f"waiting for the runner pod to start: the image {IMAGE} cannot be pulled: {PULL_ERROR}",
+    ]
+
+
+def test_a_real_change_while_the_pod_waits_is_written_at_once() -> None:
+    flowrun = run("Pending")
+    denied = f'failed to pull and unpack image "{IMAGE}": pull access denied, authorization failed'
+    secret = 'secret "store-credentials" not found'
+    writes = status_writes(
+        flowrun,
+        [
+            pull_failed(age=1),
+            pull_backing_off(age=2),
+            waiting_pod("ErrImagePull", denied, age=3),  # another diagnosis: another cause to fix
+            pull_backing_off(age=4),
+            waiting_pod("CreateContainerConfigError", secret, age=5),  # the image pulls now
+            waiting_pod("CreateContainerConfigError", secret, age=6),
+        ],
+    )
+    assert [w["message"] for w in writes] == [
+        f"waiting for the runner pod to start: the image {IMAGE} cannot be pulled: {PULL_ERROR}",
+        f"waiting for the runner pod to start: the image {IMAGE} cannot be pulled: {denied}",
+        "waiting for the runner pod to start: the runner container cannot be created: "
+        f"CreateContainerConfigError: {secret}",
+    ]
+    crash = {"reason": "Error", "exitCode": 1}
+    crashing = [
+        waiting_pod("CrashLoopBackOff", f"back-off {s}s restarting failed container=runner", age=7, last=crash)
+        for s in (10, 20, 40)
+    ]
+    assert status_writes(flowrun, crashing) == [
+        {
+            "message": "the runner container keeps exiting (Error (exit code 1)); "
+            "the kubelet restarts it after a back-off"
+        }
+    ]
+
+
+def test_the_pod_start_timeout_fails_the_run_with_the_noted_diagnosis_whatever_the_flip() -> None:
+    flowrun = run("Pending")
+    status_writes(flowrun, [pull_failed(age=1), pull_backing_off(age=2)])
+    writes = status_writes(flowrun, [pull_backing_off(age=61), pull_failed(age=62)])
+    assert len(writes) == 1  # the run is over: the next look writes nothing
+    assert writes[0]["phase"] == "Failed"
+    assert writes[0]["conditions"][0]["reason"] == "ImagePullBackOff"
+    assert writes[0]["message"] == (
+        f"the runner pod r-run-abc could not start within 60s: the image {IMAGE} cannot be pulled: {PULL_ERROR}"
+    )
 
 
 def test_a_job_deleted_from_under_a_run_fails_it_but_an_unseen_one_of_a_run_that_never_ran_does_not() -> None:

@@ -13,12 +13,14 @@ from flowlib_runner.kube import config as kube_config
 from flowlib_api.runnerpod import ENV_RUNNER_TOKEN_FILE
 
 
-def _in_cluster(monkeypatch: pytest.MonkeyPatch, token_file: Path | None) -> None:
+def _in_cluster(monkeypatch: pytest.MonkeyPatch, token_file: Path | None, account_token: Path | None = None) -> None:
     def load_incluster_config(client_configuration: Any) -> None:  # what the pod's account would give
         client_configuration.host = "https://10.0.0.1:443"
         client_configuration.api_key = {"authorization": "Bearer pod-account-token"}
 
     monkeypatch.setattr(kube_config.k8s_config, "load_incluster_config", load_incluster_config)
+    if account_token is not None:  # the pod's projected service account token
+        monkeypatch.setattr(kube_config, "IN_CLUSTER_TOKEN_FILE", str(account_token))
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     if token_file is None:
@@ -50,8 +52,10 @@ def test_the_runner_token_file_wins_and_is_read_again_when_replaced(
     assert config.headers() == {"Authorization": "Bearer second-token"}
 
 
-def test_without_the_variable_the_pod_account_authenticates(monkeypatch: pytest.MonkeyPatch) -> None:
-    _in_cluster(monkeypatch, None)
+def test_without_the_variable_the_pod_account_authenticates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    account = tmp_path / "account-token"
+    account.write_text("pod-account-token\n")
+    _in_cluster(monkeypatch, None, account)
     assert kube_config.load_config().headers() == {"Authorization": "Bearer pod-account-token"}
 
 
