@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+from flowlib_api.history import RunHistory
 from flowlib_api.params import ParamSpec
 from flowlib_api.podcontrols import PodControls
 from flowlib_api.times import parse_duration
@@ -253,4 +254,10 @@ class FlowSpec(_Model):
         None,
         description="Runner pod controls for every FlowRun of this Flow (node selector, tolerations, volumes, "
         "pull secrets, labels...); a FlowRun's own spec.pod wins field by field. Ignored by flowctl run.",
+    )
+    history: RunHistory | None = Field(
+        None,
+        description="How many finished FlowRuns of this Flow to keep: the oldest Succeeded runs beyond "
+        "history.succeeded and the oldest Failed or Cancelled ones beyond history.failed are deleted (runs a "
+        "FlowSchedule started follow the schedule's own limits). Ignored by flowctl run.",
     )

@@ -66,7 +66,13 @@ RESUBMIT_NEEDS_RETRY = SpecRule(
     "spec.resubmit",
 )
 """``resubmit`` only means something for a retry."""
-SPEC_RULES = (ONE_FLOW_SOURCE, RESUBMIT_NEEDS_RETRY)
+INLINE_KEEPS_NO_HISTORY = SpecRule(
+    "!has(self.flow) || !has(self.flow.history)",
+    "spec.flow.history: an inline flow has no other runs to keep or delete; remove history, set "
+    "spec.ttlSecondsAfterFinished to delete this run when it ends, or move the flow into a Flow and set its history",
+)
+"""``history`` is a Flow's, counting the runs that name it; an inline flow's would be ignored."""
+SPEC_RULES = (ONE_FLOW_SOURCE, RESUBMIT_NEEDS_RETRY, INLINE_KEEPS_NO_HISTORY)
 """Every cross-field rule of a FlowRun spec, in the order the CRD lists them."""
 
 
@@ -81,6 +87,8 @@ def flow_source_problem(spec: Mapping[str, Any]) -> str | None:
         return "spec.flowRef.name: name the Flow to run (a Flow in the FlowRun's namespace)"
     if spec.get("resubmit") and not retry:
         return f"spec: {RESUBMIT_NEEDS_RETRY.message}"
+    if isinstance(inline, Mapping) and "history" in inline:
+        return INLINE_KEEPS_NO_HISTORY.message
     return None
 
 

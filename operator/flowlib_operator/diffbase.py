@@ -6,6 +6,7 @@ may be about 1.5 MiB: with the default, kopf's patch of a big object is refused 
 handlers fail for ever. The operator only needs to know *that* a Flow's spec changed (it validates
 the body it is given) and the exact old value of ``spec.cancel``, so spec fields whose JSON is
 longer than ``EXACT_LIMIT`` are remembered by digest: a change still shows as a change in that field.
+Metadata is left out: no handler acts on a change of labels or annotations.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class CompactDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
 
     def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> Any:
         essence = super().build(body=body, extra_fields=extra_fields)
+        # Every handler watches spec fields only: labels and annotations in the diff base would cost
+        # one more patch each time they change (the operator's own flowlib.dev/flow label included).
+        essence.pop("metadata", None)
         spec = essence.get("spec")
         if isinstance(spec, dict):
             essence["spec"] = {key: compact(value) for key, value in spec.items()}

@@ -15,6 +15,7 @@ import click
 import kopf
 from flowlib_runner.kube import KubeClient, load_config
 
+from flowlib_api.history import RunHistory
 from flowlib_api.storespec import StoreSpec
 from flowlib_operator import __version__, metrics, peering
 from flowlib_operator.jobspec import RunnerSettings
@@ -135,6 +136,20 @@ class QuietWatchCache(logging.Filter):
     "claim named here is lent to every run and must exist in each namespace with runs.",
 )
 @click.option(
+    "--history-succeeded",
+    type=click.IntRange(min=0),
+    default=None,
+    help="How many Succeeded FlowRuns of each Flow to keep where the Flow's spec.history.succeeded does not say; "
+    "the oldest beyond are deleted (default: all are kept).",
+)
+@click.option(
+    "--history-failed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="How many Failed or Cancelled FlowRuns of each Flow to keep where the Flow's spec.history.failed does "
+    "not say (default: all are kept).",
+)
+@click.option(
     "--clock-file",
     type=click.Path(dir_okay=False),
     default=None,
@@ -164,6 +179,8 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
     webhook_tls_dir: str | None,
     access_check: str,
     default_store: StoreSpec,
+    history_succeeded: int | None,
+    history_failed: int | None,
     clock_file: str | None,
     verbose: bool,
     debug: bool,
@@ -188,6 +205,7 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
         authorized_at_admission=access_check == "webhook",
         default_store=default_store,
         clock=FileClock(Path(clock_file)) if clock_file else SystemClock(),
+        history=RunHistory(succeeded=history_succeeded, failed=history_failed),
     )
     client = KubeClient(
         load_config(kubeconfig), on_retry=metrics.count_retry, user_agent=f"flowlib-operator/{__version__}"

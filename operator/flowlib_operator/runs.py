@@ -21,6 +21,7 @@ from flowlib_api.meta import (
     CONFIGMAPS,
     FLOWRUNS,
     JOBS,
+    LABEL_FLOW,
     LABEL_FLOWRUN,
     PODS,
     STATUS_SUBRESOURCE,
@@ -35,6 +36,7 @@ from flowlib_operator import metrics
 from flowlib_operator.access import FORBIDDEN_REASON, borrowing_problems, flow_pod_problems
 from flowlib_operator.cache import ClusterCache, Key
 from flowlib_operator.events import EventRecorder
+from flowlib_operator.history import HistoryKeeper, labelled_flow
 from flowlib_operator.identity import run_identity
 from flowlib_operator.jobspec import RunnerSettings, runner_job, snapshot_configmap
 from flowlib_operator.naming import job_name, label_value
@@ -111,16 +113,27 @@ class RunLifecycle:
     """Seconds a cancelled run's runner has to end by itself before its Job is deleted (``reconcile``)."""
     cancels_seen: dict[Key, str] = field(default_factory=dict)
     """When this process recorded seeing each run's cancel, for a cache that lags its annotation."""
+    history: HistoryKeeper | None = None
+    """Deletes each Flow's oldest finished runs beyond its ``spec.history`` (``history``)."""
 
     def lock(self, key: Key) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
 
     # -- start and cancel -----------------------------------------------------------------------
 
-    async def start(self, body: dict[str, Any], status_patch: MutableMapping[str, Any]) -> None:
-        """Create (or adopt) the runner Job of a FlowRun. Idempotent: safe after any restart."""
+    async def start(
+        self,
+        body: dict[str, Any],
+        status_patch: MutableMapping[str, Any],
+        labels_patch: MutableMapping[str, Any] | None = None,
+    ) -> None:
+        """Create (or adopt) the runner Job of a FlowRun. Idempotent: safe after any restart.
+
+        ``labels_patch`` gets the run's ``flowlib.dev/flow`` label when its definition is a Flow's
+        (what a Flow's history finds its runs by), also on runs that finished before it existed."""
         run = FlowRunView(body)
         key = run.key
+        _label_flow(run, run.flow_ref, labels_patch)
         if run.finished:
             return
         self.first_seen.setdefault(key, time.monotonic())
@@ -150,6 +163,8 @@ class RunLifecycle:
             await self._refuse(status_patch, body, Refusal(INVALID_STORE_REASON, f"invalid store: {problem}"))
             return
         source = await self.client.get_or_none(FLOWRUNS, run.retry_of, run.namespace) if run.retry_of else None
+        if source is not None and not run.own_definition:
+            _label_flow(run, labelled_flow(source), labels_patch)
         if not self.authorized_at_admission:
             refused = await borrowing_problems(self.client, run, source=source)
             if refused:
@@ -413,9 +428,12 @@ class RunLifecycle:
         """Create the missing Job of a run that never started, as its start does (which adopts what
         exists, so racing a start still in progress is harmless); write what the start decided."""
         status: dict[str, Any] = {}
-        await self.start(flowrun, status)
+        labels: dict[str, Any] = {}
+        await self.start(flowrun, status, labels)
+        run = FlowRunView(flowrun)
+        if labels:
+            await self.client.patch(FLOWRUNS, run.name, {"metadata": {"labels": labels}}, run.namespace)
         if status:
-            run = FlowRunView(flowrun)
             await self.client.patch(
                 FLOWRUNS, run.name, {"status": status}, run.namespace, subresource=STATUS_SUBRESOURCE
             )
@@ -438,6 +456,8 @@ class RunLifecycle:
             self.phases[key] = phase or ""
             if phase in FINISHED_PHASES:
                 self.finalized.discard(key)
+                if self.history is not None:
+                    self.history.run_finished(body)
                 if previous is not None:  # a transition we watched, not a restart's replay
                     metrics.RUNS_FINISHED.labels(phase=phase).inc()
                     created = parse_time(run.creation_timestamp)
@@ -478,6 +498,19 @@ class RunLifecycle:
                 log.error("resync of %s/%s failed", key[0], key[1], exc_info=outcome)
             elif isinstance(outcome, BaseException):
                 raise outcome
+        await self.keep_history()
+
+    async def keep_history(self) -> None:
+        """Delete the oldest finished runs of each Flow that the cache says is over its history."""
+        if self.history is None:
+            return
+        for flow in self.history.take_due(self.cache.flowruns):
+            try:
+                await self.history.prune(flow)
+            except TRANSIENT_ERRORS as error:
+                self.history.due.add(flow)
+                metrics.RECONCILE_ERRORS.labels(kind="history").inc()
+                log.warning("history of Flow %s/%s not kept (retried next pass): %s", flow[0], flow[1], error)
 
     async def resync_forever(self) -> None:
         """Resync every ``resync_interval`` seconds for the operator's whole life: a pass that fails
@@ -498,6 +531,12 @@ class RunLifecycle:
         except (*TRANSIENT_ERRORS, LeftoverObject) as error:
             metrics.RECONCILE_ERRORS.labels(kind="watch").inc()
             log.warning("reconcile of %s/%s failed (retried at the next resync): %s", key[0], key[1], error)
+
+
+def _label_flow(run: FlowRunView, flow: str | None, labels_patch: MutableMapping[str, Any] | None) -> None:
+    """Label the run with the Flow it runs, unless it already is."""
+    if flow and labels_patch is not None and (run.meta.get("labels") or {}).get(LABEL_FLOW) != label_value(flow):
+        labels_patch[LABEL_FLOW] = label_value(flow)
 
 
 async def _create_or_adopt(

@@ -54,6 +54,7 @@ from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from flowlib_runner.kube.client import ApiError, KubeClient
 from pydantic import ValidationError
 
+from flowlib_api.history import RunHistory
 from flowlib_api.meta import (
     ANNOTATION_SCHEDULED_TIME,
     FLOWRUNS,
@@ -78,6 +79,7 @@ from flowlib_api.views import ObjectView
 from flowlib_operator import metrics
 from flowlib_operator.admission import flowrun_problems
 from flowlib_operator.events import EventRecorder
+from flowlib_operator.history import beyond_limits
 from flowlib_operator.naming import label_value
 
 log = logging.getLogger("flowlib.operator")
@@ -308,15 +310,11 @@ def plan(
 def _past_history(spec: FlowScheduleSpec, children: list[Child]) -> list[str]:
     keep_ok = spec.successful_runs_history_limit
     keep_bad = spec.failed_runs_history_limit
-    limits = (
-        ({"Succeeded"}, DEFAULT_SUCCESSFUL_HISTORY if keep_ok is None else keep_ok),
-        ({"Failed", "Cancelled"}, DEFAULT_FAILED_HISTORY if keep_bad is None else keep_bad),
+    limits = RunHistory(
+        succeeded=DEFAULT_SUCCESSFUL_HISTORY if keep_ok is None else keep_ok,
+        failed=DEFAULT_FAILED_HISTORY if keep_bad is None else keep_bad,
     )
-    doomed: list[str] = []
-    for phases, limit in limits:
-        done = sorted((c for c in children if c.phase in phases), key=lambda c: (c.order, c.name))
-        doomed += [c.name for c in done[: max(0, len(done) - limit)]]
-    return doomed
+    return [c.name for c in beyond_limits(children, limits, lambda c: c.phase, lambda c: (c.order, c.name))]
 
 
 def template_problems(name: str, namespace: str, spec: Mapping[str, Any]) -> ScheduleProblem | None:

@@ -19,6 +19,7 @@ import aiohttp.web
 import kopf
 from flowlib_runner.kube.client import ApiError, KubeClient
 
+from flowlib_api.history import KEEP_ALL, RunHistory
 from flowlib_api.meta import (
     ANNOTATION_PREFIX,
     API_GROUP,
@@ -41,6 +42,7 @@ from flowlib_operator.admission import flow_problems, flowref_params_problems, f
 from flowlib_operator.diffbase import CompactDiffBaseStorage
 from flowlib_operator.events import EventRecorder
 from flowlib_operator.flows import FlowValidation
+from flowlib_operator.history import HistoryKeeper
 from flowlib_operator.jobspec import RunnerSettings
 from flowlib_operator.reconcile import CANCEL_GRACE
 from flowlib_operator.rundefaults import flow_pod_of
@@ -84,6 +86,8 @@ class OperatorConfig:
     """The store of runs whose ``spec.store`` does not say otherwise (``stores``)."""
     clock: Clock = field(default_factory=SystemClock)
     """The schedules' clock (``schedules``); tests only replace it (``--clock-file``)."""
+    history: RunHistory = KEEP_ALL
+    """How many finished runs of a Flow to keep where its ``spec.history`` does not say (``history``)."""
 
 
 @dataclass
@@ -95,10 +99,12 @@ class Operator:
     flows: FlowValidation
     runs: RunLifecycle
     schedules: ScheduleController
+    history: HistoryKeeper
 
     @classmethod
     def build(cls, client: KubeClient, config: OperatorConfig) -> Operator:
         events = EventRecorder(client)
+        history = HistoryKeeper(client, events, default=config.history)
         runs = RunLifecycle(
             client,
             config.runner,
@@ -108,9 +114,10 @@ class Operator:
             resync_interval=config.resync_interval,
             cancel_grace=config.cancel_grace,
             default_store=config.default_store,
+            history=history,
         )
         schedules = ScheduleController(client, events, clock=config.clock)
-        return cls(client, config, FlowValidation(client, events), runs, schedules)
+        return cls(client, config, FlowValidation(client, events), runs, schedules, history)
 
 
 def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
@@ -160,6 +167,7 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
     @kopf.on.resume(group, version, FLOWS.plural, registry=registry)
     async def flow_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         await op.flows.validate(dict(body), patch.status)
+        op.history.flow_seen(dict(body))
 
     if op.config.webhook_port:
         # kopf refuses to start with admission handlers and no admission server: only with the flag.
@@ -247,7 +255,7 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
     @kopf.on.resume(group, version, FLOWRUNS.plural, registry=registry)
     async def flowrun_created(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         try:
-            await op.runs.start(dict(body), patch.status)
+            await op.runs.start(dict(body), patch.status, patch.meta.labels)
         except LeftoverObject as waiting:
             raise kopf.TemporaryError(str(waiting), delay=waiting.delay) from waiting
         except ApiError as error:

@@ -249,8 +249,10 @@ class KubeClient:
         *,
         propagation: str = "Background",
         grace_seconds: int | None = None,
+        uid: str | None = None,
     ) -> bool:
-        """Delete; True if it was there, False if it was already gone."""
+        """Delete; True if it was there, False if it was already gone. With ``uid``, only that object:
+        one of the same name made since answers 409 Conflict (a precondition, never retried)."""
         options: dict[str, Any] = {
             "kind": "DeleteOptions",
             "apiVersion": "v1",
@@ -258,6 +260,8 @@ class KubeClient:
         }
         if grace_seconds is not None:
             options["gracePeriodSeconds"] = grace_seconds
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
         try:
             await self.request("DELETE", ref.path(namespace, name), body=options)
         except ApiError as error:
