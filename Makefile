@@ -66,6 +66,7 @@ deploy:
 
 docs: venv
 	$(BIN)/python hack/gen_reference.py
+	$(BIN)/python hack/gen_dashboard.py
 
 e2e: venv
 	bash hack/e2e-kind.sh

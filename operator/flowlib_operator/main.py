@@ -111,6 +111,14 @@ class QuietWatchCache(logging.Filter):
     "--metrics-port", type=int, default=8080, help="Port of the Prometheus /metrics endpoint; 0 turns it off."
 )
 @click.option(
+    "--metrics-max-flows",
+    type=click.IntRange(min=1),
+    default=metrics.DEFAULT_MAX_FLOWS,
+    show_default=True,
+    help="How many (namespace, flow) pairs get metrics labels of their own; later ones are counted under "
+    'flow="_other" (bounds the series a cluster of many teams makes).',
+)
+@click.option(
     "--webhook-port", type=int, default=0, help="Serve the validating admission webhook on this port; 0 turns it off."
 )
 @click.option(
@@ -175,6 +183,7 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
     resync_interval: float,
     cancel_grace: float,
     metrics_port: int,
+    metrics_max_flows: int,
     webhook_port: int,
     webhook_tls_dir: str | None,
     access_check: str,
@@ -215,6 +224,7 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
     register(registry, operator)
     if not standalone:  # the operator makes its own peering object, so one `kubectl apply -k` installs it
         peering.register(registry, client, peering_name, None if all_namespaces else namespaces)
+    metrics.FLOW_LABELS.limit = metrics_max_flows
     if metrics_port:
         metrics.serve(metrics_port)
     logging.getLogger("flowlib.operator").info(

@@ -459,12 +459,20 @@ class RunLifecycle:
                 if self.history is not None:
                     self.history.run_finished(body)
                 if previous is not None:  # a transition we watched, not a restart's replay
-                    metrics.RUNS_FINISHED.labels(phase=phase).inc()
                     created = parse_time(run.creation_timestamp)
                     finished = parse_time(run.completion_time)
-                    if created and finished:
-                        metrics.RUN_DURATION.observe(max(0.0, (finished - created).total_seconds()))
+                    took = (finished - created).total_seconds() if created and finished else None
+                    metrics.run_finished(run.namespace, metrics_flow(body), phase, took)
         return key
+
+    def known_runs(self) -> list[tuple[str, str, str]]:
+        """(namespace, flow, phase) of each run in the cache, for the ``flowlib_flowruns`` gauge.
+        Called from the metrics server's thread: the copy of the cache's items is one C-level step
+        under the GIL, so the event loop cannot change the dict while it is read."""
+        return [
+            (key[0], metrics_flow(body), FlowRunView(body).phase or "")
+            for key, body in list(self.cache.flowruns.items())
+        ]
 
     async def resync(self) -> None:
         """Periodic pass over every run: what no watch event signals (timeouts, a Job that never got a
@@ -531,6 +539,11 @@ class RunLifecycle:
         except (*TRANSIENT_ERRORS, LeftoverObject) as error:
             metrics.RECONCILE_ERRORS.labels(kind="watch").inc()
             log.warning("reconcile of %s/%s failed (retried at the next resync): %s", key[0], key[1], error)
+
+
+def metrics_flow(body: dict[str, Any]) -> str:
+    """The ``flow`` label of a run in the metrics: the Flow it runs, else ``_inline``."""
+    return labelled_flow(body) or FlowRunView(body).flow_ref or metrics.INLINE
 
 
 def _label_flow(run: FlowRunView, flow: str | None, labels_patch: MutableMapping[str, Any] | None) -> None:

@@ -117,6 +117,7 @@ class Operator:
             history=history,
         )
         schedules = ScheduleController(client, events, clock=config.clock)
+        metrics.RUNS_BY_PHASE.source = runs.known_runs
         return cls(client, config, FlowValidation(client, events), runs, schedules, history)
 
 

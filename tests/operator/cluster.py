@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -219,6 +220,19 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     operator.start()
     try:
         yield Cluster(kubeconfig=Path(sim.kubeconfig), sim=sim, operator=operator, clock_file=clock)
+    finally:
+        operator.stop()
+
+
+@contextmanager
+def own_operator(sim: Any, workdir: Path, extra_args: list[str] | None = None) -> Iterator[Cluster]:
+    """A cluster of its own: ``sim`` (a fresh simulator, the ``kubesim`` fixture) with the CRDs and
+    an operator started with ``extra_args``, for flags the shared operator must not have."""
+    sim.kubectl("apply", "-k", str(ROOT / "crds"))
+    operator = OperatorProcess(_operator_kubeconfig(sim, workdir), workdir / "operator.log", list(extra_args or []))
+    operator.start()
+    try:
+        yield Cluster(kubeconfig=Path(sim.kubeconfig), sim=sim, operator=operator)
     finally:
         operator.stop()
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.operator.cluster import ROOT, Cluster, OperatorProcess, _operator_kubeconfig, flow, flowrun
+from tests.operator.cluster import Cluster, flow, flowrun, own_operator
 
 # fail=1 divides by zero: one Flow whose runs succeed or fail by a param.
 MAYBE = {"params": {"fail": 0}, "nodes": {"a": {"run": {"python": "1 // (1 - params['fail'])"}}}}
@@ -83,21 +83,16 @@ def test_an_inline_flow_cannot_ask_for_a_history(cluster: Cluster, namespace: st
 
 
 @pytest.fixture
-def own_operator(kubesim: Any, tmp_path: Path) -> Iterator[tuple[Cluster, OperatorProcess]]:
-    """A simulator of its own with an operator whose flags the test changes between starts."""
-    kubesim.kubectl("apply", "-k", str(ROOT / "crds"))
-    operator = OperatorProcess(_operator_kubeconfig(kubesim, tmp_path), tmp_path / "operator.log")
-    operator.start()
-    try:
-        yield Cluster(kubeconfig=Path(kubesim.kubeconfig), sim=kubesim, operator=operator), operator
-    finally:
-        operator.stop()
+def own(kubesim: Any, tmp_path: Path) -> Iterator[Cluster]:
+    with own_operator(kubesim, tmp_path) as cluster:
+        yield cluster
 
 
 def test_the_operators_default_applies_where_the_flow_says_nothing_also_after_a_restart(
-    own_operator: tuple[Cluster, OperatorProcess],
+    own: Cluster,
 ) -> None:
-    cluster, operator = own_operator
+    cluster, operator = own, own.operator
+    assert operator is not None
     namespace = "team"
     cluster.kubectl("create", "namespace", namespace)
     cluster.apply(namespace, flow("maybe", MAYBE), flow("keeps", {**QUICK, "history": {"succeeded": 2}}))
