@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+from flowlib_api.concurrency import Concurrency
 from flowlib_api.history import RunHistory
 from flowlib_api.params import ParamSpec
 from flowlib_api.podcontrols import PodControls
@@ -254,6 +255,11 @@ class FlowSpec(_Model):
         None,
         description="Runner pod controls for every FlowRun of this Flow (node selector, tolerations, volumes, "
         "pull secrets, labels...); a FlowRun's own spec.pod wins field by field. Ignored by flowctl run.",
+    )
+    concurrency: Concurrency | None = Field(
+        None,
+        description="How many runs of this Flow go at once (maxRuns) and what a run past that does (policy: "
+        "Queue, Forbid or Replace). Runs of an inline flow have no Flow limit. Ignored by flowctl run.",
     )
     history: RunHistory | None = Field(
         None,

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from flowlib_api.concurrency import QueueStatus
 from flowlib_api.defaults import DefaultsApplied
 from flowlib_api.podcontrols import PodControls
 from flowlib_api.runstatus import RunStatus
@@ -72,7 +73,13 @@ INLINE_KEEPS_NO_HISTORY = SpecRule(
     "spec.ttlSecondsAfterFinished to delete this run when it ends, or move the flow into a Flow and set its history",
 )
 """``history`` is a Flow's, counting the runs that name it; an inline flow's would be ignored."""
-SPEC_RULES = (ONE_FLOW_SOURCE, RESUBMIT_NEEDS_RETRY, INLINE_KEEPS_NO_HISTORY)
+INLINE_HAS_NO_CONCURRENCY = SpecRule(
+    "!has(self.flow) || !has(self.flow.concurrency)",
+    "spec.flow.concurrency: an inline flow has no other runs to limit; remove concurrency, or move the flow into "
+    "a Flow and set its concurrency (the operator's --max-runs and --max-runs-per-namespace hold every run)",
+)
+"""``concurrency`` counts the runs that name a Flow; an inline flow's would be ignored."""
+SPEC_RULES = (ONE_FLOW_SOURCE, RESUBMIT_NEEDS_RETRY, INLINE_KEEPS_NO_HISTORY, INLINE_HAS_NO_CONCURRENCY)
 """Every cross-field rule of a FlowRun spec, in the order the CRD lists them."""
 
 
@@ -89,6 +96,8 @@ def flow_source_problem(spec: Mapping[str, Any]) -> str | None:
         return f"spec: {RESUBMIT_NEEDS_RETRY.message}"
     if isinstance(inline, Mapping) and "history" in inline:
         return INLINE_KEEPS_NO_HISTORY.message
+    if isinstance(inline, Mapping) and "concurrency" in inline:
+        return INLINE_HAS_NO_CONCURRENCY.message
     return None
 
 
@@ -210,6 +219,13 @@ class FlowRunSpec(_Model):
         ge=0,
         description="Delete the FlowRun (and with it its Job and pod) this many seconds after it finished.",
     )
+    priority: int | None = Field(
+        None,
+        ge=-1000000,
+        le=1000000,
+        description="Order in a concurrency queue: a Queued run of higher priority starts first (default 0); "
+        "equal priorities go first come, first served, sharing the cluster's limit fairly between namespaces.",
+    )
     pod: PodControls | None = Field(
         None,
         description="Placement and extras of the runner pod: nodeSelector, tolerations, affinity, volumes and "
@@ -293,6 +309,9 @@ class FlowRunStatus(RunStatus):
     attempt: int | None = Field(None, description="Which runner pod attempt wrote this status (1 = first).")
     duration: str | None = Field(None, description="How long the run took, e.g. 1m12s (set when it ends).")
     flow: str | None = Field(None, description="Name of the flow being run (the Flow's name, or inline).")
+    queue: QueueStatus | None = Field(
+        None, description="While the run is Queued: the limit that holds it and its place in line."
+    )
     store: StoreStatus | None = Field(
         None, description="The run's store (written by the operator); unset when the run keeps none."
     )
@@ -338,6 +357,7 @@ class StatusKey:
     ATTEMPT = field_key(FlowRunStatus, "attempt")
     DURATION = field_key(FlowRunStatus, "duration")
     FLOW = field_key(FlowRunStatus, "flow")
+    QUEUE = field_key(FlowRunStatus, "queue")
     STORE = field_key(FlowRunStatus, "store")
     DEFAULTS = field_key(FlowRunStatus, "defaults")
     SUSPENDED = field_key(FlowRunStatus, "suspended")
@@ -358,6 +378,7 @@ class SpecKey:
     CANCEL = field_key(FlowRunSpec, "cancel")
     TIMEOUT = field_key(FlowRunSpec, "timeout")
     RETRIES = field_key(FlowRunSpec, "retries")
+    PRIORITY = field_key(FlowRunSpec, "priority")
     IMAGE = field_key(FlowRunSpec, "image")
     SERVICE_ACCOUNT_NAME = field_key(FlowRunSpec, "service_account_name")
     ENV = field_key(FlowRunSpec, "env")
@@ -408,7 +429,7 @@ RUNNER_FIELDS: tuple[str, ...] = tuple(
 )
 """Status fields the runner owns (see the module docstring)."""
 OPERATOR_FIELDS: tuple[str, ...] = tuple(
-    field_key(FlowRunStatus, n) for n in ("job_name", "observed_generation", "store", "defaults")
+    field_key(FlowRunStatus, n) for n in ("job_name", "observed_generation", "store", "defaults", "queue")
 )
 """Status fields only the operator writes."""
 

@@ -20,7 +20,7 @@ from pydantic.alias_generators import to_camel
 from flowlib_api.structural import PRESERVE_UNKNOWN, structural_schema
 from flowlib_api.text import NODE_MESSAGE_BYTES, STATUS_MESSAGE_BYTES, shorten
 
-RunPhase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed", "Cancelled"]
+RunPhase = Literal["Queued", "Pending", "Running", "Suspended", "Succeeded", "Failed", "Cancelled"]
 NodePhase = Literal["Running", "Retrying", "Waiting", "Succeeded", "Failed", "Cancelled"]
 FINISHED_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
 
@@ -94,8 +94,8 @@ class RunStatus(_Model):
 
     phase: RunPhase = Field(
         "Pending",
-        description="Pending, Running, Suspended (stopped at an approval node, no pod held: see suspended), "
-        "Succeeded, Failed or Cancelled.",
+        description="Queued (held by a concurrency limit, no pod yet: see queue), Pending, Running, Suspended "
+        "(stopped at an approval node, no pod held: see suspended), Succeeded, Failed or Cancelled.",
     )
     start_time: str | None = Field(
         None, description="When the run started (RFC 3339, UTC).", json_schema_extra={"format": "date-time"}

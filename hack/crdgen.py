@@ -245,6 +245,12 @@ def flowrun_crd() -> dict[str, Any]:
         {"name": "Flow", "type": "string", "jsonPath": ".status.flow", "description": "The flow being run."},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Run phase."},
         {
+            "name": "Queue",
+            "type": "integer",
+            "jsonPath": f".status.{StatusKey.QUEUE}.position",
+            "description": "Place in line while Queued (1: next).",
+        },
+        {
             "name": "Progress",
             "type": "string",
             "jsonPath": ".status.progress",

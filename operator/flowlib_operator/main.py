@@ -19,6 +19,7 @@ from flowlib_api.history import RunHistory
 from flowlib_api.storespec import StoreSpec
 from flowlib_operator import __version__, metrics, peering
 from flowlib_operator.jobspec import RunnerSettings
+from flowlib_operator.queue import Limits
 from flowlib_operator.reconcile import CANCEL_GRACE
 from flowlib_operator.schedules import FileClock, SystemClock
 from flowlib_operator.stores import DEFAULT_STORE_TEXT, StoreProblem, parse_store_spec
@@ -158,6 +159,19 @@ class QuietWatchCache(logging.Filter):
     "not say (default: all are kept).",
 )
 @click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="How many FlowRuns may be going (Pending or Running) at once in the whole cluster; more are Queued "
+    "and start by priority, sharing the limit fairly between namespaces (default: no limit).",
+)
+@click.option(
+    "--max-runs-per-namespace",
+    type=click.IntRange(min=1),
+    default=None,
+    help="How many FlowRuns may be going at once in one namespace; more are Queued (default: no limit).",
+)
+@click.option(
     "--clock-file",
     type=click.Path(dir_okay=False),
     default=None,
@@ -190,6 +204,8 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
     default_store: StoreSpec,
     history_succeeded: int | None,
     history_failed: int | None,
+    max_runs: int | None,
+    max_runs_per_namespace: int | None,
     clock_file: str | None,
     verbose: bool,
     debug: bool,
@@ -215,6 +231,8 @@ def cli(  # noqa: PLR0917 - one parameter per command-line option, as click pass
         default_store=default_store,
         clock=FileClock(Path(clock_file)) if clock_file else SystemClock(),
         history=RunHistory(succeeded=history_succeeded, failed=history_failed),
+        limits=Limits(cluster=max_runs, namespace=max_runs_per_namespace),
+        namespaces=() if all_namespaces else tuple(namespaces),
     )
     client = KubeClient(
         load_config(kubeconfig), on_retry=metrics.count_retry, user_agent=f"flowlib-operator/{__version__}"

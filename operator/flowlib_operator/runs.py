@@ -11,12 +11,14 @@ import logging
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
 import aiohttp
 from flowlib_runner.kube.client import ApiError, KubeClient
 
+from flowlib_api.concurrency import FORBIDDEN_CONCURRENCY_REASON, QUEUED_PHASE, QUEUED_REASON
 from flowlib_api.meta import (
     CONFIGMAPS,
     FLOWRUNS,
@@ -27,19 +29,20 @@ from flowlib_api.meta import (
     STATUS_SUBRESOURCE,
     ResourceRef,
 )
-from flowlib_api.resources import StatusKey, retried_spec, succeeded_condition
+from flowlib_api.resources import SpecKey, StatusKey, retried_spec, succeeded_condition
 from flowlib_api.runstatus import FINISHED_PHASES
 from flowlib_api.storespec import StoreLocation, StoreSpec
-from flowlib_api.times import now_utc, parse_time, timeout_problem
+from flowlib_api.times import now_utc, parse_time, rfc3339, timeout_problem
 from flowlib_api.views import FlowRunView
 from flowlib_operator import metrics
 from flowlib_operator.access import FORBIDDEN_REASON, borrowing_problems, flow_pod_problems
 from flowlib_operator.cache import ClusterCache, Key
 from flowlib_operator.events import EventRecorder
-from flowlib_operator.history import HistoryKeeper, labelled_flow
+from flowlib_operator.history import HistoryKeeper, labelled_flow, run_order
 from flowlib_operator.identity import run_identity
 from flowlib_operator.jobspec import RunnerSettings, runner_job, snapshot_configmap
 from flowlib_operator.naming import job_name, label_value
+from flowlib_operator.queue import RunQueue, Waiting, position_due, priority_of, queued_status
 from flowlib_operator.reconcile import (
     CANCEL_GRACE,
     CANCEL_SEEN_ANNOTATION,
@@ -48,9 +51,15 @@ from flowlib_operator.reconcile import (
     final_status,
     ttl_expired,
 )
-from flowlib_operator.resolve import INVALID_PARAMS_REASON, params_problems, resolve_run
+from flowlib_operator.resolve import INVALID_PARAMS_REASON, Resolution, params_problems, resolve_run
 from flowlib_operator.retries import keep_source_store, source_definition
-from flowlib_operator.rundefaults import INVALID_SPEC_REASON, effective_run, namespace_defaults, own_pod_refusal
+from flowlib_operator.rundefaults import (
+    INVALID_SPEC_REASON,
+    NamespaceDefaults,
+    effective_run,
+    namespace_defaults,
+    own_pod_refusal,
+)
 from flowlib_operator.runner_token import LeftoverSecret, runner_tokens
 from flowlib_operator.stores import (
     DEFAULT_STORE_TEXT,
@@ -73,6 +82,9 @@ the reconcile is retried by the next resync pass."""
 """A spec field the CRD's schema let through but no Job can carry (a ``timeout`` past the bound)."""
 
 RESYNC_CONCURRENCY = 16
+QUEUE_SYNC_WAIT = 60.0
+"""Seconds a new run's start waits for the queue's first listing (``sync_queue``) before it fails
+with a TimeoutError that kopf retries."""
 """Runs a resync pass reconciles at once."""
 VERIFY_AFTER = 300.0
 """Seconds after which a resync pass reads an unfinished run's objects afresh even though nothing
@@ -115,6 +127,10 @@ class RunLifecycle:
     """When this process recorded seeing each run's cancel, for a cache that lags its annotation."""
     history: HistoryKeeper | None = None
     """Deletes each Flow's oldest finished runs beyond its ``spec.history`` (``history``)."""
+    queue: RunQueue = field(default_factory=RunQueue)
+    """Which runs may go now under the concurrency limits (``queue``)."""
+    _pump: asyncio.Task[None] | None = None
+    _pump_again: bool = False
 
     def lock(self, key: Key) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -126,11 +142,15 @@ class RunLifecycle:
         body: dict[str, Any],
         status_patch: MutableMapping[str, Any],
         labels_patch: MutableMapping[str, Any] | None = None,
+        *,
+        admitted: bool = False,
     ) -> None:
         """Create (or adopt) the runner Job of a FlowRun. Idempotent: safe after any restart.
 
         ``labels_patch`` gets the run's ``flowlib.dev/flow`` label when its definition is a Flow's
-        (what a Flow's history finds its runs by), also on runs that finished before it existed."""
+        (what a Flow's history finds its runs by), also on runs that finished before it existed.
+        A run that never had a Job goes through the queue first (``queue``): over a limit it is
+        Queued instead, unless the queue itself let it go (``admitted``)."""
         run = FlowRunView(body)
         key = run.key
         _label_flow(run, run.flow_ref, labels_patch)
@@ -163,8 +183,10 @@ class RunLifecycle:
             await self._refuse(status_patch, body, Refusal(INVALID_STORE_REASON, f"invalid store: {problem}"))
             return
         source = await self.client.get_or_none(FLOWRUNS, run.retry_of, run.namespace) if run.retry_of else None
+        queue_flow = run.flow_ref
         if source is not None and not run.own_definition:
-            _label_flow(run, labelled_flow(source), labels_patch)
+            queue_flow = labelled_flow(source)
+            _label_flow(run, queue_flow, labels_patch)
         if not self.authorized_at_admission:
             refused = await borrowing_problems(self.client, run, source=source)
             if refused:
@@ -205,6 +227,112 @@ class RunLifecycle:
                 metrics.FORBIDDEN_RUNS.inc()
                 await self._refuse(status_patch, body, Refusal(FORBIDDEN_REASON, "not allowed: " + "; ".join(refused)))
                 return
+        if not run.job_name and not admitted:
+            if run.flow_ref and resolution.spec is not None:  # the Flow as it is now (a retry's is frozen)
+                self.queue.flow_seen(run.namespace, run.flow_ref, resolution.spec)
+            if await self._held(body, queue_flow, status_patch):
+                return
+        try:
+            await self._start_admitted(
+                body,
+                status_patch,
+                resolution=resolution,
+                snapshot=resolution.snapshot,
+                defaults=defaults,
+                store=store,
+                resume=resume,
+                moment=moment,
+            )
+        except BaseException:
+            if not run.job_name:
+                self.queue.release(key)  # nothing was created for it: the place is free again
+            raise
+
+    async def sync_queue(self, namespaces: tuple[str, ...]) -> None:
+        """List every FlowRun the operator watches (``namespaces``; empty: all) into the queue once,
+        retrying until it succeeds: until then no run is let go, since a count from a cache still
+        filling could give a place that is taken."""
+        delay = 1.0
+        while True:
+            try:
+                if namespaces:
+                    listed = [run for ns in namespaces for run in await self.client.list(FLOWRUNS, ns)]
+                else:
+                    listed = await self.client.list(FLOWRUNS)
+            except TRANSIENT_ERRORS as error:
+                log.warning("listing FlowRuns for the queue failed (retried in %gs): %s", delay, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self.queue.sync(listed)
+            self.wake_queue()
+            return
+
+    async def _held(self, body: dict[str, Any], flow: str | None, status_patch: MutableMapping[str, Any]) -> bool:
+        """Whether a limit holds the run back: then it is Queued (its status says by what and where
+        in line), refused (its Flow's ``policy: Forbid``), or Queued after the oldest going run of
+        its Flow was cancelled (``policy: Replace``). Otherwise it takes its place at once."""
+        run = FlowRunView(body)
+        await asyncio.wait_for(self.queue.ready.wait(), timeout=QUEUE_SYNC_WAIT)
+        reason = self.queue.held_by(run.namespace, flow)
+        if reason is None:
+            self.queue.admit(run.key, flow)
+            return False
+        concurrency = self.queue.flow_limits.get((run.namespace, flow)) if flow else None
+        by_flow = concurrency is not None and reason.startswith("Flow ")
+        if by_flow and concurrency is not None and concurrency.policy == "Forbid":
+            going = sorted(k[1] for k, f in self.queue.going.items() if f == (run.namespace, flow))
+            message = f"not started: {reason} with policy Forbid, and {', '.join(going)} still going"
+            self._final(status_patch, body, "Failed", FORBIDDEN_CONCURRENCY_REASON, message)
+            await self.events.record(body, "Warning", FORBIDDEN_CONCURRENCY_REASON, message)
+            return True
+        if by_flow and concurrency is not None and concurrency.policy == "Replace":
+            await self._replace_oldest(run.namespace, str(flow), concurrency.max_runs)
+        moment = now_utc()
+        since_text = (run.status.get(StatusKey.QUEUE) or {}).get("since") or rfc3339(moment)
+        waiting = Waiting(run.key, flow, priority_of(body), parse_time(since_text) or moment)
+        if run.phase != QUEUED_PHASE or (run.status.get(StatusKey.QUEUE) or {}).get("heldBy") != reason:
+            # Written here, not by kopf after the handler: once in line the run may go at any moment,
+            # and its Pending must never be overwritten by this Queued.
+            status = queued_status(reason, self.queue.place(waiting), since_text, run.generation, moment)
+            await self.client.patch(
+                FLOWRUNS, run.name, {"status": status}, run.namespace, subresource=STATUS_SUBRESOURCE
+            )
+            await self.events.record(body, "Normal", QUEUED_REASON, status[StatusKey.MESSAGE])
+        self.queue.wait(waiting)
+        self.wake_queue()
+        return True
+
+    async def _replace_oldest(self, namespace: str, flow: str, max_runs: int) -> None:
+        """``policy: Replace``: cancel the oldest going runs of the Flow, so one place comes free."""
+        going = [
+            self.cache.flowruns[k]
+            for k, f in self.queue.going.items()
+            if f == (namespace, flow) and k in self.cache.flowruns
+        ]
+        live = sorted((b for b in going if not FlowRunView(b).cancel_requested), key=run_order)
+        for body in live[: max(0, len(live) - max_runs + 1)]:
+            name = FlowRunView(body).name
+            await self.client.patch(FLOWRUNS, name, {"spec": {SpecKey.CANCEL: True}}, namespace)
+            await self.events.record(
+                body, "Normal", "Replaced", f"cancelled: Flow {flow} has policy Replace and a newer run is waiting"
+            )
+
+    async def _start_admitted(
+        self,
+        body: dict[str, Any],
+        status_patch: MutableMapping[str, Any],
+        *,
+        resolution: Resolution,
+        snapshot: bytes,
+        defaults: NamespaceDefaults,
+        store: StoreLocation | None,
+        resume: Resume | None,
+        moment: datetime,
+    ) -> None:
+        """The rest of ``start``, for a run that holds its place: its Job and what the Job needs."""
+        run = FlowRunView(body)
+        key = run.key
         effective = effective_run(body, defaults, resolution.pod)
         if isinstance(effective, Refusal):
             await self._refuse(status_patch, body, effective)
@@ -216,7 +344,9 @@ class RunLifecycle:
             # start once the Job does) are never overwritten by it. status.store too: a retry of this
             # run reads it, and the run's store may hold checkpoints from its first pod on.
             pending = {
-                StatusKey.PHASE: run.phase or "Pending",
+                StatusKey.PHASE: "Pending" if run.phase in (None, "", QUEUED_PHASE) else run.phase,
+                StatusKey.QUEUE: None,
+                **({StatusKey.MESSAGE: None} if run.phase == QUEUED_PHASE else {}),
                 StatusKey.FLOW: resolution.flow_name,
                 StatusKey.JOB_NAME: job_name_,
                 StatusKey.OBSERVED_GENERATION: run.generation,
@@ -231,7 +361,7 @@ class RunLifecycle:
             )
         else:
             status_written = asyncio.sleep(0)
-        configmap = snapshot_configmap(body, resolution.flow_name, resolution.snapshot)
+        configmap = snapshot_configmap(body, resolution.flow_name, snapshot)
         # All must exist before the Job (the pod mounts the snapshot and runs as the run's own
         # identity, and a retry's source store must not be collected under it); none depends on
         # another (a RoleBinding may name a Role created a moment later).
@@ -444,6 +574,8 @@ class RunLifecycle:
         key = run.key
         deleted = event_type == "DELETED"
         self.cache.put_flowrun(body, deleted)
+        if self.queue.observe(body, deleted) or (run.phase == QUEUED_PHASE and not deleted):
+            self.wake_queue()
         phase = run.phase
         if deleted:
             for table in (self.phases, self.locks, self.first_seen, self.unwritten, self.fresh_at, self.cancels_seen):
@@ -507,6 +639,77 @@ class RunLifecycle:
             elif isinstance(outcome, BaseException):
                 raise outcome
         await self.keep_history()
+        self.wake_queue()
+        await self.write_positions()
+
+    def wake_queue(self) -> None:
+        """Let the Queued runs that may go now go, soon: one pass at a time, and one more pass when
+        woken during one (a burst of events costs a few passes, not one each)."""
+        self._pump_again = True
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.get_running_loop().create_task(self._pump_queue())
+
+    async def _pump_queue(self) -> None:
+        slots = asyncio.Semaphore(RESYNC_CONCURRENCY)
+
+        async def go(waiting: Waiting) -> None:
+            async with slots:
+                await self._start_queued(waiting)
+
+        await self.queue.ready.wait()
+        while self._pump_again:
+            self._pump_again = False
+            chosen = self.queue.next_runs()
+            if chosen:
+                await asyncio.gather(*(go(w) for w in chosen))
+
+    async def _start_queued(self, waiting: Waiting) -> None:
+        """Start a Queued run the queue let go (it holds its place already)."""
+        key = waiting.key
+        body = self.cache.flowruns.get(key)
+        if body is None:
+            self.queue.release(key)
+            return
+        status: dict[str, Any] = {}
+        labels: dict[str, Any] = {}
+        try:
+            async with self.lock(key):
+                await self.start(body, status, labels, admitted=True)
+                run = FlowRunView(body)
+                if labels:
+                    await self.client.patch(FLOWRUNS, run.name, {"metadata": {"labels": labels}}, run.namespace)
+                if status:
+                    await self.client.patch(
+                        FLOWRUNS, run.name, {"status": status}, run.namespace, subresource=STATUS_SUBRESOURCE
+                    )
+        except (*TRANSIENT_ERRORS, LeftoverObject) as error:
+            self.queue.release(key)
+            self.queue.observe(body)  # back in line; the next resync pass tries again
+            metrics.RECONCILE_ERRORS.labels(kind="queue").inc()
+            log.warning("a queued run %s/%s could not start (retried next pass): %s", key[0], key[1], error)
+
+    async def write_positions(self) -> None:
+        """Rewrite the place in line of Queued runs where it is due (``queue.position_due``)."""
+        for key, (position, reason) in self.queue.positions().items():
+            async with self.lock(key):  # the queue's own start of the run holds it too
+                body = self.cache.flowruns.get(key)
+                if body is None or key not in self.queue.waiting:
+                    continue
+                written = FlowRunView(body).status.get(StatusKey.QUEUE) or {}
+                if written.get("heldBy") == reason and not position_due(written.get("position"), position):
+                    continue
+                since = written.get("since") or rfc3339(now_utc())
+                status = queued_status(reason, position, since, FlowRunView(body).generation, now_utc())
+                try:
+                    await self.client.patch(
+                        FLOWRUNS, key[1], {"status": status}, key[0], subresource=STATUS_SUBRESOURCE
+                    )
+                except ApiError as error:
+                    if not error.not_found:
+                        raise
+                    continue
+                # Until the watch brings it: a new dict, never the body kopf handed over.
+                self.cache.flowruns[key] = {**body, "status": {**(body.get("status") or {}), **status}}
 
     async def keep_history(self) -> None:
         """Delete the oldest finished runs of each Flow that the cache says is over its history."""

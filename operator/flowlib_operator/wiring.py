@@ -44,6 +44,7 @@ from flowlib_operator.events import EventRecorder
 from flowlib_operator.flows import FlowValidation
 from flowlib_operator.history import HistoryKeeper
 from flowlib_operator.jobspec import RunnerSettings
+from flowlib_operator.queue import Limits, RunQueue
 from flowlib_operator.reconcile import CANCEL_GRACE
 from flowlib_operator.rundefaults import flow_pod_of
 from flowlib_operator.runs import LeftoverObject, RunLifecycle
@@ -88,6 +89,10 @@ class OperatorConfig:
     """The schedules' clock (``schedules``); tests only replace it (``--clock-file``)."""
     history: RunHistory = KEEP_ALL
     """How many finished runs of a Flow to keep where its ``spec.history`` does not say (``history``)."""
+    limits: Limits = field(default_factory=Limits)
+    """How many runs go at once per namespace and in the cluster (``queue``)."""
+    namespaces: tuple[str, ...] = ()
+    """The namespaces watched (``--namespace``); empty: all of them."""
 
 
 @dataclass
@@ -115,6 +120,7 @@ class Operator:
             cancel_grace=config.cancel_grace,
             default_store=config.default_store,
             history=history,
+            queue=RunQueue(limits=config.limits),
         )
         schedules = ScheduleController(client, events, clock=config.clock)
         metrics.RUNS_BY_PHASE.source = runs.known_runs
@@ -151,6 +157,7 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
                 certfile=f"{tls}/tls.crt" if tls else None,
                 pkeyfile=f"{tls}/tls.key" if tls else None,
             )
+        background.append(asyncio.create_task(op.runs.sync_queue(op.config.namespaces), name="flowlib-queue-sync"))
         background.append(asyncio.create_task(op.runs.resync_forever(), name="flowlib-resync"))
         background.append(asyncio.create_task(op.schedules.run_forever(), name="flowlib-schedules"))
 
@@ -169,6 +176,8 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
     async def flow_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         await op.flows.validate(dict(body), patch.status)
         op.history.flow_seen(dict(body))
+        if op.runs.queue.flow_seen(body["metadata"]["namespace"], body["metadata"]["name"], dict(body).get("spec")):
+            op.runs.wake_queue()  # a raised or removed maxRuns lets waiting runs go
 
     if op.config.webhook_port:
         # kopf refuses to start with admission handlers and no admission server: only with the flag.

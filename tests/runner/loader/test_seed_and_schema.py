@@ -126,4 +126,15 @@ def test_the_json_schema_is_structural_and_documented() -> None:
     assert node["properties"]["run"]["x-kubernetes-preserve-unknown-fields"] is True
     assert node["properties"]["run"]["properties"]["http"]["properties"]["json"]["x-kubernetes-preserve-unknown-fields"]
     assert node["properties"]["retry"]["properties"]["backoff"]["enum"] == ["fixed", "exponential"]
-    assert set(props) == {"description", "start", "params", "paramSchema", "maxSteps", "nodes", "finally", "pod"}
+    assert set(props) == {
+        "description",
+        "start",
+        "params",
+        "paramSchema",
+        "maxSteps",
+        "nodes",
+        "finally",
+        "pod",
+        "concurrency",
+        "history",
+    }

@@ -101,8 +101,8 @@ def test_unknown_fields_suggest_the_closest_and_camel_case() -> None:
         "description, flow, next, output, params, retry, run, timeout, type",
     ]
     assert messages("nodes: {a: {}}\nstrat: a") == [
-        "strat: unknown field 'strat'; did you mean 'start'?; known fields: description, finally, maxSteps, nodes, "
-        "paramSchema, params, pod, start"
+        "strat: unknown field 'strat'; did you mean 'start'?; known fields: concurrency, description, finally, "
+        "history, maxSteps, nodes, paramSchema, params, pod, start"
     ]
 
 
