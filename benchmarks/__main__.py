@@ -13,6 +13,8 @@ SCRIPTS = [
     "benchmarks.blocking_bench",
     "benchmarks.operator_bench",
     "benchmarks.checkpoint_bench",
+    "benchmarks.runner_start_bench",
+    "benchmarks.kubesim_gc_bench",
 ]
 
 

@@ -245,12 +245,6 @@ def flowrun_crd() -> dict[str, Any]:
         {"name": "Flow", "type": "string", "jsonPath": ".status.flow", "description": "The flow being run."},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Run phase."},
         {
-            "name": "Queue",
-            "type": "integer",
-            "jsonPath": f".status.{StatusKey.QUEUE}.position",
-            "description": "Place in line while Queued (1: next).",
-        },
-        {
             "name": "Progress",
             "type": "string",
             "jsonPath": ".status.progress",
@@ -284,6 +278,13 @@ def flowrun_crd() -> dict[str, Any]:
             "jsonPath": f".status.{StatusKey.DEFAULTS}.name",
             "priority": 1,
             "description": "The namespace's FlowRunDefaults the run got.",
+        },
+        {
+            "name": "Queue",
+            "type": "integer",
+            "jsonPath": f".status.{StatusKey.QUEUE}.position",
+            "description": "Place in line while Queued (1: next).",
+            "priority": 1,
         },
     ]
     return _crd(KIND_FLOWRUN, FLOWRUNS.plural, "fr", schema, columns)

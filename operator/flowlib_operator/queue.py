@@ -80,6 +80,8 @@ class RunQueue:
     """Each Flow's ``spec.concurrency`` as last seen (at a run's start or the Flow's change)."""
     going: dict[RunKey, FlowKey | None] = field(default_factory=dict)
     waiting: dict[RunKey, Waiting] = field(default_factory=dict)
+    joining: dict[RunKey, Waiting] = field(default_factory=dict)
+    """Runs whose Queued status is being written: counted in places in line, not yet let go."""
     admitting: set[RunKey] = field(default_factory=set)
     """Admitted by this process, not seen with a Job yet: a late Queued event must not undo it."""
     per_flow: Counter[FlowKey] = field(default_factory=Counter)
@@ -97,7 +99,8 @@ class RunQueue:
         waiting for the limit that holds it (exact for the usual newest run of equal priority;
         ``positions`` is exact, and the resync rewrites what it finds wrong)."""
         reason = self.held_by(waiting.key[0], waiting.flow) or ""
-        others = [w for w in self.waiting.values() if w.key != waiting.key]
+        self.joining[waiting.key] = waiting
+        others = [w for w in (*self.waiting.values(), *self.joining.values()) if w.key != waiting.key]
         if reason.startswith("Flow "):
             return 1 + sum(1 for w in others if w.key[0] == waiting.key[0] and w.flow == waiting.flow)
         if reason.startswith("namespace "):
@@ -108,6 +111,7 @@ class RunQueue:
         """Put a run in line (after its Queued status is written: the queue may let it go at once)."""
         self._leave(waiting.key)
         self.admitting.discard(waiting.key)
+        self.joining.pop(waiting.key, None)
         self.waiting[waiting.key] = waiting
 
     # -- what the cache says ---------------------------------------------------------------------
@@ -130,6 +134,7 @@ class RunQueue:
             self.seen.discard(key)
         if deleted or run.finished:
             self.waiting.pop(key, None)
+            self.joining.pop(key, None)
             self.admitting.discard(key)
             return self._leave(key)
         if run.job_name and run.phase != "Suspended":

@@ -227,7 +227,7 @@ class RunLifecycle:
                 metrics.FORBIDDEN_RUNS.inc()
                 await self._refuse(status_patch, body, Refusal(FORBIDDEN_REASON, "not allowed: " + "; ".join(refused)))
                 return
-        if not run.job_name and not admitted:
+        if not run.job_name and not admitted and key not in self.queue.going:  # going: the queue let it go
             if run.flow_ref and resolution.spec is not None:  # the Flow as it is now (a retry's is frozen)
                 self.queue.flow_seen(run.namespace, run.flow_ref, resolution.spec)
             if await self._held(body, queue_flow, status_patch):
@@ -295,13 +295,18 @@ class RunLifecycle:
             # Written here, not by kopf after the handler: once in line the run may go at any moment,
             # and its Pending must never be overwritten by this Queued.
             status = queued_status(reason, self.queue.place(waiting), since_text, run.generation, moment)
-            await self.client.patch(
-                FLOWRUNS, run.name, {"status": status}, run.namespace, subresource=STATUS_SUBRESOURCE
-            )
+            try:
+                await self._patch_status(run.name, run.namespace, status)
+            except BaseException:
+                self.queue.joining.pop(run.key, None)
+                raise
             await self.events.record(body, "Normal", QUEUED_REASON, status[StatusKey.MESSAGE])
         self.queue.wait(waiting)
         self.wake_queue()
         return True
+
+    async def _patch_status(self, name: str, namespace: str, status: dict[str, Any]) -> None:
+        await self.client.patch(FLOWRUNS, name, {"status": status}, namespace, subresource=STATUS_SUBRESOURCE)
 
     async def _replace_oldest(self, namespace: str, flow: str, max_runs: int) -> None:
         """``policy: Replace``: cancel the oldest going runs of the Flow, so one place comes free."""

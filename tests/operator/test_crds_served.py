@@ -33,7 +33,19 @@ def test_printer_columns_and_short_names(cluster: Cluster, namespace: str) -> No
     cluster.wait_phase("cols-1", namespace, "Succeeded")
     wide = cluster.kubectl("get", "fr", "-n", namespace, "-o", "wide")
     header, row = wide.splitlines()[:2]
-    assert header.split() == ["NAME", "FLOW", "PHASE", "PROGRESS", "NODE", "AGE", "JOB", "POD", "DURATION", "DEFAULTS"]
+    assert header.split() == [
+        "NAME",
+        "FLOW",
+        "PHASE",
+        "PROGRESS",
+        "NODE",
+        "AGE",
+        "JOB",
+        "POD",
+        "DURATION",
+        "DEFAULTS",
+        "QUEUE",
+    ]
     assert row.split()[:4] == ["cols-1", "cols", "Succeeded", "1/1"]
     flows = cluster.kubectl("get", "fl", "-n", namespace)
     assert flows.splitlines()[0].split() == ["NAME", "NODES", "READY", "AGE"]

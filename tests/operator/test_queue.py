@@ -56,10 +56,15 @@ def test_a_flow_at_its_limit_queues_runs_that_then_go_one_at_a_time(cluster: Clu
     cluster.wait_phase("r1", namespace, "Pending", "Running")
     cluster.apply(namespace, flowrun("r2", "one"), flowrun("r3", "one"))
     places = {run: queued(cluster, namespace, run)["queue"] for run in ("r2", "r3")}
-    assert sorted(p["position"] for p in places.values()) == [1, 2]
+
+    def in_line() -> list[int] | None:  # both are written at once; the resync makes them exact if not
+        found = sorted(cluster.run_status(run, namespace)["queue"]["position"] for run in ("r2", "r3"))
+        return found if found == [1, 2] else None
+
+    cluster.wait_for("r2 and r3 in places 1 and 2", in_line, timeout=20)
     assert all(p["heldBy"] == "Flow one runs at most 1 at once (spec.concurrency.maxRuns)" for p in places.values())
     assert "Job" not in str(cluster.list("jobs", namespace, "flowlib.dev/flowrun=r3"))  # no Job while Queued
-    table = cluster.kubectl("get", "fr", "-n", namespace)
+    table = cluster.kubectl("get", "fr", "-n", namespace, "-o", "wide")
     assert "Queued" in table and "QUEUE" in table
     for run in ("r1", "r2", "r3"):
         status = cluster.wait_phase(run, namespace, "Succeeded")

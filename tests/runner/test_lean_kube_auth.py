@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from flowlib_runner.kube import config as kube_config
 from kubernetes.client import configuration as k8s_configuration
 from kubernetes.config import kube_config as k8s_kube_config
@@ -87,11 +88,9 @@ def in_pod(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     volume.mkdir()
     _project(volume, "account-token-1", "..2026_11_27_12_00_00.1")
 
-    def load_incluster_config(client_configuration: Any) -> None:
-        client_configuration.host = "https://10.0.0.1:443"
-        client_configuration.api_key = {"authorization": "bearer account-token-1"}
-
-    monkeypatch.setattr(kube_config.k8s_config, "load_incluster_config", load_incluster_config)
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "ca.crt"))
+    monkeypatch.setattr(kube_config, "IN_CLUSTER_CA_FILE", str(tmp_path / "ca.crt"))
+    monkeypatch.setattr(kube_config, "IN_CLUSTER_NAMESPACE_FILE", str(volume / "namespace"))
     monkeypatch.setattr(kube_config, "IN_CLUSTER_TOKEN_FILE", str(volume / "token"))
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.delenv(ENV_RUNNER_TOKEN_FILE, raising=False)

@@ -5,24 +5,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
+import trustme
 from flowlib_runner.kube import config as kube_config
 
 from flowlib_api.runnerpod import ENV_RUNNER_TOKEN_FILE
 
 
 def _in_cluster(monkeypatch: pytest.MonkeyPatch, token_file: Path | None, account_token: Path | None = None) -> None:
-    def load_incluster_config(client_configuration: Any) -> None:  # what the pod's account would give
-        client_configuration.host = "https://10.0.0.1:443"
-        client_configuration.api_key = {"authorization": "Bearer pod-account-token"}
-
-    monkeypatch.setattr(kube_config.k8s_config, "load_incluster_config", load_incluster_config)
+    """A pod's service account files (the CA, the projected token) under a temporary directory."""
+    base = (token_file or account_token or Path(".")).parent
+    ca = base / "ca.crt"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    monkeypatch.setattr(kube_config, "IN_CLUSTER_CA_FILE", str(ca))
     if account_token is not None:  # the pod's projected service account token
         monkeypatch.setattr(kube_config, "IN_CLUSTER_TOKEN_FILE", str(account_token))
+    monkeypatch.setattr(kube_config, "IN_CLUSTER_NAMESPACE_FILE", str(base / "namespace"))
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     if token_file is None:
         monkeypatch.delenv(ENV_RUNNER_TOKEN_FILE, raising=False)
     else:
@@ -61,5 +63,23 @@ def test_without_the_variable_the_pod_account_authenticates(monkeypatch: pytest.
 
 def test_a_missing_runner_token_file_fails_at_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _in_cluster(monkeypatch, tmp_path / "absent")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(kube_config.ConfigError, match=r"token file .*absent cannot be read"):
         kube_config.load_config()
+
+
+def test_a_pod_without_its_ca_file_fails_at_load_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t")
+    _in_cluster(monkeypatch, token)
+    monkeypatch.setattr(kube_config, "IN_CLUSTER_CA_FILE", str(tmp_path / "no-ca.crt"))
+    with pytest.raises(kube_config.ConfigError, match=r"CA file .*no-ca\.crt does not exist"):
+        kube_config.load_config()
+
+
+def test_an_ipv6_service_address_is_bracketed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t")
+    _in_cluster(monkeypatch, token)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
+    assert kube_config.load_config().host == "https://[fd00::1]:6443"

@@ -58,6 +58,7 @@ from flowlib_runner.incluster.cancelwatch import CANCEL_REASON, watch_cancel
 from flowlib_runner.incluster.checkpoints import StoreSetupError, set_up, store_location
 from flowlib_runner.incluster.logsave import save_run_log
 from flowlib_runner.incluster.reporter import FlowRunStatusReporter
+from flowlib_runner.incluster.startup import seconds_since_process_start
 from flowlib_runner.kube import ClusterConfig, KubeClient, load_config
 from flowlib_runner.kube.client import ApiError
 from flowlib_runner.kube.events import post_event
@@ -198,6 +199,9 @@ async def _run_flow(
         token.cancel("cancelled before the runner started (spec.cancel)")
     _install_signal_handlers(client, reporter.name, reporter.namespace, token, reporter, checkpointer=checkpointer)
     watcher = asyncio.create_task(watch_cancel(client, reporter.name, reporter.namespace, view.uid, token))
+    ready = seconds_since_process_start()
+    if ready is not None:
+        started += f"; {ready:.2f}s from process start to the first node"
     try:
         await _event(client, flowrun, "Normal", "Started", started, masker=masker)
         approvals = Approvals(

@@ -33,10 +33,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
-from kubernetes.config import incluster_config
-
 from flowlib_api.runnerpod import ENV_RUNNER_TOKEN_FILE
 
 TOKEN_FILE_MAX_AGE = 60.0
@@ -125,46 +121,74 @@ class ClusterConfig:
 
 
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-IN_CLUSTER_TOKEN_FILE = incluster_config.SERVICE_TOKEN_FILENAME
+IN_CLUSTER_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 """The pod's service account token (projected, rotated by the kubelet): read as a ``TokenFile``."""
+IN_CLUSTER_CA_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+"""The cluster's CA, which the API server's certificate is checked against."""
+
+
+class ConfigError(RuntimeError):
+    """No usable connection settings (a pod without its service account files, a bad kubeconfig)."""
+
+
+def _in_cluster(token_path: str) -> ClusterConfig:
+    """A pod's settings, read the way client-go's rest.InClusterConfig reads them (the service's
+    host and port from the environment, the CA and token files of the pod's service account), by
+    hand: the kubernetes package, whose import alone costs a runner about 130 ms before its first
+    node, is only needed for kubeconfig files."""
+    host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    if not os.path.isfile(IN_CLUSTER_CA_FILE):
+        raise ConfigError(f"in a pod, but the service account's CA file {IN_CLUSTER_CA_FILE} does not exist")
+    token_file = TokenFile(token_path)
+    try:
+        # The run's own token, else the account's: a missing or unreadable file fails here, not at
+        # the first request.
+        token_file.token()
+    except OSError as error:
+        raise ConfigError(f"in a pod, but the token file {token_path} cannot be read: {error}") from error
+    namespace = "default"
+    try:
+        with open(IN_CLUSTER_NAMESPACE_FILE, encoding="utf-8") as handle:
+            namespace = handle.read().strip() or namespace
+    except OSError:
+        pass  # not every pod mounts the namespace file; "default" is kubectl's answer too
+    return ClusterConfig(
+        host=f"https://{host}:{port}",
+        ssl_context=ssl.create_default_context(cafile=IN_CLUSTER_CA_FILE),
+        default_namespace=namespace,
+        token_file=token_file,
+    )
 
 
 def load_config(kubeconfig: str | None = None, context: str | None = None) -> ClusterConfig:
     """In a pod (``KUBERNETES_SERVICE_HOST`` set and no explicit kubeconfig): the service account, or
     the token file ``ENV_RUNNER_TOKEN_FILE`` names when it is set; otherwise ``kubeconfig``,
     ``$KUBECONFIG`` or ``~/.kube/config``, as ``kubectl`` does."""
+    if kubeconfig is None and "KUBECONFIG" not in os.environ and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return _in_cluster(os.environ.get(ENV_RUNNER_TOKEN_FILE) or IN_CLUSTER_TOKEN_FILE)
+    from kubernetes import client as k8s_client  # kubeconfig files only (see _in_cluster)
+    from kubernetes import config as k8s_config
+
     configuration = k8s_client.Configuration()
     namespace = "default"
-    token_file = None
-    if kubeconfig is None and "KUBECONFIG" not in os.environ and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        # The run's own token, else the account's; a missing or unreadable file fails here, not
-        # at the first request (the library checked the account's token file already).
-        token_file = TokenFile(os.environ.get(ENV_RUNNER_TOKEN_FILE) or IN_CLUSTER_TOKEN_FILE)
-        token_file.token()
-        try:
-            with open(IN_CLUSTER_NAMESPACE_FILE, encoding="utf-8") as handle:
-                namespace = handle.read().strip() or namespace
-        except OSError:
-            pass  # not every pod mounts the namespace file; "default" is kubectl's answer too
-    else:
-        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context, client_configuration=configuration
-        )
-        try:
-            _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-            if context is not None:
-                contexts, _ = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-                active = next((c for c in contexts if c["name"] == context), active)
-            namespace = (active or {}).get("context", {}).get("namespace") or namespace
-        except (k8s_config.ConfigException, OSError, KeyError):
-            pass  # the context has no namespace: kubectl also falls back to "default"
+    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, context=context, client_configuration=configuration
+    )
+    try:
+        _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        if context is not None:
+            contexts, _ = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+            active = next((c for c in contexts if c["name"] == context), active)
+        namespace = (active or {}).get("context", {}).get("namespace") or namespace
+    except (k8s_config.ConfigException, OSError, KeyError):
+        pass  # the context has no namespace: kubectl also falls back to "default"
     return ClusterConfig(
         host=configuration.host.rstrip("/"),
         ssl_context=_ssl_context(configuration),
         default_namespace=namespace,
         _configuration=configuration,
-        token_file=token_file,
     )
 
 

@@ -47,7 +47,7 @@ def test_schema_is_structural_and_documented() -> None:
         "nullable": True,
         "x-kubernetes-preserve-unknown-fields": True,
     }
-    assert props["phase"]["enum"] == ["Pending", "Running", "Suspended", "Succeeded", "Failed", "Cancelled"]
+    assert props["phase"]["enum"] == ["Queued", "Pending", "Running", "Suspended", "Succeeded", "Failed", "Cancelled"]
     node = props["nodes"]["additionalProperties"]
     assert {"phase", "attempts", "visits", "action", "message", "items", "durationSeconds"} <= set(node["properties"])
     assert node["properties"]["items"]["properties"]["total"]["nullable"] is True
