@@ -12,6 +12,7 @@ SCRIPTS = [
     "benchmarks.runner_bench",
     "benchmarks.blocking_bench",
     "benchmarks.operator_bench",
+    "benchmarks.operator_memory_bench",
     "benchmarks.checkpoint_bench",
     "benchmarks.runner_start_bench",
     "benchmarks.kubesim_gc_bench",

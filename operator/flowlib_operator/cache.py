@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowlib_api.meta import ANNOTATION_FLOWRUN, KIND_FLOWRUN, LABEL_FLOWRUN
+from flowlib_api.runstatus import FINISHED_PHASES
 
 Key = tuple[str, str]  # (namespace, FlowRun name)
 
@@ -30,14 +31,35 @@ class ClusterCache:
         if deleted:
             self.flowruns.pop(key, None)
             self.jobs_seen.pop(key, None)
-        else:
-            self.flowruns[key] = body
+            return
+        meta = body["metadata"]
+        if "managedFields" in meta:  # the API server's field bookkeeping: nothing here reads it
+            body = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+        self.flowruns[key] = body
+        if _finished(body):
+            self.forget_objects(key)
+
+    def forget_objects(self, key: Key) -> None:
+        """Drop a finished run's Job and pods: no decision looks at them again (a final phase is
+        final), and an operator holding thousands of finished runs would otherwise keep every
+        Job and pod whole."""
+        job = self.jobs.pop(key, None)
+        self.pods.pop(key, None)
+        self.jobs_seen.pop(key, None)
+        name = ((job or {}).get("metadata") or {}).get("name")
+        if name is not None and self.job_owner.get((key[0], name)) == key:
+            del self.job_owner[(key[0], name)]
+
+    def _finished_run(self, key: Key) -> bool:
+        return _finished(self.flowruns.get(key))
 
     def put_job(self, body: dict[str, Any], deleted: bool) -> Key | None:
         owner = _flowrun_owner(body)
         if owner is None:
             return None
         key, run_uid = owner
+        if self._finished_run(key):
+            return key  # held no more (see forget_objects)
         self.job_owner[(key[0], body["metadata"]["name"])] = key
         if deleted:
             # Only if it is the Job held: a leftover Job of an earlier FlowRun of the same name can go
@@ -60,6 +82,8 @@ class ClusterCache:
             key = (meta["namespace"], run) if run else None
         if key is None:
             return None
+        if self._finished_run(key):
+            return key  # held no more (see forget_objects)
         pods = self.pods.setdefault(key, {})
         if deleted:
             pods.pop(body["metadata"]["name"], None)
@@ -72,6 +96,9 @@ class ClusterCache:
     def replace_job(self, key: Key, job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> None:
         """What a fresh read from the API says of a run's Job (None: there is none) and its pods,
         in place of what the watch left: a missed ADDED left a gap, a missed DELETED a ghost."""
+        if self._finished_run(key):
+            self.forget_objects(key)
+            return
         if job is None:
             self.jobs.pop(key, None)
         else:
@@ -101,6 +128,10 @@ class ClusterCache:
         if job_uid is None:
             return pods
         return [p for p in pods if _controller_uid(p, "Job") in (job_uid, None)]
+
+
+def _finished(body: dict[str, Any] | None) -> bool:
+    return ((body or {}).get("status") or {}).get("phase") in FINISHED_PHASES
 
 
 def _uid(body: dict[str, Any] | None) -> str | None:

@@ -37,19 +37,25 @@ class FlowValidation:
         status: ConditionStatus = "True" if ready else "False"
         previous = flow.ready
         moment = transition_time([previous] if previous else None, READY, status, rfc3339(now_utc()))
-        status_patch[StatusKey.OBSERVED_GENERATION] = flow.generation
-        status_patch[StatusKey.CONDITIONS] = [
-            condition(
-                READY,
-                status,
-                "Valid" if ready else "InvalidFlow",
-                shorten(message, STATUS_MESSAGE_BYTES),
-                generation=flow.generation,
-                moment=moment,
-            )
-        ]
-        status_patch[StatusKey.NODE_COUNT] = result.node_count
-        status_patch[StatusKey.PROBLEMS] = result.problems or None
+        found = {
+            StatusKey.OBSERVED_GENERATION: flow.generation,
+            StatusKey.CONDITIONS: [
+                condition(
+                    READY,
+                    status,
+                    "Valid" if ready else "InvalidFlow",
+                    shorten(message, STATUS_MESSAGE_BYTES),
+                    generation=flow.generation,
+                    moment=moment,
+                )
+            ],
+            StatusKey.NODE_COUNT: result.node_count,
+            StatusKey.PROBLEMS: result.problems or None,
+        }
+        written = body.get("status") or {}
+        if all(written.get(key) == value for key, value in found.items()):
+            return  # validated again at a restart, and found as before: nothing to write or say
+        status_patch.update(found)
         if not ready:
             metrics.INVALID_DEFINITIONS.labels(kind="Flow").inc()
             await self.events.record({"kind": KIND_FLOW, **body}, "Warning", "InvalidFlow", message)
