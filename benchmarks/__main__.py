@@ -13,6 +13,7 @@ SCRIPTS = [
     "benchmarks.blocking_bench",
     "benchmarks.operator_bench",
     "benchmarks.operator_memory_bench",
+    "benchmarks.operator_vs_kopf_bench",
     "benchmarks.checkpoint_bench",
     "benchmarks.runner_start_bench",
     "benchmarks.kubesim_gc_bench",
