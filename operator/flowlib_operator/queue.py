@@ -88,6 +88,8 @@ class RunQueue:
     per_namespace: Counter[str] = field(default_factory=Counter)
     seen: set[RunKey] = field(default_factory=set)
     """Runs a watch event told of: the start's own listing (``sync``) never overrides what they said."""
+    gone: set[RunKey] = field(default_factory=set)
+    """Runs a watch said were deleted before the start's listing was taken in (``sync``)."""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once every FlowRun was listed (``sync``): no run is let go on a partial count before."""
     last_admitted: dict[str, int] = field(default_factory=dict)
@@ -108,20 +110,28 @@ class RunQueue:
         return 1 + len(others)
 
     def wait(self, waiting: Waiting) -> None:
-        """Put a run in line (after its Queued status is written: the queue may let it go at once)."""
-        self._leave(waiting.key)
-        self.admitting.discard(waiting.key)
+        """Put a run in line (after its Queued status is written: the queue may let it go at once),
+        unless it was let go meanwhile."""
         self.joining.pop(waiting.key, None)
+        if waiting.key in self.admitting or waiting.key in self.going:
+            return
         self.waiting[waiting.key] = waiting
+
+    def may_go(self, key: RunKey) -> bool:
+        """Whether a waiting run has a place free for it now."""
+        waiting = self.waiting.get(key)
+        return waiting is not None and self.held_by(key[0], waiting.flow) is None
 
     # -- what the cache says ---------------------------------------------------------------------
 
     def sync(self, listed: Sequence[Mapping[str, Any]]) -> None:
         """Every FlowRun, as listed at the operator's start: what no watch event told of yet counts
-        now, and runs may go from here on (``ready``)."""
+        now (but no run a watch said was deleted meanwhile), and runs may go from here on (``ready``)."""
         for body in listed:
-            if FlowRunView(body).key not in self.seen:
+            key = FlowRunView(body).key
+            if key not in self.seen and key not in self.gone:
                 self.observe(body, watched=False)
+        self.gone.clear()
         self.ready.set()
 
     def observe(self, body: Mapping[str, Any], deleted: bool = False, *, watched: bool = True) -> bool:
@@ -132,6 +142,8 @@ class RunQueue:
             self.seen.add(key)
         if deleted:
             self.seen.discard(key)
+            if not self.ready.is_set():
+                self.gone.add(key)
         if deleted or run.finished:
             self.waiting.pop(key, None)
             self.joining.pop(key, None)
@@ -148,7 +160,9 @@ class RunQueue:
                 self.waiting.pop(key, None)  # it ends Cancelled: never started
             else:
                 flow = _flow_key(body)
-                self.waiting[key] = Waiting(key, flow[1] if flow else None, priority_of(body), queued_since(body))
+                before = self.waiting.get(key)
+                known = flow[1] if flow else (before.flow if before is not None else None)
+                self.waiting[key] = Waiting(key, known, priority_of(body), queued_since(body))
             return freed
         if key in self.admitting:
             return False
@@ -200,7 +214,7 @@ class RunQueue:
 
     def next_runs(self) -> list[Waiting]:
         """The Queued runs that may go now, in the order they go; each is admitted (``admit``)."""
-        if not self.waiting:
+        if not self.waiting or (self.limits.cluster is not None and len(self.going) >= self.limits.cluster):
             return []
         chosen: list[Waiting] = []
         by_priority: dict[int, dict[str, list[Waiting]]] = {}

@@ -22,6 +22,7 @@ from flowlib_api.concurrency import FORBIDDEN_CONCURRENCY_REASON, QUEUED_PHASE, 
 from flowlib_api.meta import (
     CONFIGMAPS,
     FLOWRUNS,
+    FLOWS,
     JOBS,
     LABEL_FLOW,
     LABEL_FLOWRUN,
@@ -244,7 +245,8 @@ class RunLifecycle:
                 moment=moment,
             )
         except BaseException:
-            if not run.job_name:
+            current = self.cache.flowruns.get(key)
+            if current is None or not FlowRunView(current).job_name:
                 self.queue.release(key)  # nothing was created for it: the place is free again
             raise
 
@@ -256,9 +258,13 @@ class RunLifecycle:
         while True:
             try:
                 if namespaces:
+                    flows = [f for ns in namespaces for f in await self.client.list(FLOWS, ns)]
                     listed = [run for ns in namespaces for run in await self.client.list(FLOWRUNS, ns)]
                 else:
+                    flows = await self.client.list(FLOWS)
                     listed = await self.client.list(FLOWRUNS)
+                for flow in flows:  # their limits, before any run is let go under them
+                    self.queue.flow_seen(flow["metadata"]["namespace"], flow["metadata"]["name"], flow.get("spec"))
             except TRANSIENT_ERRORS as error:
                 log.warning("listing FlowRuns for the queue failed (retried in %gs): %s", delay, error)
                 await asyncio.sleep(delay)
@@ -274,6 +280,14 @@ class RunLifecycle:
         its Flow was cancelled (``policy: Replace``). Otherwise it takes its place at once."""
         run = FlowRunView(body)
         await asyncio.wait_for(self.queue.ready.wait(), timeout=QUEUE_SYNC_WAIT)
+        async with self.lock(run.key):  # the queue's own start of the run holds it too
+            if run.key in self.queue.going:
+                return False  # the queue let it go meanwhile (a restart's pump): start it as admitted
+            return await self._hold_or_admit(body, run, flow, status_patch)
+
+    async def _hold_or_admit(
+        self, body: dict[str, Any], run: FlowRunView, flow: str | None, status_patch: MutableMapping[str, Any]
+    ) -> bool:
         reason = self.queue.held_by(run.namespace, flow)
         if reason is None:
             self.queue.admit(run.key, flow)
@@ -295,13 +309,16 @@ class RunLifecycle:
             # Written here, not by kopf after the handler: once in line the run may go at any moment,
             # and its Pending must never be overwritten by this Queued.
             status = queued_status(reason, self.queue.place(waiting), since_text, run.generation, moment)
+            status[StatusKey.FLOW] = flow or run.flow  # what a retry's Queued events say its Flow is
             try:
                 await self._patch_status(run.name, run.namespace, status)
             except BaseException:
                 self.queue.joining.pop(run.key, None)
                 raise
+            self.queue.wait(waiting)
             await self.events.record(body, "Normal", QUEUED_REASON, status[StatusKey.MESSAGE])
-        self.queue.wait(waiting)
+        else:
+            self.queue.wait(waiting)
         self.wake_queue()
         return True
 
@@ -485,6 +502,9 @@ class RunLifecycle:
         metrics.FRESH_READS.inc()
         flowrun = await self.client.get_or_none(FLOWRUNS, name, namespace)
         if flowrun is None:
+            gone = self.cache.flowruns.get(key)
+            if gone is not None:  # deleted while a watch was cut (a relist never says so): forgotten here
+                self.observe(gone, "DELETED")
             return None
         run = FlowRunView(flowrun)
         wanted = run.job_name or job_name(name)
@@ -579,8 +599,10 @@ class RunLifecycle:
         key = run.key
         deleted = event_type == "DELETED"
         self.cache.put_flowrun(body, deleted)
-        if self.queue.observe(body, deleted) or (run.phase == QUEUED_PHASE and not deleted):
-            self.wake_queue()
+        was_waiting = key in self.queue.waiting
+        freed = self.queue.observe(body, deleted)
+        if freed or (not was_waiting and self.queue.may_go(key)):
+            self.wake_queue()  # a place came free, or a run came into line with a place free for it
         phase = run.phase
         if deleted:
             for table in (self.phases, self.locks, self.first_seen, self.unwritten, self.fresh_at, self.cancels_seen):
@@ -659,7 +681,12 @@ class RunLifecycle:
 
         async def go(waiting: Waiting) -> None:
             async with slots:
-                await self._start_queued(waiting)
+                try:
+                    await self._start_queued(waiting)
+                except Exception:  # a bug, not the API: logged in full; the run goes back in line
+                    metrics.RECONCILE_ERRORS.labels(kind="queue").inc()
+                    log.exception("starting the queued run %s/%s failed", *waiting.key)
+                    self._back_in_line(waiting.key)
 
         await self.queue.ready.wait()
         while self._pump_again:
@@ -688,10 +715,18 @@ class RunLifecycle:
                         FLOWRUNS, run.name, {"status": status}, run.namespace, subresource=STATUS_SUBRESOURCE
                     )
         except (*TRANSIENT_ERRORS, LeftoverObject) as error:
-            self.queue.release(key)
-            self.queue.observe(body)  # back in line; the next resync pass tries again
+            self._back_in_line(key)
             metrics.RECONCILE_ERRORS.labels(kind="queue").inc()
             log.warning("a queued run %s/%s could not start (retried next pass): %s", key[0], key[1], error)
+
+    def _back_in_line(self, key: Key) -> None:
+        """A start the queue let go did not happen: the place is free again unless the run got its
+        Job name meanwhile, and the run is what the cache says now (back in line if still Queued)."""
+        current = self.cache.flowruns.get(key)
+        if current is None or not FlowRunView(current).job_name:
+            self.queue.release(key)
+        if current is not None:
+            self.queue.observe(current)
 
     async def write_positions(self) -> None:
         """Rewrite the place in line of Queued runs where it is due (``queue.position_due``)."""
@@ -713,8 +748,10 @@ class RunLifecycle:
                     if not error.not_found:
                         raise
                     continue
-                # Until the watch brings it: a new dict, never the body kopf handed over.
-                self.cache.flowruns[key] = {**body, "status": {**(body.get("status") or {}), **status}}
+                # Until the watch brings it: a new dict, never the body kopf handed over (and only
+                # if no newer event replaced it meanwhile, a cancel for one).
+                if self.cache.flowruns.get(key) is body:
+                    self.cache.flowruns[key] = {**body, "status": {**(body.get("status") or {}), **status}}
 
     async def keep_history(self) -> None:
         """Delete the oldest finished runs of each Flow that the cache says is over its history."""

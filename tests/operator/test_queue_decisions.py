@@ -162,3 +162,37 @@ def test_positions_are_rewritten_exactly_at_the_front_and_on_halving_further_bac
         if position_due(written, now):
             written, writes = now, writes + 1
     assert writes <= 9 + EXACT_POSITIONS + 1
+
+
+def test_a_run_let_go_while_its_queued_status_was_written_stays_let_go() -> None:
+    queue = RunQueue(limits=Limits(cluster=1))
+    queue.observe(body("c", "Queued"))
+    (chosen,) = queue.next_runs()  # the pump lets it go ...
+    queue.wait(chosen)  # ... while a handler that found it held puts it in line
+    assert ("team", "c") in queue.going and not queue.waiting and queue.held_by("team", None) is not None
+
+
+def test_a_queued_event_that_does_not_show_the_flow_keeps_the_one_known() -> None:
+    queue = RunQueue()
+    queue.flow_seen("team", "etl", {"concurrency": {"maxRuns": 1}})
+    queue.observe(body("r", "Running", job=True))
+    retry = body("retry", "Queued", flow=None)  # a retry names no flowRef; its label comes later
+    queue.observe(body("retry", "Queued"))
+    queue.observe(retry)
+    assert queue.waiting[("team", "retry")].flow == "etl"
+    assert queue.next_runs() == []  # still held by its Flow's limit
+
+
+def test_the_start_listing_brings_back_no_run_deleted_meanwhile() -> None:
+    queue = RunQueue()
+    gone = body("gone", "Running", job=True)
+    queue.observe(gone, deleted=True)  # the watch said so before the listing came back
+    queue.sync([gone, body("kept", "Running", job=True)])
+    assert set(queue.going) == {("team", "kept")} and queue.ready.is_set()
+
+
+def test_a_full_cluster_lets_nothing_go_without_sorting_the_line() -> None:
+    queue = RunQueue(limits=Limits(cluster=1))
+    queue.observe(body("going", "Running", job=True))
+    queue.observe(body("w", "Queued"))
+    assert not queue.may_go(("team", "w")) and queue.next_runs() == []
