@@ -83,6 +83,8 @@ the reconcile is retried by the next resync pass."""
 """A spec field the CRD's schema let through but no Job can carry (a ``timeout`` past the bound)."""
 
 RESYNC_CONCURRENCY = 16
+POSITION_WRITES_PER_PASS = 100
+"""How many places in line one resync pass rewrites at most (``write_positions``)."""
 QUEUE_SYNC_WAIT = 60.0
 """Seconds a new run's start waits for the queue's first listing (``sync_queue``) before it fails
 with a TimeoutError that kopf retries."""
@@ -729,8 +731,13 @@ class RunLifecycle:
             self.queue.observe(current)
 
     async def write_positions(self) -> None:
-        """Rewrite the place in line of Queued runs where it is due (``queue.position_due``)."""
-        for key, (position, reason) in self.queue.positions().items():
+        """Rewrite the place in line of Queued runs where it is due (``queue.position_due``): the
+        front of the line first, at most ``POSITION_WRITES_PER_PASS`` a pass, so a long line (a
+        restart that changed a limit's text rewrites every one) never holds the resync up."""
+        budget = POSITION_WRITES_PER_PASS
+        for key, (position, reason) in sorted(self.queue.positions().items(), key=lambda item: item[1][0]):
+            if budget <= 0:
+                return
             async with self.lock(key):  # the queue's own start of the run holds it too
                 body = self.cache.flowruns.get(key)
                 if body is None or key not in self.queue.waiting:
@@ -740,14 +747,19 @@ class RunLifecycle:
                     continue
                 since = written.get("since") or rfc3339(now_utc())
                 status = queued_status(reason, position, since, FlowRunView(body).generation, now_utc())
+                budget -= 1
                 try:
-                    await self.client.patch(
-                        FLOWRUNS, key[1], {"status": status}, key[0], subresource=STATUS_SUBRESOURCE
-                    )
+                    await self._patch_status(key[1], key[0], status)
                 except ApiError as error:
-                    if not error.not_found:
-                        raise
-                    continue
+                    if error.not_found:
+                        continue
+                    metrics.RECONCILE_ERRORS.labels(kind="queue").inc()
+                    log.warning("places in line not written (retried next pass): %s", error)
+                    return
+                except TRANSIENT_ERRORS as error:
+                    metrics.RECONCILE_ERRORS.labels(kind="queue").inc()
+                    log.warning("places in line not written (retried next pass): %s", error)
+                    return
                 # Until the watch brings it: a new dict, never the body kopf handed over (and only
                 # if no newer event replaced it meanwhile, a cancel for one).
                 if self.cache.flowruns.get(key) is body:
