@@ -41,12 +41,18 @@ THREE_NODES = {
 }
 
 
-def peak_rss_mib(pid: int) -> float:
+def memory_mib(pid: int, field: str = "VmHWM") -> float:
+    """A memory figure of process ``pid`` from ``/proc/PID/status``: its peak RSS (``VmHWM``), or
+    its RSS now (``VmRSS``)."""
     with open(f"/proc/{pid}/status", encoding="utf-8") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
-    raise RuntimeError("VmHWM missing")
+    raise RuntimeError(f"{field} missing")
+
+
+def peak_rss_mib(pid: int) -> float:
+    return memory_mib(pid, "VmHWM")
 
 
 def resource_of(method: str, path: str) -> str:

@@ -26,19 +26,13 @@ from flowlib_api.meta import FLOWRUNS, FLOWS, STATUS_SUBRESOURCE
 from tests.kubesim.simulator import Simulator
 from tests.operator.cluster import ROOT, OperatorProcess, _operator_kubeconfig
 
+from .operator_bench import memory_mib
+
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 QUIET = 3.0
 PER_RUN_TARGET_KIB = 20.0
 SETTLE_TARGET = 30.0
 NAMESPACE = "kept"
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status", encoding="utf-8") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("VmRSS missing")
 
 
 def free_port() -> int:
@@ -134,14 +128,14 @@ def measure(runs: int, workdir: Path) -> dict[str, Any]:
         try:
             settle(sim, operator, port, 0, 60)
             assert operator.process is not None
-            empty = rss_mib(operator.process.pid)
+            empty = memory_mib(operator.process.pid, "VmRSS")
             operator.stop()
             asyncio.run(make_finished_runs(sim, runs))
             first, first_writes = settle(sim, operator, port, runs, 600)
             operator.stop()
             again, writes = settle(sim, operator, port, runs, 600)
             assert operator.process is not None
-            kept = rss_mib(operator.process.pid)
+            kept = memory_mib(operator.process.pid, "VmRSS")
         finally:
             operator.stop()
     return {

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowlib_api.meta import ANNOTATION_FLOWRUN, KIND_FLOWRUN, LABEL_FLOWRUN
-from flowlib_api.runstatus import FINISHED_PHASES
+from flowlib_api.views import FlowRunView
 
 Key = tuple[str, str]  # (namespace, FlowRun name)
 
@@ -131,7 +131,7 @@ class ClusterCache:
 
 
 def _finished(body: dict[str, Any] | None) -> bool:
-    return ((body or {}).get("status") or {}).get("phase") in FINISHED_PHASES
+    return body is not None and FlowRunView(body).finished
 
 
 def _uid(body: dict[str, Any] | None) -> str | None:

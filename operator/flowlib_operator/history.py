@@ -73,6 +73,12 @@ def labelled_flow(body: Mapping[str, Any]) -> str | None:
     return name if name and label == label_value(name) else None
 
 
+def flow_of_run(body: Mapping[str, Any]) -> str | None:
+    """The Flow a FlowRun runs: the one it names, else (a retry) the one it was labelled with at its
+    start, which a watch event from before the label does not show yet. None: an inline flow."""
+    return FlowRunView(body).flow_ref or labelled_flow(body)
+
+
 def run_order(body: Mapping[str, Any]) -> tuple[datetime, str]:
     view = FlowRunView(body)
     return parse_time(view.creation_timestamp) or _EPOCH, view.name

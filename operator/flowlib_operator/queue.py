@@ -26,7 +26,7 @@ from flowlib_api.concurrency import QUEUED_PHASE, QUEUED_REASON, Concurrency
 from flowlib_api.resources import SpecKey, StatusKey, succeeded_condition
 from flowlib_api.times import parse_time
 from flowlib_api.views import FlowRunView
-from flowlib_operator.history import labelled_flow
+from flowlib_operator.history import flow_of_run
 
 RunKey = tuple[str, str]
 """(namespace, FlowRun name)."""
@@ -46,6 +46,27 @@ class Limits:
 
     cluster: int | None = None
     namespace: int | None = None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The limit that holds a run: its text for people, and the runs that wait for the same limit
+    (``group``: ``("flow", namespace, flow)``, ``("namespace", namespace)`` or ``("cluster",)``)."""
+
+    text: str
+    group: tuple[str, ...]
+
+    @property
+    def by_flow(self) -> bool:
+        return self.group[0] == "flow"
+
+    def counts(self, waiting: Waiting) -> bool:
+        """Whether ``waiting`` waits in the same line (for the same limit's kind and scope)."""
+        if self.group[0] == "flow":
+            return (waiting.key[0], waiting.flow) == self.group[1:]
+        if self.group[0] == "namespace":
+            return waiting.key[0] == self.group[1]
+        return True
 
 
 @dataclass(frozen=True)
@@ -100,14 +121,10 @@ class RunQueue:
         """The place in line of a run about to wait, counted as if it were last among the runs
         waiting for the limit that holds it (exact for the usual newest run of equal priority;
         ``positions`` is exact, and the resync rewrites what it finds wrong)."""
-        reason = self.held_by(waiting.key[0], waiting.flow) or ""
+        hold = self.holding(waiting.key[0], waiting.flow) or Hold("", ("cluster",))
         self.joining[waiting.key] = waiting
         others = [w for w in (*self.waiting.values(), *self.joining.values()) if w.key != waiting.key]
-        if reason.startswith("Flow "):
-            return 1 + sum(1 for w in others if w.key[0] == waiting.key[0] and w.flow == waiting.flow)
-        if reason.startswith("namespace "):
-            return 1 + sum(1 for w in others if w.key[0] == waiting.key[0])
-        return 1 + len(others)
+        return 1 + sum(1 for w in others if hold.counts(w))
 
     def wait(self, waiting: Waiting) -> None:
         """Put a run in line (after its Queued status is written: the queue may let it go at once),
@@ -185,19 +202,26 @@ class RunQueue:
 
     # -- decisions ---------------------------------------------------------------------------------
 
-    def held_by(self, namespace: str, flow: str | None) -> str | None:
+    def holding(self, namespace: str, flow: str | None) -> Hold | None:
         """The limit that keeps a run of ``flow`` in ``namespace`` from going now, or None."""
         if flow is not None:
             concurrency = self.flow_limits.get((namespace, flow))
             if concurrency is not None and self.per_flow[(namespace, flow)] >= concurrency.max_runs:
-                return f"Flow {flow} runs at most {concurrency.max_runs} at once (spec.concurrency.maxRuns)"
+                text = f"Flow {flow} runs at most {concurrency.max_runs} at once (spec.concurrency.maxRuns)"
+                return Hold(text, ("flow", namespace, flow))
         limit = self.limits.namespace
         if limit is not None and self.per_namespace[namespace] >= limit:
-            return f"namespace {namespace} runs at most {limit} at once (the operator's --max-runs-per-namespace)"
+            text = f"namespace {namespace} runs at most {limit} at once (the operator's --max-runs-per-namespace)"
+            return Hold(text, ("namespace", namespace))
         limit = self.limits.cluster
         if limit is not None and len(self.going) >= limit:
-            return f"the cluster runs at most {limit} at once (the operator's --max-runs)"
+            return Hold(f"the cluster runs at most {limit} at once (the operator's --max-runs)", ("cluster",))
         return None
+
+    def held_by(self, namespace: str, flow: str | None) -> str | None:
+        """The text of the limit that holds a run of ``flow`` in ``namespace`` (``holding``), or None."""
+        hold = self.holding(namespace, flow)
+        return hold.text if hold is not None else None
 
     def admit(self, key: RunKey, flow: str | None) -> None:
         """``key`` goes now: it holds a place from this moment, before its Job exists."""
@@ -258,24 +282,17 @@ class RunQueue:
     def positions(self) -> dict[RunKey, tuple[int, str]]:
         """Each Queued run's place in line among those waiting for the limit that holds it, and that
         limit's text. Runs a limit no longer holds (a place is free) are left out: they go next."""
-        held: dict[RunKey, tuple[tuple[str, ...], str]] = {}
+        held: dict[RunKey, Hold] = {}
         for key, waiting in self.waiting.items():
-            reason = self.held_by(key[0], waiting.flow)
-            if reason is None:
-                continue
-            if reason.startswith("Flow "):
-                group: tuple[str, ...] = ("flow", key[0], waiting.flow or "")
-            elif reason.startswith("namespace "):
-                group = ("namespace", key[0])
-            else:
-                group = ("cluster",)
-            held[key] = (group, reason)
+            hold = self.holding(key[0], waiting.flow)
+            if hold is not None:
+                held[key] = hold
         counts: Counter[tuple[str, ...]] = Counter()
         result: dict[RunKey, tuple[int, str]] = {}
         for waiting in sorted((self.waiting[k] for k in held), key=Waiting.rank):
-            group, reason = held[waiting.key]
-            counts[group] += 1
-            result[waiting.key] = (counts[group], reason)
+            hold = held[waiting.key]
+            counts[hold.group] += 1
+            result[waiting.key] = (counts[hold.group], hold.text)
         return result
 
     # -- bookkeeping -------------------------------------------------------------------------------
@@ -301,9 +318,8 @@ class RunQueue:
 
 
 def _flow_key(body: Mapping[str, Any]) -> FlowKey | None:
-    """The Flow whose limit a run counts in: the one it names, else (a retry) the one it was labelled
-    with at its start, which a watch event from before the label does not show yet."""
-    flow = FlowRunView(body).flow_ref or labelled_flow(body)
+    """The Flow whose limit a run counts in (``history.flow_of_run``)."""
+    flow = flow_of_run(body)
     return (body["metadata"]["namespace"], flow) if flow else None
 
 

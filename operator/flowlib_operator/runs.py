@@ -39,7 +39,7 @@ from flowlib_operator import metrics
 from flowlib_operator.access import FORBIDDEN_REASON, borrowing_problems, flow_pod_problems
 from flowlib_operator.cache import ClusterCache, Key
 from flowlib_operator.events import EventRecorder
-from flowlib_operator.history import HistoryKeeper, labelled_flow, run_order
+from flowlib_operator.history import HistoryKeeper, flow_of_run, labelled_flow, run_order
 from flowlib_operator.identity import run_identity
 from flowlib_operator.jobspec import RunnerSettings, runner_job, snapshot_configmap
 from flowlib_operator.naming import job_name, label_value
@@ -83,12 +83,12 @@ the reconcile is retried by the next resync pass."""
 """A spec field the CRD's schema let through but no Job can carry (a ``timeout`` past the bound)."""
 
 RESYNC_CONCURRENCY = 16
+"""Runs a resync pass reconciles at once."""
 POSITION_WRITES_PER_PASS = 100
 """How many places in line one resync pass rewrites at most (``write_positions``)."""
 QUEUE_SYNC_WAIT = 60.0
 """Seconds a new run's start waits for the queue's first listing (``sync_queue``) before it fails
 with a TimeoutError that kopf retries."""
-"""Runs a resync pass reconciles at once."""
 VERIFY_AFTER = 300.0
 """Seconds after which a resync pass reads an unfinished run's objects afresh even though nothing
 asked for it: kopf's relist after a 410 never reports deletions, so a Job or pod deleted while a
@@ -290,19 +290,19 @@ class RunLifecycle:
     async def _hold_or_admit(
         self, body: dict[str, Any], run: FlowRunView, flow: str | None, status_patch: MutableMapping[str, Any]
     ) -> bool:
-        reason = self.queue.held_by(run.namespace, flow)
-        if reason is None:
+        hold = self.queue.holding(run.namespace, flow)
+        if hold is None:
             self.queue.admit(run.key, flow)
             return False
-        concurrency = self.queue.flow_limits.get((run.namespace, flow)) if flow else None
-        by_flow = concurrency is not None and reason.startswith("Flow ")
-        if by_flow and concurrency is not None and concurrency.policy == "Forbid":
+        reason = hold.text
+        concurrency = self.queue.flow_limits.get((run.namespace, flow)) if flow and hold.by_flow else None
+        if concurrency is not None and concurrency.policy == "Forbid":
             going = sorted(k[1] for k, f in self.queue.going.items() if f == (run.namespace, flow))
             message = f"not started: {reason} with policy Forbid, and {', '.join(going)} still going"
             self._final(status_patch, body, "Failed", FORBIDDEN_CONCURRENCY_REASON, message)
             await self.events.record(body, "Warning", FORBIDDEN_CONCURRENCY_REASON, message)
             return True
-        if by_flow and concurrency is not None and concurrency.policy == "Replace":
+        if concurrency is not None and concurrency.policy == "Replace":
             await self._replace_oldest(run.namespace, str(flow), concurrency.max_runs)
         moment = now_utc()
         since_text = (run.status.get(StatusKey.QUEUE) or {}).get("since") or rfc3339(moment)
@@ -584,16 +584,18 @@ class RunLifecycle:
     async def _create_job(self, flowrun: dict[str, Any]) -> None:
         """Create the missing Job of a run that never started, as its start does (which adopts what
         exists, so racing a start still in progress is harmless); write what the start decided."""
+        await self._start_and_write(flowrun)
+
+    async def _start_and_write(self, flowrun: dict[str, Any], *, admitted: bool = False) -> None:
+        """``start`` outside a kopf handler: what it decided (labels, status) is written here."""
         status: dict[str, Any] = {}
         labels: dict[str, Any] = {}
-        await self.start(flowrun, status, labels)
+        await self.start(flowrun, status, labels, admitted=admitted)
         run = FlowRunView(flowrun)
         if labels:
             await self.client.patch(FLOWRUNS, run.name, {"metadata": {"labels": labels}}, run.namespace)
         if status:
-            await self.client.patch(
-                FLOWRUNS, run.name, {"status": status}, run.namespace, subresource=STATUS_SUBRESOURCE
-            )
+            await self._patch_status(run.name, run.namespace, status)
 
     def observe(self, body: dict[str, Any], event_type: str | None) -> Key:
         """A watch event of a FlowRun: keep the cache and the finished-run metrics current."""
@@ -704,18 +706,9 @@ class RunLifecycle:
         if body is None:
             self.queue.release(key)
             return
-        status: dict[str, Any] = {}
-        labels: dict[str, Any] = {}
         try:
             async with self.lock(key):
-                await self.start(body, status, labels, admitted=True)
-                run = FlowRunView(body)
-                if labels:
-                    await self.client.patch(FLOWRUNS, run.name, {"metadata": {"labels": labels}}, run.namespace)
-                if status:
-                    await self.client.patch(
-                        FLOWRUNS, run.name, {"status": status}, run.namespace, subresource=STATUS_SUBRESOURCE
-                    )
+                await self._start_and_write(body, admitted=True)
         except (*TRANSIENT_ERRORS, LeftoverObject) as error:
             self._back_in_line(key)
             metrics.RECONCILE_ERRORS.labels(kind="queue").inc()
@@ -800,7 +793,7 @@ class RunLifecycle:
 
 def metrics_flow(body: dict[str, Any]) -> str:
     """The ``flow`` label of a run in the metrics: the Flow it runs, else ``_inline``."""
-    return labelled_flow(body) or FlowRunView(body).flow_ref or metrics.INLINE
+    return flow_of_run(body) or metrics.INLINE
 
 
 def _label_flow(run: FlowRunView, flow: str | None, labels_patch: MutableMapping[str, Any] | None) -> None:

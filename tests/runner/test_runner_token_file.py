@@ -67,19 +67,23 @@ def test_a_missing_runner_token_file_fails_at_load(monkeypatch: pytest.MonkeyPat
         kube_config.load_config()
 
 
-def test_a_pod_without_its_ca_file_fails_at_load_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.fixture
+def in_pod(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A pod whose runner token file holds a token."""
     token = tmp_path / "token"
     token.write_text("t")
     _in_cluster(monkeypatch, token)
+
+
+@pytest.mark.usefixtures("in_pod")
+def test_a_pod_without_its_ca_file_fails_at_load_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(kube_config, "IN_CLUSTER_CA_FILE", str(tmp_path / "no-ca.crt"))
     with pytest.raises(kube_config.ConfigError, match=r"CA file .*no-ca\.crt does not exist"):
         kube_config.load_config()
 
 
-def test_an_ipv6_service_address_is_bracketed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    token = tmp_path / "token"
-    token.write_text("t")
-    _in_cluster(monkeypatch, token)
+@pytest.mark.usefixtures("in_pod")
+def test_an_ipv6_service_address_is_bracketed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
     assert kube_config.load_config().host == "https://[fd00::1]:6443"
