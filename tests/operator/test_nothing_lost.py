@@ -67,6 +67,7 @@ def expected_value() -> str:
 def check_output(cluster: Cluster, namespace: str, run: str, tmp_path: Path, where: str) -> dict[str, Any]:
     status = cluster.wait_phase(run, namespace, "Succeeded", "Failed", timeout=WAIT)
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)[:4000]
+    assert "outputRefs" in status, json.dumps({k: v for k, v in status.items() if k != "output"}, indent=1)[:4000]
     ref = status["outputRefs"]["report"]
     assert ref["blob"] == "outputs/report" and ref["bytes"] == 2 * SIZE + 2, ref
     assert status["output"]["report"].startswith(f"<{2 * SIZE + 2 + len('report')} bytes of JSON, shortened>")

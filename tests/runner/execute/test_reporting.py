@@ -199,6 +199,25 @@ def test_periodic_reporter_publishes_first_coalesced_and_final() -> None:
     assert reporter.seen == [("Running", False), ("Succeeded", True)]
 
 
+def test_an_ended_run_is_published_by_the_final_status_only() -> None:
+    """Between the tracker's end and finish() (the last checkpoint and the kept outputs are being
+    written), periodic ticks publish nothing: the end is told once, whole."""
+
+    async def main() -> Recorder:
+        tracker = StatusTracker()
+        reporter = Recorder(interval=0.001)
+        await reporter.start(tracker)
+        tracker.start()
+        await asyncio.sleep(0.01)
+        tracker.finish("Succeeded")
+        await asyncio.sleep(0.05)  # many ticks while the run's end is still being written
+        await reporter.finish(tracker.snapshot())
+        return reporter
+
+    reporter = asyncio.run(main())
+    assert [seen for seen in reporter.seen if seen[0] != "Running"] == [("Succeeded", True)]
+
+
 def test_failed_periodic_publish_is_reported_and_final_error_raised() -> None:
     errors: list[str] = []
 

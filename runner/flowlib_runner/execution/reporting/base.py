@@ -60,7 +60,10 @@ class PeriodicReporter(Reporter):
     async def _loop(self, tracker: StatusTracker) -> None:
         seen = -1
         while True:
-            if tracker.version != seen:
+            # Once the run has ended, only finish() publishes: the end is told with what only the
+            # end adds (the kept outputs' refs, their notes), never first by a periodic snapshot
+            # that says the run ended without them while the last checkpoint is still being written.
+            if tracker.version != seen and not tracker.ended:
                 seen = tracker.version
                 try:
                     await self.publish(mask_status(tracker.snapshot(), self.masker), final=False)

@@ -105,6 +105,8 @@ class StatusTracker(TableObserver):
         self._kinds = dict(kinds or {})
         self.budget = budget
         self.phase: RunPhase = "Pending"
+        self.ended = False
+        """Set by ``finish``: from then on only the final status may be published (``PeriodicReporter``)."""
         self.start_time: float | None = None
         self.completion_time: float | None = None
         self.message: str | None = None
@@ -267,6 +269,7 @@ class StatusTracker(TableObserver):
         store does, to choose what to keep), read back instead of encoding ``output`` again."""
         if self.start_time is None:
             self.start_time = time.time()
+        self.ended = True
         self.phase = phase
         self.reason = reason
         self.completion_time = None if phase == "Suspended" else time.time()
