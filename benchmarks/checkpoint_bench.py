@@ -2,7 +2,7 @@
 
 Cases, each run by ``execute_async`` as ``flowctl run`` runs it (status tracker, run log to
 /dev/null), once without a store and once checkpointing into a fresh directory store (what
-``flowctl run --store DIR`` and a pvc store do; ``prepare`` as the runner calls it):
+``flowctl run --store DIR`` and a pvc store do; ``prepare`` as the runner calls it on a first attempt):
   (a) one node looping to itself 10,000 times (runner_bench's loop)
   (b) a worker pool (64 at once) over 100,000 items (runner_bench's pool)
 Target: with store / without <= 1.15, the median over ROUNDS rounds of ratios taken within a round
@@ -44,7 +44,8 @@ def run(
     async def go() -> dict[str, Any]:
         options: dict[str, Any] = {}
         if store is not None:
-            prepared = await prepare(DirectoryStore(store), defn, opener=opened_directory(store))
+            # a first attempt, as the runner and `flowctl run --store` prepare one: nothing to resume
+            prepared = await prepare(DirectoryStore(store), defn, opener=opened_directory(store), resume_own=False)
             options = {"checkpointer": prepared.checkpointer, "resumed": prepared.resumed}
             if prepared.checkpointer.disabled:
                 raise SystemExit(f"checkpoints stopped: {prepared.checkpointer.disabled}")

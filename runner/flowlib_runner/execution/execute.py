@@ -117,6 +117,10 @@ async def execute_async(
             )
     except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as error:
         phase, message, interrupted = "Cancelled", f"cancelled: {describe_error(error)}", error
+    if checkpointer is not None:
+        # The last checkpoint is written while the outputs are chosen and the status is finished;
+        # the kept outputs follow it.
+        checkpointer.end(None if checkpointer.interrupted else phase, more=True)
     if phase == "Suspended":
         tracker.suspended = desk.status()
         if log is not None and desk.suspended is not None:
@@ -125,8 +129,7 @@ async def execute_async(
     output_json = encode_outputs(output) if checkpointer is not None and output else None
     kept = keep_outputs(checkpointer, tracker, output, phase=phase, message=message, encoded=output_json)
     if checkpointer is not None:
-        # The last checkpoint (and the kept outputs) are written while the status is finished.
-        checkpointer.end(None if checkpointer.interrupted else phase)
+        checkpointer.no_more_writes()
     tracker.finish(phase, message=message, output=output, reason=reason, output_json=output_json)
     if checkpointer is not None:
         await checkpointer.written()

@@ -188,6 +188,7 @@ def run(
             outputs=list(outputs) or None,
             input=shared,
             source=source,
+            fresh=bool(store_dir),
         )
     try:
         given = parse_decisions(decisions)

@@ -119,9 +119,11 @@ def store_setup(
     input: Mapping[str, Any] | None = None,
     source: str | None = None,
     mode: ResumeMode = "retry",
+    fresh: bool = False,
 ) -> Callable[[], Awaitable[dict[str, Any]]]:
     """The ``setup`` of ``execute`` for a run that checkpoints into ``directory`` (resuming from
-    its own checkpoint, else from ``source``'s)."""
+    its own checkpoint, else from ``source``'s). ``fresh``: ``directory`` was found to hold no run
+    (``check_fresh``), so its checkpoint is not looked for again."""
     store = DirectoryStore(directory)
 
     def note(text: str) -> None:
@@ -137,6 +139,7 @@ def store_setup(
             mode=mode,
             note=note,
             started_with=invocation(params, outputs, input),
+            resume_own=not fresh,
         )
         return {"checkpointer": prepared.checkpointer, "resumed": prepared.resumed}
 

@@ -11,7 +11,9 @@ characters (so that every backend can spell them: a ConfigMap key, 253 character
 to two characters per character of a name). As with git's refs, a name is never also the folder of
 other names (``items/n3`` and ``items/n3/00012`` cannot both be blobs): the directory store keeps
 blobs as files along their names and refuses that write. Values are bytes (callers compress and
-encode). Every backend gives the same answers:
+encode; ``compresses(store)`` says whether compressing pays: a backend whose bytes are cheap, a
+local or mounted disk, sets ``compress_blobs = False``, and the checkpoint writer then spends no CPU
+on it). Every backend gives the same answers:
 
 - ``put_many`` writes several blobs (``None`` deletes one) in as few round trips as the backend
   allows; a reader sees each blob either old or new, never torn. Callers that need an atomic
@@ -80,3 +82,9 @@ class RunStore(Protocol):
 async def put(store: RunStore, name: str, data: bytes) -> None:
     """Write one blob."""
     await store.put_many({name: data})
+
+
+def compresses(store: RunStore) -> bool:
+    """Whether blobs written to ``store`` are worth compressing (its ``compress_blobs``; yes unless
+    the backend says otherwise: API objects and network requests are where bytes cost)."""
+    return bool(getattr(store, "compress_blobs", True))

@@ -77,16 +77,24 @@ def compress(data: bytes) -> bytes:
     return zlib.compress(data, COMPRESSION_LEVEL)
 
 
+_RAW_MARK = b"\x80"  # pickle's PROTO opcode, the first byte of every ``encode`` result; a zlib stream starts with 0x78
+
+
 def decompress(data: bytes) -> bytes:
+    """``data`` uncompressed; a blob written uncompressed (``encode`` bytes, for stores that do not
+    want compression: ``store.base.compresses``) is told by its first byte and returned as it is."""
+    if data[:1] == _RAW_MARK:
+        return data
     try:
         return zlib.decompress(data)
     except zlib.error as error:
         raise ValueError(f"not a compressed checkpoint blob: {error}") from error
 
 
-def pack(value: Any) -> bytes:
-    """``value`` encoded and compressed (for small blobs written on the spot)."""
-    return compress(encode(value))
+def pack(value: Any, *, compressed: bool = True) -> bytes:
+    """``value`` encoded, and compressed unless told not to (for small blobs written on the spot)."""
+    data = encode(value)
+    return compress(data) if compressed else data
 
 
 def unpack(data: bytes) -> Any:

@@ -11,7 +11,10 @@ already), so its items belong to the recorded position.
 
 Taking a checkpoint is the only part done on the run's thread, because only between two visits
 are the shared store and the position consistent: each top-level shared key is encoded
-(``codec``), and only keys whose bytes changed since the last checkpoint become new blobs.
+(``codec``); a small one (``INLINE_BYTES``, up to ``INLINE_TOTAL`` in all) goes into the meta blob
+itself, and of the others only keys whose bytes changed since the last checkpoint become new blobs.
+So a run whose shared store is a few counters and names writes one blob per checkpoint, not one
+per key and the meta: on an object store that is one request, on a disk one file and its fsync.
 Compression and the writes are done by a writer thread with an event loop and a store of its own
 (``opener`` makes it there): user code that blocks the run's event loop (a sync inline node) must
 not hold back the checkpoint taken before it, or a kill during that node would lose it. At most one
@@ -29,11 +32,15 @@ a write begins become one blob (a sequence of encoded segments, ``codec.decode_s
 Inside a batch, finished item results are buffered and recorded as a segment every
 ``items_every`` items or ``items_seconds`` seconds, whichever comes first (looked at every
 ``ITEM_TICK``, so a segment may hold a few more than ``items_every``); a segment holds only the
-items finished since the previous one, so a 100,000-item pool writes each result once.
+items finished since the previous one, so a 100,000-item pool writes each result once. A segment is
+encoded flat (``[index, result, index, result, ...]``): pickle memoises every tuple, which made
+encoding ``(index, result)`` pairs five times slower than the results themselves.
 
 The end of a run is in two steps so that the last write overlaps the run's own finishing work:
 ``end(phase)`` takes the last checkpoint and lets the writer go, ``await written()`` waits for it
-(``finish`` does both).
+(``finish`` does both). A caller with more to write at the end (the kept outputs, chosen from the
+run's output while the last checkpoint is being written) says ``end(phase, more=True)``, appends to
+``last_writes`` and then calls ``no_more_writes()`` (``written()`` does too).
 
 A shared value checkpoints cannot hold (an object of a user class, say) is reported once, with its
 key and type; the run goes on, and the store is marked not resumable so no one resumes from a
@@ -43,11 +50,13 @@ checkpoint that no longer matches the run.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from itertools import chain
 from time import monotonic, perf_counter
 from typing import Any
 
@@ -62,17 +71,25 @@ from flowlib_runner.execution.checkpoints.state import (
     Checkpoint,
     path_key,
 )
-from flowlib_runner.store import RunStore, StoreError, StoreFull
+from flowlib_runner.store.base import RunStore, StoreError, StoreFull, compresses
 
+INLINE_BYTES = 2048
+"""A shared value encoded in at most this many bytes is kept in the meta blob (see the module docstring)."""
+INLINE_TOTAL = 32 * 1024
+"""At most this many bytes of shared values in the meta blob, which is rewritten with every write."""
 BUDGET = 0.02
 """The share of the run's time that taking checkpoints may cost on the run's thread."""
 ITEM_TICK = 0.02
 """How often a batch's buffer of finished items is looked at (``_Items``)."""
-MIN_WRITE_INTERVAL = 0.01
-"""At most 100 checkpoint writes a second (the first this long after the run starts), whatever the
+MIN_WRITE_INTERVAL = 0.05
+"""At most 20 checkpoint writes a second (the first this long after the run starts), whatever the
 store: each write is a handful of system calls on the writer thread, and each of them hands the GIL
-back and forth with the run's thread, which a run of small steps felt; a checkpoint reaches the
-store at most this much later than it was taken (the run's end is written at once)."""
+back and forth with the run's thread, which a run of small steps felt (writing every 10 ms cost a
+10,000-step loop about 10%); a checkpoint reaches the store at most this much later than it was
+taken, which is still far less than any pod takes to be killed and replaced (the run's end is
+written at once)."""
+FOLDERS = ("checkpoint", "shared", "items")
+"""The folders of a checkpoint's blobs (``state``), which a store with folders makes ahead."""
 FINAL_WRITE_SECONDS = 30.0
 """How long the end of a run waits for its last checkpoint to be written."""
 
@@ -192,16 +209,19 @@ class Checkpointer:
         self._lock = threading.Lock()  # guards what take() fills and the writer empties
         self._wake = threading.Event()
         self._stopping = threading.Event()  # cuts short the writer's wait for write_interval
+        self._writes_in = threading.Event()  # last_writes is complete (see end)
         self._stop = False
         self._writer: threading.Thread | None = None
         self._writer_error: BaseException | None = None
         self._writer_done = False
+        self._told_done = False
         self._tell_done: Callable[[], None] | None = None  # how the writer thread says it ended
         self._late_notes: list[str] = []  # said by the writer thread, told on the run's thread
         self._last_write = 0.0
         self._failures = 0
         self._carry: dict[str, list[str]] = {}
-        self._invocation = None if invocation is None else pack(invocation)  # written with the first checkpoint
+        # encoded now (the run may change the input's values in place), written with the first checkpoint
+        self._invocation = None if invocation is None else encode(invocation)
         self._end_seq = -1
         self._end_position: list[tuple[Path, str | None, int]] = []
         if resumed is not None and resumed.store_location == location:
@@ -301,9 +321,15 @@ class Checkpointer:
     def _take(self, position: list[tuple[Path, str | None, int]] | None) -> None:
         began = perf_counter()
         blobs: dict[Any, tuple[str, bytes]] = {}
+        inline: dict[Any, bytes] = {}
+        room = INLINE_TOTAL
         try:
             for key, value in self.shared.items():
                 data = encode(value)
+                if len(data) <= INLINE_BYTES and len(data) <= room:
+                    inline[key] = data
+                    room -= len(data)
+                    continue
                 digest = hashlib.blake2b(data, digest_size=16).digest()
                 known = self._blobs.get(key)
                 if known is not None and known[1] == digest:
@@ -337,7 +363,9 @@ class Checkpointer:
             "definition": self.definition_digest,
             "attempt": self.attempt,
             "position": self._position() if position is None else position,
-            "shared": {key: name for key, (name, _) in blobs.items()},
+            # every key in the shared store's order: its blob, or None when its value is inline
+            "shared": {key: blobs[key][0] if key in blobs else None for key in self.shared},
+            "inline": inline,
             "digests": {key: digest for key, (_, digest) in blobs.items()},
             "counter": self._counter,
             "nodes": None if self.nodes is None else self.nodes(),
@@ -357,7 +385,7 @@ class Checkpointer:
         if self.disabled is not None:
             return
         try:
-            data = encode(records)
+            data = encode(list(chain.from_iterable(records)))  # flat: see the module docstring
         except Unserialisable as error:
             self._disable(
                 f"a result of batch node {key!r} is a {error.type_name}, which checkpoints cannot hold: the run "
@@ -422,18 +450,36 @@ class Checkpointer:
             stack = AsyncExitStack()
             store = loop.run_until_complete(stack.enter_async_context(self.opener()))
             try:
+                make_folders = getattr(store, "make_folders", None)  # a directory's, made before they are needed
+                if make_folders is not None:
+                    loop.run_until_complete(make_folders(list(FOLDERS)))
                 self._write_until_stopped(loop, store)
+            except BaseException as error:  # handed to the run's thread by written()
+                self._writer_error = error
             finally:
+                # Everything is written: the run need not wait for the store's and the loop's clean-up.
+                self._done_writing()
                 loop.run_until_complete(stack.aclose())
-        except BaseException as error:  # handed to the run's thread by written()
-            self._writer_error = error
+        except BaseException as error:  # opening or closing the store: told as the writer's error
+            if self._writer_error is None and not self._told_done:
+                self._writer_error = error
+            else:
+                name = type(error).__name__
+                log.warning("the checkpoint writer could not close %s: %s: %s", self.location, name, error)
         finally:
             loop.close()
-            with self._lock:
-                self._writer_done = True
-                tell, self._tell_done = self._tell_done, None
-            if tell is not None:
-                tell()
+            self._done_writing()
+
+    def _done_writing(self) -> None:
+        """Tell ``written()`` the writer is done (once; on the writer thread)."""
+        with self._lock:
+            if self._told_done:
+                return
+            self._told_done = True
+            self._writer_done = True
+            tell, self._tell_done = self._tell_done, None
+        if tell is not None:
+            tell()
 
     def _write_until_stopped(self, loop: asyncio.AbstractEventLoop, store: RunStore) -> None:
         while True:
@@ -444,8 +490,9 @@ class Checkpointer:
             self._wake.clear()
             loop.run_until_complete(self._write_once(store))
             if self._stop and not self._has_work():
-                for write in self.last_writes:
-                    loop.run_until_complete(write(store))
+                if self._writes_in.wait(FINAL_WRITE_SECONDS):
+                    for write in self.last_writes:
+                        loop.run_until_complete(write(store))
                 return
 
     def _has_work(self) -> bool:
@@ -463,14 +510,15 @@ class Checkpointer:
             meta = self._meta_blob() if self._meta_due and self._meta is not None else None
             self._meta_due = False
         self._last_write = monotonic()
+        compressed = compresses(store)
         try:
-            blobs = await _compressed(pending)
+            blobs = await _compressed(pending) if compressed else pending
             if invocation is not None:
-                blobs[INVOCATION] = invocation
+                blobs[INVOCATION] = compress(invocation) if compressed else invocation
             if blobs:
                 await store.put_many(blobs)
             if meta is not None:
-                await store.put_many({META: pack(meta)})
+                await store.put_many({META: pack(meta, compressed=compressed)})
             if stale:
                 await store.put_many(dict.fromkeys(stale))
             self._failures = 0
@@ -515,10 +563,11 @@ class Checkpointer:
         self.end(phase)
         await self.written()
 
-    def end(self, phase: str | None) -> None:
+    def end(self, phase: str | None, *, more: bool = False) -> None:
         """Record that the run ended ``phase`` (None: interrupted, to be resumed; ``Suspended``: stopped
         at an approval node, to be resumed there) and let the writer write it and stop; call
-        ``written()`` before the run's end is told anyone."""
+        ``written()`` before the run's end is told anyone. ``more``: ``last_writes`` may still grow,
+        until ``no_more_writes()``."""
         with self._lock:
             if phase is not None and self.disabled is None and self._taken_seq != self.seq and self.frames == []:
                 # Where the run ended (the node that failed or waits, or the end): where it goes on.
@@ -529,11 +578,18 @@ class Checkpointer:
                 self._meta = {**self._meta, **extra, "ended": ended}
                 self._meta_due = True
             self._stop = True
+        if not more:
+            self._writes_in.set()
         self._stopping.set()
         self._wake.set()
 
+    def no_more_writes(self) -> None:
+        """``last_writes`` is complete: the writer may do them and stop (after ``end(..., more=True)``)."""
+        self._writes_in.set()
+
     async def written(self) -> None:
         """Wait for the writer ``end`` let go, at most ``FINAL_WRITE_SECONDS``; tell what it could not do."""
+        self._writes_in.set()  # whoever waits adds nothing more
         writer = self._writer
         if writer is not None:
             loop = asyncio.get_running_loop()
@@ -552,12 +608,28 @@ class Checkpointer:
             try:
                 if not ended:
                     await asyncio.wait_for(done, FINAL_WRITE_SECONDS)
-                writer.join()  # at its very end already: what is left is the thread's own exit
+                # not joined: what is left is closing its store and loop (joined at exit, _closing)
+                _closing.difference_update([thread for thread in _closing if not thread.is_alive()])
+                _closing.add(writer)
             except TimeoutError:
                 self.note(f"the last checkpoint was not written to {self.location} within {FINAL_WRITE_SECONDS:.0f}s")
         if self._writer_error is not None:
             self.note(f"the checkpoint writer stopped: {type(self._writer_error).__name__}: {self._writer_error}")
         self._tell_late_notes()
+
+
+_closing: set[threading.Thread] = set()
+"""Writers that were done writing when their run ended, maybe still closing their store: joined at
+the interpreter's exit (they are daemon threads, so a writer stuck on a store never holds the
+process up for longer than ``CLOSE_SECONDS``)."""
+CLOSE_SECONDS = 5.0
+
+
+@atexit.register
+def _join_closing() -> None:
+    deadline = monotonic() + CLOSE_SECONDS
+    for writer in list(_closing):
+        writer.join(max(0.0, deadline - monotonic()))
 
 
 def _settle(done: asyncio.Future[None]) -> None:
