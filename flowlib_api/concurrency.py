@@ -23,7 +23,11 @@ ConcurrencyPolicy = Literal["Queue", "Forbid", "Replace"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: validators are built at the first validation, not at import; FlowSpec's own
+    # validator includes these models, and the in-cluster runner validates none of them alone.
+    model_config = ConfigDict(
+        alias_generator=to_camel, extra="forbid", frozen=True, populate_by_name=True, defer_build=True
+    )
 
 
 class Concurrency(_Model):

@@ -33,7 +33,9 @@ DEFAULTED_FIELDS = ("image", "resources", "pod", "store", "timeout", "ttlSeconds
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # defer_build: validators are built at the first validation, not at import; the in-cluster
+    # runner imports these models (for their wire names) but validates none before its first node.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
 
 
 class FlowRunDefaultsSpec(_Model):

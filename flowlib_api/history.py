@@ -20,7 +20,11 @@ FAILED_PHASES = frozenset({"Failed", "Cancelled"})
 class RunHistory(BaseModel):
     """How many finished runs to keep, by outcome; the oldest beyond are deleted."""
 
-    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: validators are built at the first validation, not at import; FlowSpec's own
+    # validator includes these models, and the in-cluster runner validates none of them alone.
+    model_config = ConfigDict(
+        alias_generator=to_camel, extra="forbid", frozen=True, populate_by_name=True, defer_build=True
+    )
 
     succeeded: int | None = Field(
         None,

@@ -81,7 +81,9 @@ MAX_ANNOTATIONS_BYTES = 256 * 1024
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # defer_build: validators are built at the first validation, not at import; FlowSpec's own
+    # validator includes these models, and the in-cluster runner validates none of them alone.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
 
 
 class Toleration(_Model):

@@ -102,7 +102,9 @@ def flow_source_problem(spec: Mapping[str, Any]) -> str | None:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # defer_build: validators are built at the first validation, not at import; the in-cluster
+    # runner imports these models (for their wire names) but validates none before its first node.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
 
 
 class FlowRef(_Model):

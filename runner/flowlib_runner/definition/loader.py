@@ -33,7 +33,16 @@ from .problems import Problem, TooSlow, chain, did_you_mean, join_path, key_text
 from .runkinds import RunKindRegistry, default_run_kinds
 from .seedformat import SeedConversion, is_seed_document
 from .validate import SpecValidator
-from .yamlread import read_documents
+
+
+def read_documents(text: str) -> tuple[list[Any], list[Problem]]:
+    """``yamlread.read_documents``, imported at the first text read. Lazy: PyYAML and the reader's
+    loader classes (about 10 ms) serve texts only; the in-cluster runner loads its snapshot's
+    manifest as an object."""
+    from .yamlread import read_documents as read
+
+    return read(text)
+
 
 _MANIFEST_KEYS = ("apiVersion", "kind", "metadata", "spec", "status")
 _SKIPPED_KINDS = (KIND_FLOWRUN,)

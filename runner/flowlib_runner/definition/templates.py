@@ -46,13 +46,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
-from typing import Any, Literal
-
-import jinja2
-from jinja2 import meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING, Any, Literal
 
 from .problems import closest, listing
+
+if TYPE_CHECKING:
+    import jinja2
+    from jinja2 import nodes
+    from jinja2.sandbox import SandboxedEnvironment
+
+# jinja2 (about 15 ms to import) is imported where a template is parsed, compiled or rendered, not
+# here: a flow without templates (and the runner's start, up to its first node) never needs it.
 
 RUN_VARIABLES = ("shared", "params", "item", "node", "env")
 """What every template sees; ``action`` templates also see ``result``."""
@@ -101,6 +105,9 @@ def _shell_word(value: Any) -> Any:
 
 
 def _sandbox(**options: Any) -> SandboxedEnvironment:
+    import jinja2  # lazy: see the imports
+    from jinja2.sandbox import SandboxedEnvironment
+
     env = SandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -238,6 +245,8 @@ def template_problems(text: str, *, action: bool = False) -> list[str]:
     """Every problem of a template, each a message ending with the fix (parsing only, never rendering)."""
     if not is_template(text) or _plainly_valid(text, action=action):
         return []
+    import jinja2  # lazy: see the imports
+
     env = environment()
     try:
         tree = env.parse(text)
@@ -255,6 +264,9 @@ def template_problems(text: str, *, action: bool = False) -> list[str]:
 
 
 def _semantic_problems(env: SandboxedEnvironment, tree: nodes.Template, text: str, *, action: bool) -> list[str]:
+    import jinja2  # lazy: see the imports
+    from jinja2 import meta, nodes
+
     multiline = "\n" in text.strip()
 
     def at(node: nodes.Node) -> str:
@@ -349,6 +361,10 @@ class Template:
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """The rendered string, or for a native single-expression template its value."""
+        if self._expression is None and self._compiled is None:
+            return self.text
+        import jinja2  # lazy (see the imports); loaded already, by the compile in __init__
+
         try:
             if self._expression is not None:
                 value = self._expression(**context)
@@ -376,6 +392,8 @@ def single_expression(text: str) -> str | None:
     match = _ONE_EXPRESSION.match(text)
     if match is None:
         return None
+    from jinja2 import nodes  # lazy: see the imports
+
     body = environment().parse(text).body
     output = body[0] if len(body) == 1 else None
     if (
@@ -408,6 +426,8 @@ def describe_source(text: str, *, backticks: bool = True) -> str:
 
 def value_names(text: str) -> list[str]:
     """The values a template reads, as ``variable.attribute`` (``params.token``) or ``variable``."""
+    from jinja2 import nodes  # lazy: see the imports
+
     tree = environment().parse(text)
     found: set[str] = set()
     attributes: set[int] = set()
@@ -430,6 +450,8 @@ def shell_quoting_warnings(text: str) -> list[str]:
     """
     if not is_template(text):
         return []
+    import jinja2  # lazy: see the imports
+
     try:
         tokens = list(environment().lex(text))
     except jinja2.TemplateSyntaxError:

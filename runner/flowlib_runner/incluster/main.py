@@ -19,49 +19,51 @@ those, as ``env.NAME``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import os
-import signal
-import sys
-from pathlib import Path
-from typing import Any, Literal
+from flowlib_runner.incluster.startup import collector_paused, seconds_since_process_start
 
-from flowlib import CancelToken
-from flowlib_api.meta import FLOWRUNS, GROUP_VERSION, KIND_FLOWRUN
-from flowlib_api.runnerpod import (
-    ENV_DEFINITION,
-    ENV_FLOWRUN,
-    ENV_LOG_FORMAT,
-    ENV_NAMESPACE,
-    ENV_POD_NAME,
-    EXIT_BROKEN,
-    EXIT_DONE,
-    EXIT_INTERRUPTED,
-    SNAPSHOT_PATH,
-    Snapshot,
-)
-from flowlib_api.runstatus import RunStatus
-from flowlib_api.storespec import S3_SECRET_KEYS, StoreLocation
-from flowlib_api.views import FlowRunView
-from flowlib_runner import __version__
-from flowlib_runner.definition.loader import load_object
-from flowlib_runner.definition.templates import declared_environment
-from flowlib_runner.execution.approvals import Approvals
-from flowlib_runner.execution.checkpoints import Checkpointer
-from flowlib_runner.execution.execute import execute_async
-from flowlib_runner.execution.logarchive import LogArchive
-from flowlib_runner.execution.logs import RunLogger, stream_sink
-from flowlib_runner.execution.masking import Masker, masked_streams, secret_env_names
-from flowlib_runner.incluster.cancelwatch import CANCEL_REASON, watch_cancel
-from flowlib_runner.incluster.checkpoints import StoreSetupError, set_up, store_location
-from flowlib_runner.incluster.logsave import save_run_log
-from flowlib_runner.incluster.reporter import FlowRunStatusReporter
-from flowlib_runner.incluster.startup import seconds_since_process_start
-from flowlib_runner.kube import ClusterConfig, KubeClient, load_config
-from flowlib_runner.kube.client import ApiError
-from flowlib_runner.kube.events import post_event
+with collector_paused():  # the imports make the objects the process keeps (see collector_paused)
+    import asyncio
+    import contextlib
+    import logging
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+    from typing import Any, Literal
+
+    from flowlib import CancelToken
+    from flowlib_api.meta import FLOWRUNS, GROUP_VERSION, KIND_FLOWRUN
+    from flowlib_api.runnerpod import (
+        ENV_DEFINITION,
+        ENV_FLOWRUN,
+        ENV_LOG_FORMAT,
+        ENV_NAMESPACE,
+        ENV_POD_NAME,
+        EXIT_BROKEN,
+        EXIT_DONE,
+        EXIT_INTERRUPTED,
+        SNAPSHOT_PATH,
+        Snapshot,
+    )
+    from flowlib_api.runstatus import RunStatus
+    from flowlib_api.storespec import S3_SECRET_KEYS, StoreLocation
+    from flowlib_api.views import FlowRunView
+    from flowlib_runner import __version__
+    from flowlib_runner.definition.loader import load_object
+    from flowlib_runner.definition.templates import declared_environment
+    from flowlib_runner.execution.approvals import Approvals
+    from flowlib_runner.execution.checkpoints import Checkpointer
+    from flowlib_runner.execution.execute import execute_async
+    from flowlib_runner.execution.logarchive import LogArchive
+    from flowlib_runner.execution.logs import RunLogger, stream_sink
+    from flowlib_runner.execution.masking import Masker, masked_streams, secret_env_names
+    from flowlib_runner.incluster.cancelwatch import CANCEL_REASON, watch_cancel
+    from flowlib_runner.incluster.checkpoints import StoreSetupError, set_up, store_location
+    from flowlib_runner.incluster.logsave import save_run_log
+    from flowlib_runner.incluster.reporter import FlowRunStatusReporter
+    from flowlib_runner.kube import ClusterConfig, KubeClient, load_config
+    from flowlib_runner.kube.client import ApiError
+    from flowlib_runner.kube.events import post_event
 
 log = logging.getLogger("flowlib.runner")
 
