@@ -73,3 +73,24 @@ def test_an_image_pull_back_off_writes_the_run_status_a_bounded_number_of_times(
     # note per flip.
     print(f"{len(writes)} FlowRun status writes over {flips} pull-reason flips")
     assert len(writes) <= 4, f"{len(writes)} status writes over {flips} flips ({reasons})"
+
+
+def test_a_three_node_run_writes_its_status_at_most_four_times(simulator_only: Cluster, namespace: str) -> None:
+    """Issue 14's target, counted over a whole run: every write of the FlowRun's status, by the
+    operator (the start) and by the runner (Running, progress, the end), whatever the pod waited for."""
+    cluster = simulator_only
+    sim = cluster.sim
+    status_path = f"/apis/flowlib.dev/v1alpha1/namespaces/{namespace}/flowruns/three-1/status"
+    nodes = {
+        "a": {"run": {"python": "1"}, "output": "x", "next": {"default": "b"}},
+        "b": {"run": {"python": "shared['x'] + 1"}, "output": "y", "next": {"default": "c"}},
+        "c": {"run": {"python": "shared['y'] * 10"}, "output": "z"},
+    }
+    with sim.recording() as requests:
+        cluster.apply(namespace, flow("three", {"nodes": nodes}), flowrun("three-1", "three"))
+        status = cluster.wait_phase("three-1", namespace, "Failed", "Succeeded", timeout=90)
+    assert status["phase"] == "Succeeded", status
+    assert status["nodes"]["c"]["phase"] == "Succeeded", status
+    writes = [r for r in requests if r[0] in ("PATCH", "PUT") and r[1].split("?")[0] == status_path]
+    print(f"{len(writes)} FlowRun status writes for a 3-node run")
+    assert 2 <= len(writes) <= 4, f"{len(writes)} status writes: {writes}"

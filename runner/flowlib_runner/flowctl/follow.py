@@ -45,6 +45,22 @@ def has_started(pod: dict[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed")
 
 
+def in_attempt_order(pods: list[dict[str, Any]], current: str | None) -> list[dict[str, Any]]:
+    """The run's pods, one per attempt, oldest first.
+
+    Creation times have whole seconds only, and a pod killed early is replaced within the same
+    second, so among pods created in the same second an ended pod comes before one still going,
+    then the pod the run's status names (the latest attempt to say so) comes last; the name breaks
+    what is left.
+    """
+
+    def order(pod: dict[str, Any]) -> tuple[str, bool, bool, str]:
+        name = pod["metadata"]["name"]
+        return (pod["metadata"].get("creationTimestamp") or "", not is_over(pod), name == current, name)
+
+    return sorted(pods, key=order)
+
+
 def is_over(pod: dict[str, Any]) -> bool:
     """Whether the pod will write no more: finished, its container terminated, or being deleted."""
     if pod["metadata"].get("deletionTimestamp"):
@@ -87,7 +103,7 @@ class LogFollower:
     async def print_logs(self) -> dict[str, Any]:
         """Print what every started attempt has logged so far; return the FlowRun."""
         flowrun = await self.api.get_run(self.run)
-        pods = await self.api.run_pods(self.run)
+        pods = in_attempt_order(await self.api.run_pods(self.run), (flowrun.get("status") or {}).get("podName"))
         started = [p for p in pods if has_started(p)]
         if not started:
             status = flowrun.get("status") or {}
@@ -105,7 +121,7 @@ class LogFollower:
         while True:
             flowrun = await self.api.get_run(self.run)
             status = flowrun.get("status") or {}
-            pods = await self.api.run_pods(self.run)
+            pods = in_attempt_order(await self.api.run_pods(self.run), status.get("podName"))
             todo = [p for p in pods if p["metadata"]["name"] not in self.finished_pods]
             started = [p for p in todo if has_started(p)]
             if status.get("phase") in FINISHED_PHASES:
