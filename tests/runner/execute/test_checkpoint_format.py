@@ -18,7 +18,7 @@ from flowlib_runner.execution.checkpoints.journal import INLINE_BYTES, Checkpoin
 from flowlib_runner.execution.checkpoints.state import META, load_checkpoint, read_meta
 from flowlib_runner.store import DirectoryStore, RunStore
 from flowlib_runner.store import directory as directory_module
-from flowlib_runner.store.base import compresses
+from flowlib_runner.store.base import StoreError, compresses
 
 WAIT = 30.0
 """Seconds any wait in these tests gives up after."""
@@ -199,3 +199,13 @@ def test_writes_added_after_the_end_are_written_before_written_returns(tmp_path:
         assert done == ["kept"] and (root / "outputs" / "x").read_bytes() == b"kept"
         meta = asyncio.run(read_meta(DirectoryStore(root)))
         assert meta is not None and meta["ended"] == "Succeeded"
+
+
+def test_folders_that_cannot_be_made_ahead_leave_it_to_the_first_write(tmp_path: Path) -> None:
+    class Refusing(DirectoryStore):
+        async def make_folders(self, folders: list[str]) -> None:
+            raise StoreError(f"{self.location}: cannot make folders now")
+
+    checkpoint_of(Refusing(tmp_path, own_thread=True), {"n": 1})
+    checkpoint = asyncio.run(load_checkpoint(DirectoryStore(tmp_path), definition_digest="d"))
+    assert checkpoint is not None and checkpoint.shared == {"n": 1}

@@ -452,7 +452,10 @@ class Checkpointer:
             try:
                 make_folders = getattr(store, "make_folders", None)  # a directory's, made before they are needed
                 if make_folders is not None:
-                    loop.run_until_complete(make_folders(list(FOLDERS)))
+                    try:
+                        loop.run_until_complete(make_folders(list(FOLDERS)))
+                    except (StoreError, OSError) as error:  # the first write makes them, or says why it cannot
+                        log.debug("checkpoint folders not made ahead in %s: %s", self.location, error)
                 self._write_until_stopped(loop, store)
             except BaseException as error:  # handed to the run's thread by written()
                 self._writer_error = error
