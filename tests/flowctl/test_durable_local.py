@@ -402,5 +402,5 @@ spec:
     assert status["phase"] == "Failed" and "MaxStepsExceeded" in status["message"]
     # the bound, plus the steps redone after the kill: those of the last write interval (a checkpoint
     # reaches the store at most MIN_WRITE_INTERVAL after it was taken) and a few more
-    redone = int(MIN_WRITE_INTERVAL / 0.005) + 5
+    redone = int(MIN_WRITE_INTERVAL / 0.005) + 3
     assert 400 <= len(lines(ticks)) <= 400 + redone
