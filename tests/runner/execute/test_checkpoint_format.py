@@ -20,28 +20,18 @@ from flowlib_runner.store import DirectoryStore, RunStore
 from flowlib_runner.store import directory as directory_module
 from flowlib_runner.store.base import StoreError, compresses
 
+from .stores import ForwardingStore
+
 WAIT = 30.0
 """Seconds any wait in these tests gives up after."""
 
 
-class CompressingStore:
-    """A directory store that wants compression, as the configmap and s3 stores do."""
+class CompressingStore(ForwardingStore):
+    """A directory store that wants compression, as the configmap and s3 stores do (unlike the
+    directory store itself, this class has no ``compress_blobs = False``)."""
 
     def __init__(self, root: Path) -> None:
-        self.inner = DirectoryStore(root, own_thread=True)
-        self.location = self.inner.location
-
-    async def put_many(self, blobs: Any) -> None:
-        await self.inner.put_many(blobs)
-
-    async def get(self, name: str) -> bytes | None:
-        return await self.inner.get(name)
-
-    async def names(self, prefix: str = "") -> list[str]:
-        return await self.inner.names(prefix)
-
-    async def delete_all(self) -> None:
-        await self.inner.delete_all()
+        super().__init__(DirectoryStore(root, own_thread=True))
 
 
 def checkpoint_of(store: RunStore, shared: dict[str, Any], items: list[tuple[int, Any]] | None = None) -> None:

@@ -22,6 +22,7 @@ from flowlib_runner.store import DirectoryStore, RunStore
 from flowlib_api.runstatus import RunStatus
 
 from .definitions import load
+from .stores import ForwardingStore
 
 WAIT = 30.0
 """Seconds any wait in these tests gives up after."""
@@ -35,12 +36,11 @@ nodes:
 """
 
 
-class HeldStore:
+class HeldStore(ForwardingStore):
     """A directory store whose writes wait until ``release()``: a writer that falls behind."""
 
     def __init__(self, root: Path) -> None:
-        self.inner = DirectoryStore(root, own_thread=True)
-        self.location = self.inner.location
+        super().__init__(DirectoryStore(root, own_thread=True))
         self.gate = threading.Event()
         self.writes: list[list[str]] = []
 
@@ -52,15 +52,6 @@ class HeldStore:
             raise TimeoutError("the test never released the store")
         self.writes.append(sorted(blobs))
         await self.inner.put_many(blobs)
-
-    async def get(self, name: str) -> bytes | None:
-        return await self.inner.get(name)
-
-    async def names(self, prefix: str = "") -> list[str]:
-        return await self.inner.names(prefix)
-
-    async def delete_all(self) -> None:
-        await self.inner.delete_all()
 
 
 def test_a_sequence_of_encoded_values_reads_back_in_order() -> None:

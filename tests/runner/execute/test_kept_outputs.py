@@ -29,6 +29,7 @@ from flowlib_runner.store.parts import read
 from flowlib_api.runstatus import DEFAULT_BUDGET, RunStatus, bounded
 
 from .definitions import load
+from .stores import ForwardingStore
 
 VALUES = """\
 nodes:
@@ -47,29 +48,16 @@ nodes:
 """
 
 
-class FailingStore:
+class FailingStore(ForwardingStore):
     """A directory store that refuses every blob under ``outputs/`` (as a full store would)."""
 
     def __init__(self, root: Path) -> None:
-        self.inner = DirectoryStore(root)
-
-    @property
-    def location(self) -> str:
-        return self.inner.location
+        super().__init__(DirectoryStore(root))
 
     async def put_many(self, blobs: Mapping[str, bytes | None]) -> None:
         if any(name.startswith("outputs/") and data is not None for name, data in blobs.items()):
             raise StoreFull(f"{self.location} is full (a test)")
         await self.inner.put_many(blobs)
-
-    async def get(self, name: str) -> bytes | None:
-        return await self.inner.get(name)
-
-    async def names(self, prefix: str = "") -> list[str]:
-        return await self.inner.names(prefix)
-
-    async def delete_all(self) -> None:
-        await self.inner.delete_all()
 
 
 def run_with_store(root: Path, values: dict[str, Any], *, failing: bool = False) -> RunStatus:
